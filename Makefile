@@ -1,0 +1,39 @@
+# podsphere — see README.md. `make demo` and `make test` are the whole set-up.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+
+.PHONY: all build test test-short bench demo clean fmt vet
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/podsphere ./cmd/psc
+
+vet:
+	$(GO) vet $(PKGS)
+
+# The whole suite. As root it includes the end-to-end tests that need
+# containers and network namespaces; without root those skip and say why.
+test: build vet
+	@if [ "$$(id -u)" != "0" ]; then \
+	  echo "note: not root: the end-to-end tests that need containerd and network namespaces will be SKIPPED (run 'sudo make test' to include them)"; \
+	fi
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+
+# Fast unit tests only.
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime=2s $(PKGS)
+
+demo: build
+	./scripts/demo.sh
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,323 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// Defaults for VirtualMachine and Pod sizing when the manifest gives none.
+const (
+	DefaultNumCPU   = 1
+	DefaultMemoryMB = 512 // a container VM, not a guest OS: smaller than govc's 1024
+)
+
+// podsphereMeta is metadata of podsphere.io/v1 kinds: the inventory path,
+// or a name resolved against the Context, and labels.
+type podsphereMeta struct {
+	Path   string            `json:"path"`
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels"`
+	ignoredMeta
+}
+
+// podsphereDoc is a podsphere.io/v1 document; S is the kind's api spec type,
+// so manifest fields are exactly the stored ones.
+type podsphereDoc[S any] struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   podsphereMeta   `json:"metadata"`
+	Spec       S               `json:"spec"`
+	Status     json.RawMessage `json:"status"` // observed state: apply never writes it
+}
+
+func (d *document) datacenter() ([]Item, *fieldError) {
+	var doc podsphereDoc[api.DatacenterSpec]
+	if err := d.decodeInto(&doc); err != nil {
+		return nil, err
+	}
+	return d.podsphereItem(doc.Metadata, api.KindDatacenter, doc.Spec)
+}
+
+func (d *document) cluster() ([]Item, *fieldError) {
+	var doc podsphereDoc[api.ClusterSpec]
+	if err := d.decodeInto(&doc); err != nil {
+		return nil, err
+	}
+	s := doc.Spec
+	switch s.DRS.Mode {
+	case "", "manual", "partiallyAutomated", "fullyAutomated":
+	default:
+		return nil, fieldErr("spec.drs.mode", "%q is not manual, partiallyAutomated or fullyAutomated", s.DRS.Mode)
+	}
+	if s.HA.HostFailuresTolerated < 0 {
+		return nil, fieldErr("spec.ha.hostFailuresTolerated", "%d is negative", s.HA.HostFailuresTolerated)
+	}
+	for i, r := range s.Rules {
+		f := fmt.Sprintf("spec.rules[%d]", i)
+		if r.Name == "" {
+			return nil, fieldErr(f+".name", "is required")
+		}
+		switch r.Kind {
+		case "affinity", "anti-affinity", "vm-host":
+		default:
+			return nil, fieldErr(f+".kind", "%q is not affinity, anti-affinity or vm-host", r.Kind)
+		}
+	}
+	if s.PodCIDR != "" {
+		if _, _, err := net.ParseCIDR(s.PodCIDR); err != nil {
+			return nil, fieldErr("spec.podCIDR", "%q is not a CIDR block such as 10.244.0.0/16", s.PodCIDR)
+		}
+	}
+	return d.podsphereItem(doc.Metadata, api.KindCluster, s)
+}
+
+func (d *document) pool() ([]Item, *fieldError) {
+	doc := podsphereDoc[api.PoolSpec]{Spec: api.PoolSpec{CPU: defaultAllocation(), Mem: defaultAllocation(), Quota: noQuota()}}
+	if err := d.decodeInto(&doc); err != nil {
+		return nil, err
+	}
+	if !d.has("spec", "quota") {
+		doc.Spec.Quota = nil
+	}
+	if err := checkAllocation("spec.cpu", doc.Spec.CPU); err != nil {
+		return nil, err
+	}
+	if err := checkAllocation("spec.mem", doc.Spec.Mem); err != nil {
+		return nil, err
+	}
+	if err := checkQuota("spec.quota", doc.Spec.Quota); err != nil {
+		return nil, err
+	}
+	items, err := d.podsphereItem(doc.Metadata, api.KindResourcePool, doc.Spec)
+	if err != nil {
+		return nil, err
+	}
+	// The root pool comes with its cluster and is sized by the cluster's
+	// hosts; replacing its allocations from a manifest would be meaningless.
+	if ref, _ := api.ParsePath(items[0].Object.Path); len(ref.Pools) == 0 {
+		return nil, fieldErr("metadata", "%s is the cluster's root pool, which is made with the cluster and sized by its hosts", ref.Path)
+	}
+	return items, nil
+}
+
+func (d *document) vm() ([]Item, *fieldError) {
+	doc := podsphereDoc[api.VMSpec]{Spec: api.VMSpec{
+		NumCPU: DefaultNumCPU, MemoryMB: DefaultMemoryMB,
+		CPU: defaultAllocation(), Mem: defaultAllocation(),
+		PowerState: api.PoweredOn, // as govc's vm.create -on=true
+	}}
+	if err := d.decodeInto(&doc); err != nil {
+		return nil, err
+	}
+	items, err := d.podsphereItem(doc.Metadata, api.KindVirtualMachine, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &doc.Spec
+	ref, _ := api.ParsePath(items[0].Object.Path) // podsphereItem checked it
+	if s.Pool, err = d.resolvePool(ref.Datacenter, s.Pool); err != nil {
+		return nil, err
+	}
+	if s.Host != "" {
+		if !strings.HasPrefix(s.Host, "/") && d.ctx.Cluster != "" {
+			s.Host = "/" + ref.Datacenter + "/host/" + d.ctx.Cluster + "/" + s.Host
+		}
+		if err := checkPath("spec.host", s.Host, api.KindHost); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkVMSpec(s); err != nil {
+		return nil, err
+	}
+	items[0].Object.SetSpec(s)
+	return items, nil
+}
+
+// resolvePool turns spec.pool into an absolute pool path: empty means the
+// cluster's root pool, a relative path ("dev/web") hangs off it.
+func (d *document) resolvePool(dc, pool string) (string, *fieldError) {
+	if !strings.HasPrefix(pool, "/") {
+		if d.ctx.Cluster == "" {
+			return "", fieldErr("spec.pool", "PSC_CLUSTER is not set: give an absolute pool path (/DC/host/CLUSTER/Resources/...) or set PSC_CLUSTER")
+		}
+		if err := api.ValidName(d.ctx.Cluster); err != nil {
+			return "", &fieldError{msg: "PSC_CLUSTER: " + apiMessage(err)}
+		}
+		root := "/" + dc + "/host/" + d.ctx.Cluster + "/" + api.RootPoolName
+		if pool == "" {
+			pool = root
+		} else {
+			pool = root + "/" + pool
+		}
+	}
+	if err := checkPath("spec.pool", pool, api.KindResourcePool); err != nil {
+		return "", err
+	}
+	if ref, _ := api.ParsePath(pool); ref.Datacenter != dc {
+		return "", fieldErr("spec.pool", "%s is in datacenter %s, but the VM is in %s", pool, ref.Datacenter, dc)
+	}
+	return pool, nil
+}
+
+// checkVMSpec checks a VirtualMachine's (or a mapped Pod's) spec shape.
+func checkVMSpec(s *api.VMSpec) *fieldError {
+	if s.NumCPU < 1 {
+		return fieldErr("spec.numCPU", "%d: a VM needs at least 1 vCPU", s.NumCPU)
+	}
+	if s.MemoryMB < 1 {
+		return fieldErr("spec.memoryMB", "%d: a VM needs at least 1 MB", s.MemoryMB)
+	}
+	if err := checkAllocation("spec.cpu", s.CPU); err != nil {
+		return err
+	}
+	if err := checkAllocation("spec.mem", s.Mem); err != nil {
+		return err
+	}
+	switch s.PowerState {
+	case api.PoweredOn, api.PoweredOff, api.Suspended:
+	default:
+		return fieldErr("spec.powerState", "%q is not %s, %s or %s", s.PowerState, api.PoweredOn, api.PoweredOff, api.Suspended)
+	}
+	if err := checkRestartPolicy("spec.restartPolicy", s.RestartPolicy); err != nil {
+		return err
+	}
+	if p := s.HA.RestartPriority; p != "" && !slices.Contains(api.RestartPriorities, p) {
+		return fieldErr("spec.ha.restartPriority", "%q is not one of %s", p, strings.Join(api.RestartPriorities, ", "))
+	}
+	switch s.HA.IsolationResponse {
+	case "", "powerOff", "shutdown", "none":
+	default:
+		return fieldErr("spec.ha.isolationResponse", "%q is not powerOff, shutdown or none", s.HA.IsolationResponse)
+	}
+	if err := checkContainers("spec.containers", s.Containers); err != nil {
+		return err
+	}
+	for i, v := range s.Volumes {
+		if v.Name == "" {
+			return fieldErr(fmt.Sprintf("spec.volumes[%d].name", i), "is required")
+		}
+	}
+	return nil
+}
+
+func checkRestartPolicy(field, p string) *fieldError {
+	switch p {
+	case "", "Always", "OnFailure", "Never":
+		return nil
+	}
+	return fieldErr(field, "%q is not Always, OnFailure or Never", p)
+}
+
+func checkContainers(field string, cs []api.Container) *fieldError {
+	seen := map[string]bool{}
+	for i, c := range cs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if c.Name == "" {
+			return fieldErr(f+".name", "is required")
+		}
+		if seen[c.Name] {
+			return fieldErr(f+".name", "%q is used by another container", c.Name)
+		}
+		seen[c.Name] = true
+		if c.Image == "" {
+			return fieldErr(f+".image", "is required")
+		}
+		for j, e := range c.Env {
+			if e.Name == "" {
+				return fieldErr(fmt.Sprintf("%s.env[%d].name", f, j), "is required")
+			}
+		}
+		for j, p := range c.Ports {
+			pf := fmt.Sprintf("%s.ports[%d]", f, j)
+			if p.ContainerPort < 1 || p.ContainerPort > 65535 {
+				return fieldErr(pf+".containerPort", "%d is not a port number (1-65535)", p.ContainerPort)
+			}
+			switch p.Protocol {
+			case "", "TCP", "UDP":
+			default:
+				return fieldErr(pf+".protocol", "%q is not TCP or UDP", p.Protocol)
+			}
+		}
+	}
+	return nil
+}
+
+// podsphereItem resolves the object's path from metadata and builds the item.
+func (d *document) podsphereItem(md podsphereMeta, kind string, spec any) ([]Item, *fieldError) {
+	p, err := d.resolvePath(md, kind)
+	if err != nil {
+		return nil, err
+	}
+	o := api.New(kind, p, spec)
+	o.Labels = md.Labels
+	return []Item{{Object: o}}, nil
+}
+
+// resolvePath is metadata.path, checked to be a path of kind, or
+// metadata.name placed by the Context:
+//
+//	Datacenter      /NAME
+//	Cluster         /PSC_DATACENTER/host/NAME
+//	ResourcePool    /PSC_DATACENTER/host/PSC_CLUSTER/Resources/NAME (NAME may be dev/web)
+//	VirtualMachine  /PSC_DATACENTER/vm/NAME
+func (d *document) resolvePath(md podsphereMeta, kind string) (string, *fieldError) {
+	switch {
+	case md.Path != "" && md.Name != "":
+		return "", fieldErr("metadata", "set path or name, not both")
+	case md.Path != "":
+		return md.Path, checkPath("metadata.path", md.Path, kind)
+	case md.Name == "":
+		return "", fieldErr("metadata", "path or name is required")
+	}
+	name := md.Name
+	if strings.HasPrefix(name, "/") {
+		return "", fieldErr("metadata.name", "%q is a path: set it as metadata.path", name)
+	}
+	elems := []string{name}
+	if kind == api.KindResourcePool {
+		elems = strings.Split(name, "/") // relative to the cluster's root pool
+	}
+	for _, e := range elems {
+		if err := api.ValidName(e); err != nil {
+			return "", &fieldError{field: "metadata.name", msg: apiMessage(err)}
+		}
+	}
+	var p string
+	switch kind {
+	case api.KindDatacenter:
+		p = "/" + name
+	case api.KindCluster:
+		if err := d.needContext(false, "metadata.name places a Cluster in PSC_DATACENTER (or give metadata.path)"); err != nil {
+			return "", err
+		}
+		p = "/" + d.ctx.Datacenter + "/host/" + name
+	case api.KindResourcePool:
+		if err := d.needContext(true, "metadata.name places a ResourcePool under PSC_CLUSTER's root pool (or give metadata.path)"); err != nil {
+			return "", err
+		}
+		p = d.ctx.rootPool() + "/" + name
+	case api.KindVirtualMachine:
+		if err := d.needContext(false, "metadata.name places a VirtualMachine in PSC_DATACENTER (or give metadata.path)"); err != nil {
+			return "", err
+		}
+		p = "/" + d.ctx.Datacenter + "/vm/" + name
+	}
+	return p, checkPath("metadata.name", p, kind)
+}
+
+// checkPath parses an inventory path and checks it names an object of kind.
+func checkPath(field, p, kind string) *fieldError {
+	ref, err := api.ParsePath(p)
+	if err != nil {
+		return &fieldError{field: field, msg: apiMessage(err)}
+	}
+	if ref.Kind != kind {
+		return fieldErr(field, "%s is a %s path, not a %s path", p, ref.Kind, kind)
+	}
+	return nil
+}

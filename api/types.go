@@ -1,0 +1,244 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// DatacenterSpec is empty today; a datacenter is a folder root.
+type DatacenterSpec struct{}
+
+// ClusterSpec carries vSphere's cluster configuration (ClusterConfigInfoEx).
+type ClusterSpec struct {
+	DRS   DRSConfig     `json:"drs"`
+	HA    HAConfig      `json:"ha"`
+	Rules []ClusterRule `json:"rules,omitempty"`
+	// PodCIDR is the block from which each host gets its pod /24.
+	PodCIDR string `json:"podCIDR,omitempty"`
+}
+
+type DRSConfig struct {
+	Enabled bool   `json:"enabled"`
+	Mode    string `json:"mode"` // manual, partiallyAutomated, fullyAutomated
+}
+
+type HAConfig struct {
+	Enabled                 bool `json:"enabled"`
+	AdmissionControlEnabled bool `json:"admissionControlEnabled"`
+	// HostFailuresTolerated is vSphere's "host failures cluster tolerates".
+	HostFailuresTolerated int `json:"hostFailuresTolerated,omitempty"`
+}
+
+// ClusterRule is a DRS rule (ClusterAffinityRuleSpec, ClusterAntiAffinityRuleSpec, ClusterVmHostRuleInfo).
+type ClusterRule struct {
+	Name      string   `json:"name"`
+	Enabled   bool     `json:"enabled"`
+	Kind      string   `json:"kind"`                // affinity, anti-affinity, vm-host
+	Mandatory bool     `json:"mandatory,omitempty"` // vm-host: must (true) or should (false)
+	Affine    bool     `json:"affine,omitempty"`    // vm-host: run on (true) or not run on (false)
+	VMs       []string `json:"vms"`
+	Hosts     []string `json:"hosts,omitempty"`
+}
+
+// HostSpec is what vcenter knows of a host before it reports in.
+type HostSpec struct {
+	// Maintenance is the admin's wish; the status says whether it has taken effect.
+	Maintenance bool `json:"maintenance"`
+}
+
+// Host connection states, as vSphere's HostSystemConnectionState plus maintenance.
+const (
+	HostConnected     = "connected"
+	HostNotResponding = "notResponding"
+	HostMaintenance   = "maintenance"
+)
+
+type HostStatus struct {
+	State       string    `json:"state"`
+	Address     string    `json:"address,omitempty"` // gossip / data address
+	Runtime     string    `json:"runtime,omitempty"` // sim, containerd
+	CPUCapacity int64     `json:"cpuCapacityMHz"`
+	MemCapacity int64     `json:"memCapacityMB"`
+	CPUUsage    int64     `json:"cpuUsageMHz,omitempty"`
+	MemUsage    int64     `json:"memUsageMB,omitempty"`
+	PodSubnet   string    `json:"podSubnet,omitempty"`
+	LastSeen    time.Time `json:"lastSeen,omitzero"`
+	Joined      time.Time `json:"joined,omitzero"`
+}
+
+// Shares are vSphere SharesInfo: a level or a custom number.
+type Shares struct {
+	Level string `json:"level"` // low, normal, high, custom
+	Value int64  `json:"value,omitempty"`
+}
+
+// Allocation is vSphere's ResourceAllocationInfo for one resource (MHz or MB).
+type Allocation struct {
+	Reservation int64  `json:"reservation"`
+	Limit       int64  `json:"limit"` // -1 unlimited
+	Expandable  bool   `json:"expandable"`
+	Shares      Shares `json:"shares"`
+}
+
+// PoolSpec is a resource pool's configuration; Quota is nil when the pool has none.
+type PoolSpec struct {
+	CPU   Allocation   `json:"cpu"`
+	Mem   Allocation   `json:"mem"`
+	Quota *QuotaLimits `json:"quota,omitempty"`
+}
+
+// QuotaLimits caps what a pool's subtree may hold. -1 (or absent) means no limit.
+type QuotaLimits struct {
+	VMs          int64 `json:"vms"`
+	ReplicaSets  int64 `json:"replicasets"`
+	Services     int64 `json:"services"`
+	VolumeClaims int64 `json:"volumeclaims"`
+	ConfigMaps   int64 `json:"configmaps"`
+	Secrets      int64 `json:"secrets"`
+	StorageGB    int64 `json:"storageGB"`
+	CPUMHz       int64 `json:"cpuMHz"`
+	MemMB        int64 `json:"memMB"`
+}
+
+// PoolUsage is the pool's ResourcePoolRuntimeInfo, one per resource.
+type PoolUsage struct {
+	Reservation          int64 `json:"reservation"`
+	Limit                int64 `json:"limit"`
+	Expandable           bool  `json:"expandable"`
+	Shares               int64 `json:"shares"`
+	ReservationUsed      int64 `json:"reservationUsed"`
+	ReservationUsedForVm int64 `json:"reservationUsedForVm"`
+	UnreservedForPool    int64 `json:"unreservedForPool"`
+	UnreservedForVm      int64 `json:"unreservedForVm"`
+	MaxUsage             int64 `json:"maxUsage"`
+	OverallUsage         int64 `json:"overallUsage"`
+}
+
+// Power states, as vSphere's VirtualMachinePowerState.
+const (
+	PoweredOn  = "poweredOn"
+	PoweredOff = "poweredOff"
+	Suspended  = "suspended"
+)
+
+// Restart priorities, as vSphere HA's.
+var RestartPriorities = []string{"disabled", "lowest", "low", "medium", "high", "highest"}
+
+// VMSpec is a VM's desired state: its containers, sizing, resource
+// allocation, pool, and HA policy. Host is set by placement (DRS) when the
+// VM powers on, or pinned by the admin with -host.
+type VMSpec struct {
+	Pool       string      `json:"pool"`
+	Host       string      `json:"host,omitempty"`
+	NumCPU     int         `json:"numCPU"`
+	MemoryMB   int64       `json:"memoryMB"`
+	CPU        Allocation  `json:"cpu"`
+	Mem        Allocation  `json:"mem"`
+	PowerState string      `json:"powerState"`
+	Containers []Container `json:"containers,omitempty"`
+	// RestartPolicy applies on the host when a container exits: Always, OnFailure, Never.
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	// ResetGeneration is bumped by vm.power -reset; the host restarts the containers when it changes.
+	ResetGeneration int64    `json:"resetGeneration,omitempty"`
+	HA              HAPolicy `json:"ha"`
+	Volumes         []Volume `json:"volumes,omitempty"`
+}
+
+// HAPolicy is the VM's HA override (cluster.override.change).
+type HAPolicy struct {
+	RestartPriority   string `json:"restartPriority,omitempty"`   // disabled..highest, default medium
+	IsolationResponse string `json:"isolationResponse,omitempty"` // powerOff, shutdown, none
+}
+
+// Volume is a disk or claim mounted into the VM's containers (acted on by the storage step).
+type Volume struct {
+	Name      string `json:"name"`
+	Claim     string `json:"claim,omitempty"`
+	MountPath string `json:"mountPath,omitempty"`
+}
+
+// Container is one process tree of a VM; all of a VM's containers share its network namespace.
+type Container struct {
+	Name       string   `json:"name"`
+	Image      string   `json:"image"`
+	Command    []string `json:"command,omitempty"`
+	Args       []string `json:"args,omitempty"`
+	Env        []EnvVar `json:"env,omitempty"`
+	Ports      []Port   `json:"ports,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+}
+
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type Port struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"` // TCP, UDP
+}
+
+// VMStatus is what vcenter and the VM's host observe.
+type VMStatus struct {
+	PowerState string            `json:"powerState"`
+	Host       string            `json:"host,omitempty"`
+	BootTime   time.Time         `json:"bootTime,omitzero"`
+	IP         string            `json:"ip,omitempty"`
+	Restarts   int               `json:"restarts,omitempty"`
+	Containers []ContainerStatus `json:"containers,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	// ResetGeneration echoes the spec's once the host has carried out the reset.
+	ResetGeneration int64 `json:"resetGeneration,omitempty"`
+}
+
+type ContainerStatus struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"` // running, exited, created
+	Restarts  int       `json:"restarts"`
+	ExitCode  int       `json:"exitCode,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+}
+
+// EventSpec is one entry of `psc events`, as vSphere's Event.
+type EventSpec struct {
+	Time     time.Time `json:"time"`
+	Category string    `json:"category"` // info, warning, error, user
+	Type     string    `json:"type"`     // VmPoweredOnEvent, DrsVmPoweredOnEvent, ...
+	Target   string    `json:"target"`   // inventory path the event is about
+	Message  string    `json:"message"`
+	User     string    `json:"user,omitempty"`
+	Key      uint64    `json:"key"`
+}
+
+// TaskSpec is one entry of `psc tasks`.
+type TaskSpec struct {
+	Name      string    `json:"name"` // PowerOnVM_Task, CreateResourcePool, ...
+	Target    string    `json:"target"`
+	Initiator string    `json:"initiator"`
+	Queued    time.Time `json:"queued"`
+	Started   time.Time `json:"started"`
+	Completed time.Time `json:"completed,omitzero"`
+	Result    string    `json:"result"` // success, error
+	Error     string    `json:"error,omitempty"`
+}
+
+// ImageSpec describes a Content Library item: an OCI image archive held by vcenter.
+type ImageSpec struct {
+	Name   string `json:"name"`
+	Ref    string `json:"ref"`    // image reference inside the archive, e.g. docker.io/library/busybox:latest
+	Digest string `json:"digest"` // sha256 of the archive
+	Size   int64  `json:"size"`
+}
+
+// UnmarshalJSON treats an absent quota field as "no limit": the zero value
+// would mean "none allowed", which nobody means by leaving a field out.
+func (l *QuotaLimits) UnmarshalJSON(b []byte) error {
+	type plain QuotaLimits // no methods, so no recursion
+	v := plain{-1, -1, -1, -1, -1, -1, -1, -1, -1}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*l = QuotaLimits(v)
+	return nil
+}

@@ -1,0 +1,59 @@
+package api
+
+import "time"
+
+// Wire types of the HTTP API (see docs/api.md) beyond plain objects.
+
+// ErrorBody is every non-2xx answer. Reason names the sentinel so clients
+// can map it back with errors.Is.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"` // NotFound, Conflict, Invalid, QuotaExceeded, InsufficientResources, Unavailable, Unauthorized, Gone
+}
+
+// About answers GET /api/v1/about.
+type About struct {
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	APIVersion string `json:"apiVersion"`
+	Revision   uint64 `json:"revision"`
+	Members    int    `json:"members"`
+}
+
+// PowerRequest asks for a power operation (vm.power).
+type PowerRequest struct {
+	Path   string `json:"path"`
+	Action string `json:"action"` // on, off, reset, suspend
+}
+
+// PoolInfo answers GET /api/v1/pool?path=: the pool, its usage figures and quota.
+type PoolInfo struct {
+	Pool *Object   `json:"pool"`
+	CPU  PoolUsage `json:"cpu"`
+	Mem  PoolUsage `json:"mem"`
+}
+
+// QuotaInfo answers GET /api/v1/quota?path=: limits (-1 unlimited) and what the subtree uses.
+type QuotaInfo struct {
+	Path   string      `json:"path"`
+	Limits QuotaLimits `json:"limits"`
+	Used   QuotaLimits `json:"used"`
+}
+
+// JoinRequest is sent by a host agent with the join token (POST /api/v1/hosts/join).
+type JoinRequest struct {
+	Name        string `json:"name"`
+	Cluster     string `json:"cluster"` // /DC/host/CLUSTER
+	Address     string `json:"address"` // gossip address host:port
+	Runtime     string `json:"runtime"`
+	CPUCapacity int64  `json:"cpuCapacityMHz"`
+	MemCapacity int64  `json:"memCapacityMB"`
+}
+
+// JoinReply tells the host who it is in the inventory and how to gossip.
+type JoinReply struct {
+	Host       *Object   `json:"host"`
+	GossipSeed []string  `json:"gossipSeed"`
+	PodSubnet  string    `json:"podSubnet,omitempty"`
+	Joined     time.Time `json:"joined"`
+}

@@ -1,0 +1,345 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/client"
+	"github.com/podsphere/podsphere/api/manifest"
+)
+
+// manifestOptions runs `psc apply -f FILE` and `psc delete -f FILE`.
+type manifestOptions struct {
+	env    *Env
+	delete bool
+	files  []string
+}
+
+func newApplyCommand(env *Env) *cobra.Command {
+	return newManifestCommand(env, false)
+}
+
+func newDeleteCommand(env *Env) *cobra.Command {
+	return newManifestCommand(env, true)
+}
+
+func newManifestCommand(env *Env, del bool) *cobra.Command {
+	o := &manifestOptions{env: env, delete: del}
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update the objects of a YAML manifest (podsphere kinds, Namespace, ResourceQuota, Pod)",
+		Example: `  psc apply -f dev.yaml
+  cat dev.yaml | psc apply -f -`,
+		Args: exactArgs(0, "no arguments (the manifest comes from -f)"),
+		RunE: runE(o),
+	}
+	if del {
+		cmd.Use = "delete -f FILE"
+		cmd.Short = "Delete the objects of a YAML manifest, last first (a ResourceQuota only clears the pool's quota)"
+		cmd.Example = "  psc delete -f dev.yaml"
+	}
+	cmd.Flags().StringArrayVarP(&o.files, "f", "f", nil, "manifest file, - for stdin (repeatable)")
+	return cmd
+}
+
+func (o *manifestOptions) Complete(*cobra.Command, []string) error { return nil }
+
+func (o *manifestOptions) Validate() error {
+	if len(o.files) == 0 {
+		return usagef("-f FILE is required")
+	}
+	return nil
+}
+
+func (o *manifestOptions) Run(ctx context.Context) error {
+	r, err := o.env.Resolver()
+	if err != nil {
+		return err
+	}
+	items, err := o.decode(ctx, r)
+	if err != nil {
+		return err
+	}
+	if o.delete {
+		return o.deleteItems(ctx, r.API, items)
+	}
+	for _, it := range items {
+		result, err := applyItem(ctx, r.API, it)
+		if result != "" {
+			fmt.Fprintf(o.env.Out, "%s %s %s\n", strings.ToLower(it.Kind), it.Object.Path, result)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", it, err)
+		}
+	}
+	return nil
+}
+
+// decode reads every -f file with the datacenter and cluster as context.
+func (o *manifestOptions) decode(ctx context.Context, r *Resolver) ([]manifest.Item, error) {
+	mctx := manifest.Context{}
+	if dc, err := r.dcName(ctx); err == nil {
+		mctx.Datacenter = dc
+	}
+	if cp, err := r.clusterPath(ctx); err == nil {
+		ref, _ := api.ParsePath(cp)
+		mctx.Cluster = ref.Cluster
+		mctx.Datacenter = ref.Datacenter
+	}
+	var all []manifest.Item
+	for _, f := range o.files {
+		var in io.Reader
+		name := f
+		if f == "-" {
+			in, name = o.env.In, "stdin"
+		} else {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, usageErr(err)
+			}
+			in = bytes.NewReader(b)
+		}
+		items, err := manifest.Decode(in, mctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		all = append(all, items...)
+	}
+	return all, nil
+}
+
+// applyItem makes one object as its manifest says and reports created,
+// configured or unchanged. The result is set even when a later step (a
+// refused power-on) fails, so the user sees what did happen.
+func applyItem(ctx context.Context, c API, it manifest.Item) (string, error) {
+	want := it.Object
+	cur, err := c.Get(ctx, want.Path)
+	switch {
+	case errors.Is(err, api.ErrNotFound) && it.Merge == manifest.MergeQuota:
+		return "", fmt.Errorf("pool %s does not exist (create the Namespace or ResourcePool first): %w", want.Path, api.ErrNotFound)
+	case errors.Is(err, api.ErrNotFound):
+		return createItem(ctx, c, want)
+	case err != nil:
+		return "", err
+	}
+	if it.Merge == manifest.MergeQuota {
+		return applyQuota(ctx, c, want)
+	}
+	if cur.Kind != want.Kind {
+		return "", fmt.Errorf("%s is a %s, not a %s: %w", want.Path, cur.Kind, want.Kind, api.ErrConflict)
+	}
+	changed := false
+	spec, err := keepServerFields(want, cur)
+	if err != nil {
+		return "", err
+	}
+	if !sameJSON(spec, cur.Spec) || !sameLabels(want.Labels, cur.Labels) {
+		_, err := modify(ctx, c, want.Path, func(o *api.Object) error {
+			s, err := keepServerFields(want, o)
+			o.Spec, o.Labels = s, want.Labels
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		changed = true
+	}
+	if want.Kind == api.KindVirtualMachine {
+		action := powerAction(vmSpec(cur).PowerState, vmSpec(want).PowerState)
+		if action != "" {
+			if _, err := c.Power(ctx, want.Path, action); err != nil {
+				return resultWord(changed), err
+			}
+			changed = true
+		}
+	}
+	return resultWord(changed), nil
+}
+
+func resultWord(changed bool) string {
+	if changed {
+		return "configured"
+	}
+	return "unchanged"
+}
+
+// createItem creates a missing object; VMs are created powered off and then
+// powered on as the manifest asks, as vm.create does.
+func createItem(ctx context.Context, c API, want *api.Object) (string, error) {
+	o := want.Clone()
+	var power string
+	if o.Kind == api.KindVirtualMachine {
+		s := vmSpec(o)
+		power = powerAction(api.PoweredOff, s.PowerState)
+		s.PowerState = api.PoweredOff
+		o.SetSpec(s)
+	}
+	if _, err := c.Create(ctx, o); err != nil {
+		return "", err
+	}
+	if power != "" {
+		if _, err := c.Power(ctx, o.Path, power); err != nil {
+			return "created", err
+		}
+	}
+	return "created", nil
+}
+
+// applyQuota sets only the quota of an existing pool (a Kubernetes ResourceQuota).
+func applyQuota(ctx context.Context, c API, want *api.Object) (string, error) {
+	var q struct {
+		Quota *api.QuotaLimits `json:"quota"`
+	}
+	if err := want.DecodeSpec(&q); err != nil {
+		return "", fmt.Errorf("quota of %s: %v: %w", want.Path, err, api.ErrInvalid)
+	}
+	result := "unchanged"
+	_, err := modify(ctx, c, want.Path, func(o *api.Object) error {
+		var s api.PoolSpec
+		if err := o.DecodeSpec(&s); err != nil {
+			return err
+		}
+		if reflect.DeepEqual(s.Quota, q.Quota) {
+			return errUnchanged
+		}
+		s.Quota = q.Quota
+		o.SetSpec(s)
+		result = "configured"
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		err = nil
+	}
+	return result, err
+}
+
+// errUnchanged stops a modify that has nothing to write.
+var errUnchanged = errors.New("unchanged")
+
+// keepServerFields returns want's spec with the fields vcenter owns taken
+// from cur, so an apply of an unchanged manifest compares equal: a VM's
+// placement (spec.host, when the manifest pins none), its power state
+// (changed through power operations instead) and reset generation; a
+// cluster's pod CIDR when the manifest gives none.
+func keepServerFields(want, cur *api.Object) (json.RawMessage, error) {
+	switch want.Kind {
+	case api.KindVirtualMachine:
+		w, c := vmSpec(want), vmSpec(cur)
+		if w.Host == "" {
+			w.Host = c.Host
+		}
+		w.PowerState, w.ResetGeneration = c.PowerState, c.ResetGeneration
+		return json.Marshal(w)
+	case api.KindCluster:
+		var w, c api.ClusterSpec
+		if err := want.DecodeSpec(&w); err != nil {
+			return nil, err
+		}
+		_ = cur.DecodeSpec(&c)
+		if w.PodCIDR == "" {
+			w.PodCIDR = c.PodCIDR
+		}
+		return json.Marshal(w)
+	}
+	return want.Spec, nil
+}
+
+// powerAction is the power operation that takes a VM from cur to want, "" if none.
+func powerAction(cur, want string) string {
+	if cur == "" {
+		cur = api.PoweredOff
+	}
+	if want == "" || want == cur {
+		return ""
+	}
+	switch want {
+	case api.PoweredOn:
+		return "on"
+	case api.PoweredOff:
+		return "off"
+	case api.Suspended:
+		return "suspend"
+	}
+	return ""
+}
+
+// sameJSON compares two JSON documents by value, not by bytes.
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if len(a) == 0 {
+		a = json.RawMessage("null")
+	}
+	if len(b) == 0 {
+		b = json.RawMessage("null")
+	}
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func sameLabels(a, b map[string]string) bool { return maps.Equal(a, b) }
+
+// deleteItems deletes the manifest's objects last first, so VMs go before
+// their pools and pools before their cluster.
+func (o *manifestOptions) deleteItems(ctx context.Context, c API, items []manifest.Item) error {
+	missing := 0
+	for _, it := range slices.Backward(items) {
+		p := it.Object.Path
+		word := strings.ToLower(it.Kind)
+		err := deleteItem(ctx, c, it)
+		switch {
+		case errors.Is(err, api.ErrNotFound):
+			missing++
+			fmt.Fprintf(o.env.Out, "%s %s not found\n", word, p)
+		case err != nil:
+			return fmt.Errorf("%s: %w", it, err)
+		default:
+			fmt.Fprintf(o.env.Out, "%s %s deleted\n", word, p)
+		}
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d object(s) of the manifest were not found: %w", missing, api.ErrNotFound)
+	}
+	return nil
+}
+
+func deleteItem(ctx context.Context, c API, it manifest.Item) error {
+	p := it.Object.Path
+	if it.Merge == manifest.MergeQuota {
+		_, err := modify(ctx, c, p, func(o *api.Object) error {
+			var s api.PoolSpec
+			if err := o.DecodeSpec(&s); err != nil {
+				return err
+			}
+			s.Quota = nil
+			o.SetSpec(s)
+			return nil
+		})
+		return err
+	}
+	if it.Object.Kind == api.KindVirtualMachine {
+		cur, err := c.Get(ctx, p)
+		if err != nil {
+			return err
+		}
+		if vmSpec(cur).PowerState == api.PoweredOn {
+			if _, err := c.Power(ctx, p, "off"); err != nil {
+				return err
+			}
+		}
+	}
+	return c.Delete(ctx, p, client.DeleteOptions{})
+}

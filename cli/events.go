@@ -1,0 +1,286 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/client"
+)
+
+// eventsOptions runs `psc events [-n 25] [-f] [PATH]`.
+type eventsOptions struct {
+	env    *Env
+	n      int
+	follow bool
+	target string
+}
+
+func newEventsCommand(env *Env) *cobra.Command {
+	o := &eventsOptions{env: env}
+	cmd := &cobra.Command{
+		Use:   "events [-n 25] [-f] [PATH]",
+		Short: "Show recent events, optionally only those about PATH and below; -f follows",
+		Example: `  psc events
+  psc events -n 100 /dc1/host/c1/Resources/dev
+  psc events -f web-01`,
+		Args: maxArgs(1, "one PATH"),
+		RunE: runE(o),
+	}
+	cmd.Flags().IntVarP(&o.n, "n", "n", 25, "number of recent events to show")
+	cmd.Flags().BoolVarP(&o.follow, "f", "f", false, "follow: keep printing new events")
+	return cmd
+}
+
+func (o *eventsOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.target = args[0]
+	}
+	return nil
+}
+
+func (o *eventsOptions) Validate() error {
+	if o.n < 0 {
+		return usagef("-n %d is negative", o.n)
+	}
+	return nil
+}
+
+func (o *eventsOptions) Run(ctx context.Context) error {
+	r, err := o.env.Resolver()
+	if err != nil {
+		return err
+	}
+	prefix := ""
+	if o.target != "" {
+		if prefix, err = r.targetPath(ctx, o.target); err != nil {
+			return err
+		}
+	}
+	l, err := r.API.List(ctx, client.ListOptions{Kind: api.KindEvent})
+	if err != nil {
+		return err
+	}
+	var evs []api.EventSpec
+	for _, obj := range l.Items {
+		if e, ok := eventOf(obj, prefix); ok {
+			evs = append(evs, e)
+		}
+	}
+	slices.SortFunc(evs, func(a, b api.EventSpec) int { return cmpKey(a.Key, b.Key) })
+	if len(evs) > o.n {
+		evs = evs[len(evs)-o.n:]
+	}
+	if o.env.JSON && !o.follow {
+		if evs == nil {
+			evs = []api.EventSpec{}
+		}
+		return writeJSON(o.env.Out, evs)
+	}
+	var last uint64
+	for _, e := range evs {
+		if err := o.print(e); err != nil {
+			return err
+		}
+		last = e.Key
+	}
+	if !o.follow {
+		return nil
+	}
+	return follow(ctx, r.API, api.KindEvent, l.Revision, func(obj *api.Object, typ string) error {
+		e, ok := eventOf(obj, prefix)
+		if !ok || typ != api.Added || e.Key <= last {
+			return nil
+		}
+		last = e.Key
+		return o.print(e)
+	})
+}
+
+// print writes one event: a line for people, a JSON line with -json -f.
+func (o *eventsOptions) print(e api.EventSpec) error {
+	if o.env.JSON {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(o.env.Out, "%s\n", b)
+		return err
+	}
+	return writeEvent(o.env.Out, e, o.env.Location)
+}
+
+// writeEvent prints govc's event line: [time] [category] [key] [type] message.
+func writeEvent(w io.Writer, e api.EventSpec, loc *time.Location) error {
+	_, err := fmt.Fprintf(w, "[%s] [%s] [%d] [%s] %s\n", timeString(e.Time, loc), e.Category, e.Key, e.Type, e.Message)
+	return err
+}
+
+// eventOf decodes an event object and says whether its target is prefix or below.
+func eventOf(obj *api.Object, prefix string) (api.EventSpec, bool) {
+	var e api.EventSpec
+	if obj == nil || obj.Kind != api.KindEvent || obj.DecodeSpec(&e) != nil {
+		return e, false
+	}
+	return e, prefix == "" || within(e.Target, prefix)
+}
+
+func cmpKey(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// targetPath resolves an events filter: an inventory path, or a bare name
+// taken as a VM's (events are most often about VMs).
+func (r *Resolver) targetPath(ctx context.Context, arg string) (string, error) {
+	if !strings.HasPrefix(arg, "/") && !strings.Contains(arg, "/") {
+		return r.Path(ctx, api.KindVirtualMachine, arg)
+	}
+	return r.inventoryPath(ctx, arg, "/")
+}
+
+// follow watches kind from revision and hands every change to fn until ctx
+// ends (Ctrl-C), picking the watch up again when the stream breaks.
+func follow(ctx context.Context, c API, kind string, revision uint64, fn func(*api.Object, string) error) error {
+	for {
+		ch, wait, err := c.Watch(ctx, client.ListOptions{Kind: kind}, revision)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for ev := range ch {
+			revision = max(revision, ev.Revision)
+			if err := fn(ev.Object, ev.Type); err != nil {
+				return err
+			}
+		}
+		err = wait()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, client.ErrGone) {
+			revision = 0 // compacted: carry on from now; fn drops what it has seen
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// tasksOptions runs `psc tasks [-n 25] [-f]`.
+type tasksOptions struct {
+	env    *Env
+	n      int
+	follow bool
+}
+
+func newTasksCommand(env *Env) *cobra.Command {
+	o := &tasksOptions{env: env}
+	cmd := &cobra.Command{
+		Use:   "tasks [-n 25] [-f]",
+		Short: "Show recent tasks; -f follows",
+		Example: `  psc tasks
+  psc tasks -f`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: runE(o),
+	}
+	cmd.Flags().IntVarP(&o.n, "n", "n", 25, "number of recent tasks to show")
+	cmd.Flags().BoolVarP(&o.follow, "f", "f", false, "follow: keep printing tasks as they change")
+	return cmd
+}
+
+func (o *tasksOptions) Complete(*cobra.Command, []string) error { return nil }
+
+func (o *tasksOptions) Validate() error {
+	if o.n < 0 {
+		return usagef("-n %d is negative", o.n)
+	}
+	return nil
+}
+
+// taskHeader are govc's tasks columns.
+var taskHeader = []string{"Task", "Target", "Initiator", "Queued", "Started", "Completed", "Result"}
+
+func (o *tasksOptions) Run(ctx context.Context) error {
+	c, err := o.env.Client()
+	if err != nil {
+		return err
+	}
+	l, err := c.List(ctx, client.ListOptions{Kind: api.KindTask})
+	if err != nil {
+		return err
+	}
+	var tasks []api.TaskSpec
+	for _, obj := range l.Items {
+		var t api.TaskSpec
+		if obj.DecodeSpec(&t) == nil {
+			tasks = append(tasks, t)
+		}
+	}
+	slices.SortStableFunc(tasks, func(a, b api.TaskSpec) int { return a.Queued.Compare(b.Queued) })
+	if len(tasks) > o.n {
+		tasks = tasks[len(tasks)-o.n:]
+	}
+	if o.env.JSON && !o.follow {
+		if tasks == nil {
+			tasks = []api.TaskSpec{}
+		}
+		return writeJSON(o.env.Out, tasks)
+	}
+	if !o.env.JSON {
+		if err := writeTasks(o.env.Out, tasks, o.env.Location); err != nil {
+			return err
+		}
+	}
+	if !o.follow {
+		return nil
+	}
+	return follow(ctx, c, api.KindTask, l.Revision, func(obj *api.Object, typ string) error {
+		var t api.TaskSpec
+		if obj == nil || typ == api.Deleted || obj.DecodeSpec(&t) != nil {
+			return nil
+		}
+		if o.env.JSON {
+			b, err := json.Marshal(t)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(o.env.Out, "%s\n", b)
+			return err
+		}
+		_, err := fmt.Fprintln(o.env.Out, strings.Join(taskRow(t, o.env.Location), "   "))
+		return err
+	})
+}
+
+func writeTasks(w io.Writer, tasks []api.TaskSpec, loc *time.Location) error {
+	rows := make([][]string, 0, len(tasks))
+	for _, t := range tasks {
+		rows = append(rows, taskRow(t, loc))
+	}
+	return writeTable(w, taskHeader, rows)
+}
+
+func taskRow(t api.TaskSpec, loc *time.Location) []string {
+	result := orDash(t.Result)
+	if t.Error != "" {
+		result += ": " + t.Error
+	}
+	return []string{t.Name, t.Target, orDash(t.Initiator), timeString(t.Queued, loc), timeString(t.Started, loc), timeString(t.Completed, loc), result}
+}

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// treeOptions runs `psc tree [PATH]`.
+type treeOptions struct {
+	env  *Env
+	root string
+}
+
+func newTreeCommand(env *Env) *cobra.Command {
+	o := &treeOptions{env: env}
+	return &cobra.Command{
+		Use:   "tree [PATH]",
+		Short: "Show the inventory as a tree: datacenters, clusters, hosts, pools and their VMs",
+		Example: `  psc tree
+  psc tree /dc1/host/c1/Resources/dev`,
+		Args: maxArgs(1, "one PATH"),
+		RunE: runE(o),
+	}
+}
+
+func (o *treeOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.root = args[0]
+	}
+	return nil
+}
+
+func (o *treeOptions) Validate() error { return nil }
+
+// treeNode is one line of the tree, and the -json form of it.
+type treeNode struct {
+	Name     string      `json:"name"`
+	Path     string      `json:"path"`
+	Kind     string      `json:"kind"`
+	State    string      `json:"state,omitempty"` // power state of VMs, connection state of hosts
+	Host     string      `json:"host,omitempty"`  // where a VM runs
+	Children []*treeNode `json:"children,omitempty"`
+}
+
+func (o *treeOptions) Run(ctx context.Context) error {
+	r, err := o.env.Resolver()
+	if err != nil {
+		return err
+	}
+	root, err := r.inventoryPath(ctx, o.root, "/")
+	if err != nil {
+		return err
+	}
+	if hasGlob(root) {
+		return usagef("tree takes one path, not a pattern")
+	}
+	inv, err := loadInventory(ctx, r.API, "/")
+	if err != nil {
+		return err
+	}
+	if _, err := inv.lookup(root); err != nil {
+		return err
+	}
+	nodes := buildTree(inv, root)
+	if o.env.JSON {
+		if nodes == nil {
+			nodes = []*treeNode{}
+		}
+		return writeJSON(o.env.Out, nodes)
+	}
+	return writeTree(o.env.Out, nodes)
+}
+
+// buildTree returns the forest below root: datacenters hold clusters (the
+// host and vm folders are implied), clusters hold hosts then the root pool,
+// pools hold child pools then their VMs. VMs whose pool is missing hang
+// off their datacenter so nothing is hidden.
+func buildTree(inv *inventory, root string) []*treeNode {
+	var node func(o *api.Object) *treeNode
+	node = func(o *api.Object) *treeNode {
+		n := &treeNode{Name: o.Name(), Path: o.Path, Kind: o.Kind}
+		switch o.Kind {
+		case api.KindDatacenter:
+			for _, c := range inv.children(o.Path + "/host") {
+				n.Children = append(n.Children, node(c))
+			}
+			for _, vm := range inv.objects(api.KindVirtualMachine, o.Path) {
+				if p := vmSpec(vm).Pool; p == "" || inv.byPath[p] == nil {
+					n.Children = append(n.Children, node(vm))
+				}
+			}
+		case api.KindCluster:
+			kids := inv.children(o.Path)
+			slices.SortStableFunc(kids, func(a, b *api.Object) int { // hosts first
+				return boolInt(a.Kind == api.KindResourcePool) - boolInt(b.Kind == api.KindResourcePool)
+			})
+			for _, c := range kids {
+				n.Children = append(n.Children, node(c))
+			}
+		case api.KindHost:
+			n.State = hostState(o)
+		case api.KindResourcePool:
+			for _, c := range inv.children(o.Path) {
+				n.Children = append(n.Children, node(c))
+			}
+		case api.KindVirtualMachine:
+			n.State = vmPowerState(o)
+			if h := vmHost(o); h != "" {
+				n.Host = api.Base(h)
+			}
+		case KindFolder:
+			for _, c := range inv.children(o.Path) {
+				n.Children = append(n.Children, node(c))
+			}
+		}
+		return n
+	}
+	if root == "/" {
+		var out []*treeNode
+		for _, dc := range inv.objects(api.KindDatacenter, "/") {
+			out = append(out, node(dc))
+		}
+		return out
+	}
+	return []*treeNode{node(inv.byPath[root])}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// writeTree draws the forest with box-drawing branches, one object a line:
+//
+//	dc1 [datacenter]
+//	└── c1 [cluster]
+//	    ├── esx-01 [host connected]
+//	    └── Resources [pool]
+//	        └── web-01 [vm poweredOn on esx-01]
+func writeTree(w io.Writer, nodes []*treeNode) error {
+	var b strings.Builder
+	var walk func(n *treeNode, prefix string, last, top bool)
+	walk = func(n *treeNode, prefix string, last, top bool) {
+		branch, next := "├── ", "│   "
+		if last {
+			branch, next = "└── ", "    "
+		}
+		if top {
+			branch, next = "", ""
+		}
+		fmt.Fprintf(&b, "%s%s%s [%s]\n", prefix, branch, n.Name, treeLabel(n))
+		for i, c := range n.Children {
+			walk(c, prefix+next, i == len(n.Children)-1, false)
+		}
+	}
+	for _, n := range nodes {
+		walk(n, "", true, true)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func treeLabel(n *treeNode) string {
+	word := map[string]string{
+		api.KindDatacenter: "datacenter", api.KindCluster: "cluster", api.KindHost: "host",
+		api.KindResourcePool: "pool", api.KindVirtualMachine: "vm", KindFolder: "folder",
+	}[n.Kind]
+	if word == "" {
+		word = n.Kind
+	}
+	parts := []string{word}
+	if n.State != "" {
+		parts = append(parts, n.State)
+	}
+	if n.Host != "" {
+		parts = append(parts, "on "+n.Host)
+	}
+	return strings.Join(parts, " ")
+}

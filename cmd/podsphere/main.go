@@ -1,0 +1,119 @@
+// Command podsphere runs podsphere's daemons: `podsphere vcenter` (the
+// manager) and `podsphere host` (the host agent, ESXi's analog).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/agent"
+	"github.com/podsphere/podsphere/host/runtime"
+	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/vcenter/membership"
+	"github.com/podsphere/podsphere/vcenter/server"
+)
+
+func main() {
+	root := &cobra.Command{Use: "podsphere", Short: "podsphere daemons: vcenter and host", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(vcenterCmd(), hostCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "podsphere: %v\n", err)
+		if errors.Is(err, api.ErrInvalid) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func vcenterCmd() *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "vcenter",
+		Short: "run the manager: API, inventory, placement, membership",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = log.New(os.Stderr, "vcenter: ", log.LstdFlags)
+			s, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			if err := s.Serve(); err != nil {
+				s.Close()
+				return err
+			}
+			cfg.Logger.Printf("serving the API on http://%s, gossip on %s, data in %s", s.Addr(), s.GossipAddr(), cfg.DataDir)
+			ctx, stop := signalContext()
+			defer stop()
+			<-ctx.Done()
+			cfg.Logger.Printf("shutting down")
+			return s.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the inventory and the tokens (required)")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8989", "address of the HTTP API")
+	f.StringVar(&cfg.Gossip, "gossip", "127.0.0.1:7946", "address hosts gossip with (memberlist)")
+	return cmd
+}
+
+func hostCmd() *cobra.Command {
+	var (
+		cfg     agent.Config
+		rt      string
+		cpu     int64
+		mem     int64
+		simCIDR string
+	)
+	cmd := &cobra.Command{
+		Use:   "host",
+		Short: "run a host agent that joins vcenter and runs the VMs placed on it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = log.New(os.Stderr, "host "+cfg.Name+": ", log.LstdFlags)
+			cfg.Timings = membership.DefaultTimings()
+			cfg.CPUMHz, cfg.MemMB = cpu, mem
+			var drv runtime.Runtime
+			switch rt {
+			case "sim":
+				if cpu <= 0 || mem <= 0 {
+					return fmt.Errorf("--runtime sim needs --cpu MHz and --mem MB: %w", api.ErrInvalid)
+				}
+				drv = sim.New(cpu, mem, simCIDR)
+			default:
+				return fmt.Errorf("--runtime %q: want sim: %w", rt, api.ErrInvalid)
+			}
+			cfg.Runtime = drv
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "host name, e.g. esx-01 (required)")
+	f.StringVar(&cfg.Cluster, "cluster", "", "cluster path, e.g. /dc1/host/c1 (required)")
+	f.StringVar(&cfg.VCenter, "vcenter", "http://127.0.0.1:8989", "vcenter API URL")
+	f.StringSliceVar(&cfg.Join, "join", nil, "vcenter's gossip address(es)")
+	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("PODSPHERE_JOIN_TOKEN"), "join token from vcenter's DATA_DIR/join.token")
+	f.StringVar(&cfg.GossipBind, "gossip-bind", "127.0.0.1:0", "address this host gossips on")
+	f.StringVar(&rt, "runtime", "sim", "VM runtime: sim")
+	f.Int64Var(&cpu, "cpu", 0, "CPU capacity in MHz (0 = read from the machine)")
+	f.Int64Var(&mem, "mem", 0, "memory capacity in MB (0 = read from the machine)")
+	f.StringVar(&simCIDR, "sim-ip-prefix", "", "sim runtime: IP prefix for fake VM addresses")
+	return cmd
+}

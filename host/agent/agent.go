@@ -1,0 +1,347 @@
+// Package agent is the host agent, podsphere's ESXi: it registers the host
+// with vcenter, gossips so vcenter knows it is alive, and reconciles the VMs
+// vcenter assigned to it onto the host's runtime, reporting their status
+// back. The decisions are the pure Plan; this file and reconcile.go are the
+// I/O around it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/client"
+	"github.com/podsphere/podsphere/host/runtime"
+	"github.com/podsphere/podsphere/vcenter/membership"
+)
+
+// Config is one host agent's configuration.
+type Config struct {
+	Name    string // host name, esx-01
+	Cluster string // cluster path, /dc1/host/c1; the host is /dc1/host/c1/esx-01
+
+	VCenter   string // vcenter's URL, http://127.0.0.1:8989
+	JoinToken string // shared secret: authenticates the join and keys the gossip
+
+	Join       []string // gossip seeds (vcenter's gossip address); added to the join reply's
+	GossipBind string   // where to gossip, 127.0.0.1:0 for any port; default 0.0.0.0:7946
+
+	Runtime runtime.Runtime
+	// CPUMHz and MemMB override the capacity the runtime reports (0 = ask the runtime).
+	CPUMHz, MemMB int64
+
+	Timings membership.Timings // zero value = membership.DefaultTimings()
+	Logger  *log.Logger        // nil = stderr
+}
+
+// Agent runs one host. Make it with New, run it with Run.
+type Agent struct {
+	cfg  Config
+	host string // inventory path
+	log  *log.Logger
+
+	ready      chan struct{}
+	mu         sync.Mutex
+	gossipAddr string
+}
+
+// New checks cfg and names the first bad field.
+func New(cfg Config) (*Agent, error) {
+	bad := func(field, why string) (*Agent, error) {
+		return nil, fmt.Errorf("host agent config: %s %s: %w", field, why, api.ErrInvalid)
+	}
+	if err := api.ValidName(cfg.Name); err != nil {
+		return bad("Name", err.Error())
+	}
+	if r, err := api.ParsePath(cfg.Cluster); err != nil || r.Kind != api.KindCluster {
+		return bad("Cluster", fmt.Sprintf("%q is not a cluster path like /dc1/host/c1", cfg.Cluster))
+	}
+	if cfg.VCenter == "" {
+		return bad("VCenter", "is empty (want http://HOST:PORT)")
+	}
+	if _, err := client.New(cfg.VCenter, ""); err != nil {
+		return bad("VCenter", err.Error())
+	}
+	if cfg.JoinToken == "" {
+		return bad("JoinToken", "is empty")
+	}
+	if cfg.Runtime == nil {
+		return bad("Runtime", "is nil")
+	}
+	if cfg.CPUMHz < 0 || cfg.MemMB < 0 {
+		return bad("CPUMHz/MemMB", "must not be negative")
+	}
+	if cfg.GossipBind == "" {
+		cfg.GossipBind = "0.0.0.0:7946"
+	}
+	if cfg.Timings == (membership.Timings{}) {
+		cfg.Timings = membership.DefaultTimings()
+	}
+	if err := cfg.Timings.ValidateAgent(); err != nil {
+		return bad("Timings", err.Error())
+	}
+	host := cfg.Cluster + "/" + cfg.Name
+	// Checked early: a bad bind address would otherwise fail only in Run.
+	if _, err := membership.MemberlistConfig(host, cfg.GossipBind, membership.GossipKey(cfg.JoinToken), cfg.Timings); err != nil {
+		return bad("GossipBind", err.Error())
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(os.Stderr, "host "+cfg.Name+": ", log.LstdFlags)
+	}
+	cfg.Join = slices.Clone(cfg.Join)
+	return &Agent{cfg: cfg, host: host, log: cfg.Logger, ready: make(chan struct{})}, nil
+}
+
+// HostPath is the host's inventory path, its gossip node name too.
+func (a *Agent) HostPath() string { return a.host }
+
+// Ready is closed once the host has joined vcenter and its gossip.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// GossipAddr is where the host gossips, host:port; empty before Ready.
+func (a *Agent) GossipAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gossipAddr
+}
+
+// ErrJoinRefused is returned by Run when vcenter rejects the join token.
+var ErrJoinRefused = errors.New("vcenter refused the join token")
+
+// Run joins vcenter and reconciles until ctx ends. It then leaves the gossip
+// cluster and returns nil, leaving every VM running: an agent restart must
+// not disturb them. It fails at once if vcenter refuses the join token;
+// while vcenter is unreachable it keeps retrying. Call Run once.
+func (a *Agent) Run(ctx context.Context) error {
+	t := a.cfg.Timings
+	c, err := client.New(a.cfg.VCenter, a.cfg.JoinToken)
+	if err != nil {
+		return err
+	}
+	capacity, err := a.capacity(ctx)
+	if err != nil {
+		return err
+	}
+
+	// Gossip first, to tell vcenter the address; joining the cluster waits for the join reply.
+	mc, err := membership.MemberlistConfig(a.host, a.cfg.GossipBind, membership.GossipKey(a.cfg.JoinToken), t)
+	if err != nil {
+		return err
+	}
+	mc.LogOutput = nil
+	mc.Logger = membership.Logger(a.log)
+	list, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("host %s: start gossip on %s: %w", a.host, a.cfg.GossipBind, err)
+	}
+	addr := list.LocalNode().Address()
+
+	reply, err := a.join(ctx, c, api.JoinRequest{
+		Name:        a.cfg.Name,
+		Cluster:     a.cfg.Cluster,
+		Address:     addr,
+		Runtime:     a.cfg.Runtime.Name(),
+		CPUCapacity: capacity.CPUMHz,
+		MemCapacity: capacity.MemMB,
+	})
+	if err != nil {
+		_ = list.Shutdown()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if reply.Host != nil && reply.Host.Path != "" && reply.Host.Path != a.host {
+		a.log.Printf("vcenter registered this host as %s, not %s; gossiping as %s", reply.Host.Path, a.host, a.host)
+	}
+	// A runtime that hands out VM addresses takes them from the host's pod subnet.
+	if sa, ok := a.cfg.Runtime.(interface{ SetPodSubnet(string) }); ok && reply.PodSubnet != "" {
+		sa.SetPodSubnet(reply.PodSubnet)
+	}
+	seeds := slices.Clone(a.cfg.Join)
+	for _, s := range reply.GossipSeed {
+		if !slices.Contains(seeds, s) {
+			seeds = append(seeds, s)
+		}
+	}
+	if len(seeds) == 0 {
+		a.log.Printf("no gossip seed from config or vcenter: vcenter will not see this host alive")
+	} else if _, err := list.Join(seeds); err != nil {
+		a.log.Printf("gossip join %v: %v (retrying every %v)", seeds, err, t.RejoinInterval)
+	}
+	a.mu.Lock()
+	a.gossipAddr = addr
+	a.mu.Unlock()
+	close(a.ready)
+	a.log.Printf("joined vcenter %s as %s (%s, %d MHz, %d MB), gossiping on %s",
+		a.cfg.VCenter, a.host, a.cfg.Runtime.Name(), capacity.CPUMHz, capacity.MemMB, addr)
+
+	gctx, stopGossip := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.keepGossip(gctx, c, list, seeds)
+	}()
+
+	newReconciler(a, c).run(ctx)
+
+	stopGossip()
+	wg.Wait()
+	// Leave so vcenter hears at once rather than after the suspicion time;
+	// the VMs keep running.
+	if err := list.Leave(t.LeaveTimeout); err != nil {
+		a.log.Printf("leave gossip: %v (vcenter will find the host failed instead)", err)
+	}
+	if err := list.Shutdown(); err != nil {
+		return fmt.Errorf("host %s: stop gossip: %w", a.host, err)
+	}
+	a.log.Printf("stopped; VMs left running")
+	return nil
+}
+
+func (a *Agent) capacity(ctx context.Context) (runtime.Capacity, error) {
+	c := runtime.Capacity{CPUMHz: a.cfg.CPUMHz, MemMB: a.cfg.MemMB}
+	if c.CPUMHz > 0 && c.MemMB > 0 {
+		return c, nil
+	}
+	rc, err := a.cfg.Runtime.Capacity(ctx)
+	if err != nil {
+		return c, fmt.Errorf("host %s: runtime %s capacity: %w", a.host, a.cfg.Runtime.Name(), err)
+	}
+	if c.CPUMHz == 0 {
+		c.CPUMHz = rc.CPUMHz
+	}
+	if c.MemMB == 0 {
+		c.MemMB = rc.MemMB
+	}
+	return c, nil
+}
+
+// join registers the host, retrying while vcenter is unreachable.
+func (a *Agent) join(ctx context.Context, c *client.Client, req api.JoinRequest) (*api.JoinReply, error) {
+	for attempt := 0; ; attempt++ {
+		reply, err := c.Join(ctx, req)
+		switch {
+		case err == nil:
+			return reply, nil
+		case errors.Is(err, api.ErrUnauthorized):
+			return nil, fmt.Errorf("host %s: %w: check the join token (%v)", a.host, ErrJoinRefused, err)
+		case !errors.Is(err, api.ErrUnavailable):
+			return nil, fmt.Errorf("host %s: join vcenter at %s: %w", a.host, a.cfg.VCenter, err)
+		}
+		d := a.backoff(attempt)
+		a.log.Printf("join vcenter: %v (retrying in %v)", err, d.Round(time.Millisecond))
+		if !sleep(ctx, d) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// keepGossip rejoins the seeds when this host has lost vcenter: when no seed
+// is among its live gossip members (vcenter restarted, or was forgotten
+// after a long partition), or when vcenter reports the host not responding
+// though it runs (vcenter refused its new address, say).
+func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberlist.Memberlist, seeds []string) {
+	if len(seeds) == 0 {
+		return
+	}
+	t := a.cfg.Timings
+	local := time.NewTicker(t.RejoinInterval)
+	defer local.Stop()
+	remote := time.NewTicker(t.StatusInterval)
+	defer remote.Stop()
+	rejoin := func(why string) {
+		if n, err := list.Join(seeds); err != nil {
+			a.log.Printf("gossip rejoin (%s): %v", why, err)
+		} else {
+			a.log.Printf("gossip rejoined %d seed(s): %s", n, why)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-local.C:
+			if !seedAlive(ctx, list, seeds) {
+				rejoin("no seed is a live member")
+			}
+		case <-remote.C:
+			o, err := c.Get(ctx, a.host)
+			if err != nil {
+				continue
+			}
+			var st api.HostStatus
+			if o.DecodeStatus(&st) == nil && st.State == api.HostNotResponding {
+				rejoin("vcenter reports the host not responding")
+			}
+		}
+	}
+}
+
+// seedAlive says whether any seed address is a live gossip member.
+func seedAlive(ctx context.Context, list *memberlist.Memberlist, seeds []string) bool {
+	live := map[string]bool{}
+	for _, m := range list.Members() {
+		live[m.Address()] = true
+	}
+	for _, s := range seeds {
+		if live[s] {
+			return true
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil || net.ParseIP(host) != nil {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		ips, err := net.DefaultResolver.LookupHost(rctx, host)
+		cancel()
+		for _, ip := range ips {
+			if live[net.JoinHostPort(ip, port)] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// backoff is the delay before retry attempt (0-based): RetryMin doubling up
+// to RetryMax, with up to half of it random so many hosts spread out.
+func (a *Agent) backoff(attempt int) time.Duration {
+	d := Backoff(attempt, a.cfg.Timings.RetryMin, a.cfg.Timings.RetryMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// Backoff is min doubled attempt times, capped at max.
+func Backoff(attempt int, min, max time.Duration) time.Duration {
+	d := min
+	for range attempt {
+		if d >= max/2 {
+			return max
+		}
+		d *= 2
+	}
+	return d
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

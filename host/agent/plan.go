@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"sort"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/runtime"
+)
+
+// DesiredVM is what vcenter wants of one VM assigned to this host.
+type DesiredVM struct {
+	ID   string // runtime ID: the VM's inventory UID
+	Path string
+	// PowerState is the spec's; anything but poweredOn means off
+	// (containers cannot be suspended).
+	PowerState string
+	// ResetGeneration is the spec's; ResetDone the one this host last
+	// carried out (status.resetGeneration). They differ after vm.power -reset.
+	ResetGeneration, ResetDone int64
+	Spec                       runtime.VMSpec // what Create needs
+}
+
+// ActionKind is one runtime step.
+type ActionKind string
+
+// The runtime steps a plan is made of.
+const (
+	// Adopt keeps a VM the runtime already has as vcenter wants it: no
+	// runtime call, only its status is reported. After an agent restart
+	// every healthy VM comes back as Adopt, never as a restart.
+	Adopt   ActionKind = "adopt"
+	Create  ActionKind = "create"
+	Start   ActionKind = "start"
+	Stop    ActionKind = "stop"
+	Delete  ActionKind = "delete"
+	Restart ActionKind = "restart" // vm.power -reset: stop, then start
+)
+
+// Action is one step for one VM. Spec is set for Create.
+type Action struct {
+	Kind ActionKind
+	ID   string
+	Path string
+	Spec *runtime.VMSpec
+	// ResetGeneration is the reset this step carries out (Start and Restart
+	// boot the VM afresh, which satisfies any pending reset).
+	ResetGeneration int64
+}
+
+// Plan compares what vcenter wants on this host with what the runtime runs
+// and returns the steps to close the gap, in the order to run them:
+// stops and deletes first (they free capacity), then adopts, creates,
+// starts and restarts, each group by VM path. desired holds only the VMs
+// whose spec.host is this host; a runtime VM missing from it was deleted or
+// moved elsewhere and is stopped and deleted. Plan does no I/O.
+func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
+	have := make(map[string]runtime.VMState, len(actual))
+	for _, a := range actual {
+		have[a.ID] = a
+	}
+	want := make(map[string]bool, len(desired))
+	var free, rest []Action
+	for _, d := range desired {
+		want[d.ID] = true
+		a, exists := have[d.ID]
+		running := exists && a.PowerState == api.PoweredOn
+		act := func(k ActionKind) Action {
+			return Action{Kind: k, ID: d.ID, Path: d.Path, ResetGeneration: d.ResetGeneration}
+		}
+		if d.PowerState != api.PoweredOn {
+			if running {
+				free = append(free, act(Stop))
+			} else if exists {
+				rest = append(rest, act(Adopt))
+			}
+			continue
+		}
+		switch {
+		case !exists:
+			c := act(Create)
+			spec := d.Spec
+			c.Spec = &spec
+			rest = append(rest, c, act(Start))
+		case !running:
+			rest = append(rest, act(Start))
+		case d.ResetGeneration != d.ResetDone:
+			rest = append(rest, act(Restart))
+		default:
+			rest = append(rest, act(Adopt))
+		}
+	}
+	for _, a := range actual {
+		if want[a.ID] {
+			continue
+		}
+		if a.PowerState == api.PoweredOn {
+			free = append(free, Action{Kind: Stop, ID: a.ID, Path: a.Path})
+		}
+		free = append(free, Action{Kind: Delete, ID: a.ID, Path: a.Path})
+	}
+	byPath(free)
+	byPath(rest)
+	return append(free, rest...)
+}
+
+// byPath orders steps by VM path, keeping each VM's own steps in order.
+func byPath(as []Action) {
+	sort.SliceStable(as, func(i, j int) bool {
+		if as[i].Path != as[j].Path {
+			return as[i].Path < as[j].Path
+		}
+		return as[i].ID < as[j].ID
+	})
+}

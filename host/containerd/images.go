@@ -1,0 +1,107 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/images"
+	"github.com/distribution/reference"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// NormalizeImage turns "busybox" into "docker.io/library/busybox:latest", the
+// name containerd stores.
+func NormalizeImage(name string) (string, error) {
+	ref, err := reference.ParseDockerRef(name)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %v: %w", name, err, api.ErrInvalid)
+	}
+	return ref.String(), nil
+}
+
+// EnsureImage makes the image present and unpacked in the driver's namespace:
+// from the namespace itself, else from the content library (Images), else,
+// when the library does not have it, pulled from its registry.
+func (d *Driver) EnsureImage(ctx context.Context, name string) (containerd.Image, error) {
+	ref, err := NormalizeImage(name)
+	if err != nil {
+		return nil, err
+	}
+	ctx = d.nsCtx(ctx)
+	d.importMu.Lock()
+	defer d.importMu.Unlock()
+
+	img, err := d.client.GetImage(ctx, ref)
+	if err != nil && !errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if err != nil {
+		img, err = d.importImage(ctx, name, ref)
+		if isNotFound(err) {
+			img, err = d.client.Pull(ctx, ref, containerd.WithPullUnpack, containerd.WithPullSnapshotter(d.cfg.Snapshotter))
+			if err != nil {
+				return nil, fmt.Errorf("image %s: not in the content library, pull failed: %v: %w", ref, err, api.ErrNotFound)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	unpacked, err := img.IsUnpacked(ctx, d.cfg.Snapshotter)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, d.cfg.Snapshotter); err != nil {
+			return nil, fmt.Errorf("image %s: unpack: %w", ref, err)
+		}
+	}
+	return img, nil
+}
+
+func (d *Driver) importImage(ctx context.Context, name, ref string) (containerd.Image, error) {
+	if d.cfg.Images == nil {
+		return nil, fmt.Errorf("image %s: no content library: %w", ref, api.ErrNotFound)
+	}
+	rc, err := d.cfg.Images.Fetch(ctx, name)
+	if err != nil && name != ref && isNotFound(err) {
+		rc, err = d.cfg.Images.Fetch(ctx, ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %s: content library: %w", ref, err)
+	}
+	defer rc.Close()
+	imgs, err := d.client.Import(ctx, rc)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: import: %w", ref, err)
+	}
+	for _, i := range imgs {
+		if i.Name == ref {
+			return containerd.NewImage(d.client, i), nil
+		}
+	}
+	if len(imgs) == 1 {
+		// The archive names its image differently: record it under the name asked for.
+		i, err := d.client.ImageService().Create(ctx, images.Image{Name: ref, Target: imgs[0].Target})
+		if err != nil && !errdefs.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+		if err != nil {
+			i, err = d.client.ImageService().Get(ctx, ref)
+			if err != nil {
+				return nil, err
+			}
+		}
+		return containerd.NewImage(d.client, i), nil
+	}
+	return nil, fmt.Errorf("image %s: archive holds %d images, none named so: %w", ref, len(imgs), api.ErrNotFound)
+}
+
+func isNotFound(err error) bool {
+	return err != nil && (errors.Is(err, api.ErrNotFound) || errdefs.IsNotFound(err) || errors.Is(err, os.ErrNotExist))
+}

@@ -1,0 +1,497 @@
+package containerd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/network"
+	"github.com/podsphere/podsphere/host/runtime"
+)
+
+// Restart policies (runtime.VMSpec.RestartPolicy); "" means Always.
+const (
+	RestartAlways    = "Always"
+	RestartOnFailure = "OnFailure"
+	RestartNever     = "Never"
+)
+
+const (
+	desiredRunning = "running"
+	desiredStopped = "stopped"
+)
+
+var containerName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (d *Driver) nsCtx(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, d.cfg.Namespace)
+}
+
+// ContainerID is the containerd ID of one of a VM's containers.
+func ContainerID(vmID, name string) string { return vmID + "-" + name }
+
+// CgroupPath is the VM's cgroup, parent of its containers' cgroups.
+func (d *Driver) CgroupPath(vmID string) string { return d.cfg.CgroupRoot + "/" + vmID }
+
+// LogPath is where a container's stdout and stderr go.
+func (d *Driver) LogPath(vmID, container string) string {
+	return filepath.Join(d.cfg.LogDir, vmID, container+".log")
+}
+
+// NetNSPath is the VM's pinned network namespace.
+func (d *Driver) NetNSPath(vmID string) string {
+	if d.cfg.Network != nil {
+		return d.cfg.Network.NetNSPath(vmID)
+	}
+	return filepath.Join(network.NetNSDir, network.DefaultNetNSPrefix+vmID)
+}
+
+// vmContainers returns the VM's containers in spec order.
+func (d *Driver) vmContainers(ctx context.Context, vmID string) ([]containers.Container, error) {
+	cs, err := d.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q==%q", LabelVMID, vmID))
+	if err != nil {
+		return nil, fmt.Errorf("containerd: list VM %s: %w", vmID, err)
+	}
+	sortByIndex(cs)
+	return cs, nil
+}
+
+func sortByIndex(cs []containers.Container) {
+	idx := func(c containers.Container) int { i, _ := strconv.Atoi(c.Labels[LabelIndex]); return i }
+	for i := 1; i < len(cs); i++ {
+		for j := i; j > 0 && idx(cs[j]) < idx(cs[j-1]); j-- {
+			cs[j], cs[j-1] = cs[j-1], cs[j]
+		}
+	}
+}
+
+func (d *Driver) setLabels(ctx context.Context, cid string, labels map[string]string) error {
+	c, err := d.client.LoadContainer(ctx, cid)
+	if err != nil {
+		return err
+	}
+	_, err = c.SetLabels(ctx, labels)
+	return err
+}
+
+// Create makes the VM's netns, network attachment, cgroup and containers, but
+// starts nothing. A VM that already has containers is left as it is.
+func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
+	if spec.ID == "" || len(spec.Containers) == 0 {
+		return fmt.Errorf("containerd: VM needs an id and at least one container: %w", api.ErrInvalid)
+	}
+	seen := map[string]bool{}
+	for _, c := range spec.Containers {
+		if !containerName.MatchString(c.Name) || seen[c.Name] || c.Image == "" {
+			return fmt.Errorf("containerd: VM %s: container %q: name must be a unique DNS label and image set: %w", spec.ID, c.Name, api.ErrInvalid)
+		}
+		seen[c.Name] = true
+	}
+	switch spec.RestartPolicy {
+	case "", RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		return fmt.Errorf("containerd: restart policy %q: %w", spec.RestartPolicy, api.ErrInvalid)
+	}
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(spec.ID)
+	l.Lock()
+	defer l.Unlock()
+
+	existing, err := d.vmContainers(ctx, spec.ID)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return nil
+	}
+	images := make([]containerd.Image, len(spec.Containers))
+	for i, c := range spec.Containers {
+		if images[i], err = d.EnsureImage(ctx, c.Image); err != nil {
+			return fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			_ = d.remove(context.WithoutCancel(ctx), spec.ID)
+		}
+	}()
+	netns, ip, err := d.ensureNetwork(ctx, spec.ID)
+	if err != nil {
+		return err
+	}
+	limits := LimitsFor(spec, d.cfg.MHzPerCore)
+	cgroup := d.CgroupPath(spec.ID)
+	if err := setupVMCgroup(cgroup, limits); err != nil {
+		return fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+	}
+	if err := os.MkdirAll(filepath.Join(d.cfg.LogDir, spec.ID), 0o755); err != nil {
+		return err
+	}
+	policy := spec.RestartPolicy
+	if policy == "" {
+		policy = RestartAlways
+	}
+	for i, c := range spec.Containers {
+		ports, _ := json.Marshal(c.Ports)
+		labels := map[string]string{
+			LabelVMID:          spec.ID,
+			LabelVMPath:        spec.Path,
+			LabelContainer:     c.Name,
+			LabelIndex:         strconv.Itoa(i),
+			LabelRestartPolicy: policy,
+			LabelDesired:       desiredStopped,
+			LabelRestarts:      "0",
+			LabelIP:            ip,
+			LabelNetNS:         netns,
+			LabelCgroup:        cgroup,
+			LabelPorts:         string(ports),
+		}
+		opts := specOpts(c, images[i], netns, cgroup, hostname(spec), limits)
+		cid := ContainerID(spec.ID, c.Name)
+		_, err := d.client.NewContainer(ctx, cid,
+			containerd.WithImage(images[i]),
+			containerd.WithSnapshotter(d.cfg.Snapshotter),
+			containerd.WithNewSnapshot(cid, images[i]),
+			containerd.WithRuntime(d.cfg.Runtime, nil),
+			containerd.WithNewSpec(opts...),
+			containerd.WithContainerLabels(labels),
+		)
+		if err != nil {
+			return fmt.Errorf("containerd: VM %s: container %s: %w", spec.ID, c.Name, err)
+		}
+	}
+	d.log.Info("VM created", "vm", spec.ID, "path", spec.Path, "ip", ip, "containers", len(spec.Containers))
+	return nil
+}
+
+// specOpts builds a container's OCI spec the Kubernetes way: Command replaces
+// the image's entrypoint, Args alone replace its cmd.
+func specOpts(c api.Container, img containerd.Image, netns, cgroup, host string, l Limits) []oci.SpecOpts {
+	var opts []oci.SpecOpts
+	switch {
+	case len(c.Command) > 0:
+		opts = append(opts, oci.WithImageConfig(img), oci.WithProcessArgs(append(append([]string{}, c.Command...), c.Args...)...))
+	case len(c.Args) > 0:
+		opts = append(opts, oci.WithImageConfigArgs(img, c.Args))
+	default:
+		opts = append(opts, oci.WithImageConfig(img))
+	}
+	if len(c.Env) > 0 {
+		env := make([]string, 0, len(c.Env))
+		for _, e := range c.Env {
+			env = append(env, e.Name+"="+e.Value)
+		}
+		opts = append(opts, oci.WithEnv(env))
+	}
+	if c.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(c.WorkingDir))
+	}
+	opts = append(opts,
+		oci.WithHostname(host),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
+		oci.WithCgroup(cgroup+"/"+c.Name),
+	)
+	// The VM cgroup enforces the allocation for all containers together; each
+	// container also carries it, so its own cgroup shows the VM's limits.
+	if l.CPUQuota > 0 {
+		opts = append(opts, oci.WithCPUCFS(l.CPUQuota, cfsPeriod))
+	}
+	if l.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(l.CPUShares))
+	}
+	if l.MemLimit > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(l.MemLimit)))
+	}
+	return opts
+}
+
+var notHostname = regexp.MustCompile(`[^a-z0-9-]+`)
+
+func hostname(spec runtime.VMSpec) string {
+	name := spec.ID
+	if spec.Path != "" {
+		name = filepath.Base(spec.Path)
+	}
+	name = strings.Trim(notHostname.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if name == "" {
+		return "vm"
+	}
+	return name
+}
+
+// ensureNetwork pins the VM's netns and attaches it; both steps are idempotent.
+func (d *Driver) ensureNetwork(ctx context.Context, vmID string) (netns, ip string, err error) {
+	if d.cfg.Network == nil {
+		netns, err = network.CreateNamedNetNS(network.DefaultNetNSPrefix + vmID)
+		return netns, "", err
+	}
+	if netns, err = d.cfg.Network.CreateNetNS(vmID); err != nil {
+		return "", "", fmt.Errorf("containerd: VM %s: %w", vmID, err)
+	}
+	if ip, err = d.cfg.Network.Setup(ctx, vmID, netns); err != nil {
+		return "", "", fmt.Errorf("containerd: VM %s: %w", vmID, err)
+	}
+	return netns, ip, nil
+}
+
+// Start starts every container of the VM that is not running, and supervises them.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(id)
+	l.Lock()
+	defer l.Unlock()
+	cs, err := d.vmContainers(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
+	}
+	_, ip, err := d.ensureNetwork(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(d.cfg.LogDir, id), 0o755); err != nil {
+		return err
+	}
+	boot := cs[0].Labels[LabelBootTime]
+	if cs[0].Labels[LabelDesired] != desiredRunning || boot == "" {
+		boot = time.Now().UTC().Format(time.RFC3339Nano)
+	}
+	for _, info := range cs {
+		labels := map[string]string{LabelDesired: desiredRunning, LabelBootTime: boot}
+		if ip != "" {
+			labels[LabelIP] = ip
+		}
+		if err := d.setLabels(ctx, info.ID, labels); err != nil {
+			return fmt.Errorf("containerd: VM %s: %w", id, err)
+		}
+		if err := d.startContainer(ctx, id, info); err != nil {
+			return err
+		}
+	}
+	d.log.Info("VM powered on", "vm", id)
+	return nil
+}
+
+func (d *Driver) startContainer(ctx context.Context, vmID string, info containers.Container) error {
+	c, err := d.client.LoadContainer(ctx, info.ID)
+	if err != nil {
+		return err
+	}
+	if t, err := c.Task(ctx, nil); err == nil {
+		st, err := t.Status(ctx)
+		if err == nil && st.Status != containerd.Stopped {
+			started, _ := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
+			d.watch(vmID, info.ID, t, started)
+			return nil
+		}
+		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("containerd: container %s: delete old task: %w", info.ID, err)
+		}
+	}
+	t, started, err := d.newTask(ctx, c, vmID, info.Labels[LabelContainer])
+	if err != nil {
+		return err
+	}
+	d.watch(vmID, info.ID, t, started)
+	return nil
+}
+
+// newTask starts the container's process, its output appended to its log file.
+func (d *Driver) newTask(ctx context.Context, c containerd.Container, vmID, name string) (containerd.Task, time.Time, error) {
+	t, err := c.NewTask(ctx, cio.LogFile(d.LogPath(vmID, name)))
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("containerd: container %s: new task: %w", c.ID(), err)
+	}
+	if err := t.Start(ctx); err != nil {
+		_, _ = t.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		return nil, time.Time{}, fmt.Errorf("containerd: container %s: start: %w", c.ID(), err)
+	}
+	started := time.Now().UTC()
+	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: started.Format(time.RFC3339Nano)}); err != nil {
+		d.log.Warn("record start time", "container", c.ID(), "err", err)
+	}
+	return t, started, nil
+}
+
+// Stop sends SIGTERM to every container, SIGKILL to those still up after
+// timeout, and removes their tasks. Containers, netns and IP stay.
+func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(id)
+	l.Lock()
+	defer l.Unlock()
+	cs, err := d.vmContainers(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
+	}
+	for _, info := range cs {
+		if err := d.setLabels(ctx, info.ID, map[string]string{LabelDesired: desiredStopped}); err != nil {
+			return fmt.Errorf("containerd: VM %s: %w", id, err)
+		}
+		d.unwatch(info.ID)
+	}
+	deadline := time.Now().Add(timeout)
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, info := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.stopContainer(ctx, info.ID, deadline)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	d.log.Info("VM powered off", "vm", id)
+	return nil
+}
+
+// stopContainer kills the container's task (SIGTERM, then SIGKILL at deadline)
+// and deletes it, recording the exit code.
+func (d *Driver) stopContainer(ctx context.Context, cid string, deadline time.Time) error {
+	c, err := d.client.LoadContainer(ctx, cid)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	t, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := t.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Status != containerd.Stopped {
+		wctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		exitCh, err := t.Wait(wctx)
+		if err != nil {
+			return err
+		}
+		if err := t.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("containerd: container %s: SIGTERM: %w", cid, err)
+		}
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		select {
+		case <-exitCh:
+		case <-timer.C:
+			if err := t.Kill(ctx, syscall.SIGKILL, containerd.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+				return fmt.Errorf("containerd: container %s: SIGKILL: %w", cid, err)
+			}
+			select {
+			case <-exitCh:
+			case <-time.After(DefaultStopTimeout):
+				return fmt.Errorf("containerd: container %s: still running after SIGKILL: %w", cid, api.ErrUnavailable)
+			}
+		}
+	}
+	status, err := t.Delete(ctx)
+	if err != nil && !errdefs.IsNotFound(err) {
+		if status, err = t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("containerd: container %s: delete task: %w", cid, err)
+		}
+	}
+	if status != nil {
+		_, _ = c.SetLabels(ctx, map[string]string{LabelExitCode: strconv.Itoa(int(status.ExitCode()))})
+	}
+	return nil
+}
+
+// Delete removes the VM's tasks, containers, snapshots, netns, IP lease,
+// cgroup and logs. An unknown VM is not an error.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(id)
+	l.Lock()
+	defer l.Unlock()
+	if err := d.remove(ctx, id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.samples, id)
+	d.mu.Unlock()
+	d.log.Info("VM deleted", "vm", id)
+	return nil
+}
+
+// remove is Delete without the lock.
+func (d *Driver) remove(ctx context.Context, id string) error {
+	cs, err := d.vmContainers(ctx, id)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, info := range cs {
+		d.unwatch(info.ID)
+		if err := d.stopContainer(ctx, info.ID, time.Now()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c, err := d.client.LoadContainer(ctx, info.ID)
+		if err == nil {
+			err = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("containerd: delete container %s: %w", info.ID, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	netns := d.NetNSPath(id)
+	if d.cfg.Network != nil {
+		if err := d.cfg.Network.Teardown(ctx, id, netns); err != nil {
+			errs = append(errs, err)
+		}
+		if err := d.cfg.Network.DeleteNetNS(id); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := network.DeleteNamedNetNS(filepath.Base(netns)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeVMCgroup(d.CgroupPath(id)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.cfg.LogDir, id)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

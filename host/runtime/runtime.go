@@ -1,0 +1,69 @@
+// Package runtime is the seam between the host agent's reconcile loop and
+// whatever actually runs VMs: the sim driver (memory only, for scale tests)
+// or the containerd driver (real containers on CNI networks).
+package runtime
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// VMSpec is what a driver needs to run one VM. ID is stable for the VM's
+// life (the inventory UID) so a restarted agent finds what it made before.
+type VMSpec struct {
+	ID            string
+	Path          string // inventory path, for labels and logs
+	NumCPU        int
+	MemoryMB      int64
+	CPU           api.Allocation // MHz: reservation -> cpu shares/weight floor, limit -> cfs quota
+	Mem           api.Allocation // MB: limit -> memory.max, reservation -> memory.low
+	Containers    []api.Container
+	RestartPolicy string // Always, OnFailure, Never
+}
+
+// VMState is what a driver observes of one VM.
+type VMState struct {
+	ID         string
+	Path       string
+	PowerState string // api.PoweredOn or api.PoweredOff
+	BootTime   time.Time
+	IP         string
+	Restarts   int
+	Containers []api.ContainerStatus
+}
+
+// Capacity is what the machine offers to VMs.
+type Capacity struct {
+	CPUMHz int64
+	MemMB  int64
+}
+
+// Metrics is a VM's measured use.
+type Metrics struct {
+	CPUUsageMHz int64
+	MemUsageMB  int64
+}
+
+// Runtime runs VMs on one host. Every method is idempotent: the reconcile
+// loop may repeat a call after a crash or a lost reply.
+type Runtime interface {
+	Name() string
+	Capacity(ctx context.Context) (Capacity, error)
+	// List returns every VM this driver runs for this host, so a restarted
+	// agent adopts them instead of starting them again.
+	List(ctx context.Context) ([]VMState, error)
+	// Create prepares the VM (containers, network) without starting it.
+	Create(ctx context.Context, spec VMSpec) error
+	Start(ctx context.Context, id string) error
+	// Stop asks the containers to stop, and kills them after timeout.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	// Delete removes everything Create made; deleting an unknown VM is not an error.
+	Delete(ctx context.Context, id string) error
+	Status(ctx context.Context, id string) (VMState, error)
+	Logs(ctx context.Context, id, container string, follow bool, w io.Writer) error
+	Exec(ctx context.Context, id, container string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
+	Metrics(ctx context.Context, id string) (Metrics, error)
+}

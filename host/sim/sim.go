@@ -1,0 +1,358 @@
+// Package sim is the runtime driver that runs no containers: VMs live in
+// memory only, so hundreds of simulated hosts fit in one process for scale
+// tests, placement and HA drills. Power state, boot time and a fake IP
+// behave as a real host's would; nothing executes.
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/runtime"
+)
+
+// Driver is one simulated host's runtime. It is safe for concurrent use.
+type Driver struct {
+	cap runtime.Capacity
+	ips *ipPool
+	now func() time.Time // a test may replace it
+
+	mu  sync.Mutex
+	vms map[string]*vm
+}
+
+type vm struct {
+	spec   runtime.VMSpec
+	state  runtime.VMState
+	ip     string
+	booted bool // started at least once
+}
+
+var _ runtime.Runtime = (*Driver)(nil)
+
+// New makes a sim host offering cpuMHz and memMB. VMs get addresses under
+// ipPrefix, one to three leading octets ("10.250.7" gives 10.250.7.2 to
+// 10.250.7.254); see IPPrefix for one prefix per host.
+func New(cpuMHz, memMB int64, ipPrefix string) *Driver {
+	return &Driver{
+		cap: runtime.Capacity{CPUMHz: cpuMHz, MemMB: memMB},
+		ips: newIPPool(ipPrefix),
+		now: time.Now,
+		vms: map[string]*vm{},
+	}
+}
+
+// IPPrefix is a distinct /24 prefix for sim host number i (0-based):
+// 10.250.0 for host 0, 10.250.255 for host 255, 10.251.0 for host 256...
+// It serves 1536 hosts (up to 10.255.255); beyond that prefixes repeat.
+func IPPrefix(i int) string {
+	i %= 6 * 256
+	return fmt.Sprintf("10.%d.%d", 250+i/256, i%256)
+}
+
+// SetPodSubnet gives VMs addresses from the pod subnet vcenter assigned to
+// this host (a /24 like 10.244.2.0/24), unless New was given a prefix.
+func (d *Driver) SetPodSubnet(cidr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.ips.prefix) > 0 {
+		return
+	}
+	ip, _, ok := strings.Cut(cidr, "/")
+	if !ok {
+		return
+	}
+	if i := strings.LastIndex(ip, "."); i > 0 {
+		d.ips = newIPPool(ip[:i])
+	}
+}
+
+// Name is "sim".
+func (d *Driver) Name() string { return "sim" }
+
+// Capacity is what New was given.
+func (d *Driver) Capacity(ctx context.Context) (runtime.Capacity, error) { return d.cap, nil }
+
+// List returns every VM, sorted by ID.
+func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]runtime.VMState, 0, len(d.vms))
+	for _, v := range d.vms {
+		out = append(out, v.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Create registers a powered-off VM. Creating an existing VM keeps it as it is.
+func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
+	if spec.ID == "" {
+		return fmt.Errorf("sim: create vm %q: empty ID: %w", spec.Path, api.ErrInvalid)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.vms[spec.ID]; ok {
+		return nil
+	}
+	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff}}
+	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
+	for _, c := range spec.Containers {
+		v.state.Containers = append(v.state.Containers, api.ContainerStatus{Name: c.Name, State: "created"})
+	}
+	d.vms[spec.ID] = v
+	return nil
+}
+
+// Start powers a VM on: a new boot time, and an address from the host's
+// range that stays the VM's until Delete. Each start after the first counts
+// as a restart of the VM and of every container.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	if v.state.PowerState == api.PoweredOn {
+		return nil
+	}
+	if v.ip == "" {
+		ip, err := d.ips.take()
+		if err != nil {
+			return fmt.Errorf("sim: start vm %s: %w", id, err)
+		}
+		v.ip = ip
+	}
+	now := d.now()
+	v.state.PowerState = api.PoweredOn
+	v.state.BootTime = now
+	if v.booted {
+		v.state.Restarts++
+	}
+	for i := range v.state.Containers {
+		c := &v.state.Containers[i]
+		if v.booted {
+			c.Restarts++
+		}
+		c.State, c.ExitCode, c.StartedAt = "running", 0, now
+	}
+	v.booted = true
+	return nil
+}
+
+// Stop powers a VM off at once; the sim has nothing to wait for.
+func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	v.stop(0)
+	return nil
+}
+
+// Crash stops a running VM as if its containers died with exitCode, so tests
+// can drive restart and HA logic. Crashing a stopped VM changes nothing.
+func (d *Driver) Crash(id string, exitCode int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	if v.state.PowerState == api.PoweredOn {
+		v.stop(exitCode)
+	}
+	return nil
+}
+
+func (v *vm) stop(exitCode int) {
+	if v.state.PowerState != api.PoweredOn {
+		return
+	}
+	v.state.PowerState = api.PoweredOff
+	v.state.BootTime = time.Time{}
+	for i := range v.state.Containers {
+		v.state.Containers[i].State = "exited"
+		v.state.Containers[i].ExitCode = exitCode
+	}
+}
+
+// Delete forgets a VM and frees its address; an unknown VM is no error.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v, ok := d.vms[id]; ok {
+		d.ips.give(v.ip)
+		delete(d.vms, id)
+	}
+	return nil
+}
+
+// Status is one VM's state.
+func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return runtime.VMState{}, err
+	}
+	return v.snapshot(), nil
+}
+
+// Logs writes a few synthetic lines about the container (every container
+// when container is ""). With follow it then waits for ctx to end, as a real
+// log stream with nothing more to say would.
+func (d *Driver) Logs(ctx context.Context, id, container string, follow bool, w io.Writer) error {
+	d.mu.Lock()
+	v, err := d.get(id)
+	var lines []string
+	if err == nil {
+		found := false
+		for i, c := range v.spec.Containers {
+			if container != "" && c.Name != container {
+				continue
+			}
+			found = true
+			st := v.state.Containers[i]
+			lines = append(lines,
+				fmt.Sprintf("sim: vm %s container %s image %s", v.spec.Path, c.Name, c.Image),
+				fmt.Sprintf("sim: state %s, restarts %d", st.State, st.Restarts))
+			if !st.StartedAt.IsZero() {
+				lines = append(lines, fmt.Sprintf("sim: started at %s, ip %s", st.StartedAt.UTC().Format(time.RFC3339), v.ip))
+			}
+			lines = append(lines, "sim: the sim runtime runs no processes; this is all the log there is")
+		}
+		if !found && container != "" {
+			err = fmt.Errorf("sim: vm %s has no container %q: %w", id, container, api.ErrNotFound)
+		}
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if _, err := io.WriteString(w, l+"\n"); err != nil {
+			return err
+		}
+	}
+	if follow {
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// Exec always fails: there is no process to run a command in.
+func (d *Driver) Exec(ctx context.Context, id, container string, cmd []string, stdout, stderr io.Writer) (int, error) {
+	d.mu.Lock()
+	_, err := d.get(id)
+	d.mu.Unlock()
+	if err != nil {
+		return -1, err
+	}
+	return -1, fmt.Errorf("exec in vm %s: the sim runtime runs no processes: %w", id, api.ErrUnavailable)
+}
+
+// Metrics is zero for every VM: nothing runs.
+func (d *Driver) Metrics(ctx context.Context, id string) (runtime.Metrics, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.get(id); err != nil {
+		return runtime.Metrics{}, err
+	}
+	return runtime.Metrics{}, nil
+}
+
+func (d *Driver) get(id string) (*vm, error) {
+	v, ok := d.vms[id]
+	if !ok {
+		return nil, fmt.Errorf("sim: vm %s: %w", id, api.ErrNotFound)
+	}
+	return v, nil
+}
+
+// snapshot copies the state; the IP shows only while the VM runs, as vm.ip does.
+func (v *vm) snapshot() runtime.VMState {
+	s := v.state
+	s.Containers = append([]api.ContainerStatus(nil), v.state.Containers...)
+	if s.PowerState == api.PoweredOn {
+		s.IP = v.ip
+	}
+	return s
+}
+
+// ipPool hands out the host addresses under a prefix, lowest free first.
+type ipPool struct {
+	prefix []int // leading octets
+	size   int   // addresses under the prefix
+	next   int   // lowest never-used host number
+	free   []int // returned host numbers
+}
+
+func newIPPool(prefix string) *ipPool {
+	p := &ipPool{}
+	for _, s := range strings.Split(strings.Trim(prefix, "."), ".") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 255 || len(p.prefix) == 3 {
+			p.prefix = nil // unusable prefix: every start fails with a clear error
+			break
+		}
+		p.prefix = append(p.prefix, n)
+	}
+	if len(p.prefix) > 0 {
+		p.size = 1 << (8 * (4 - len(p.prefix)))
+	}
+	p.next = 2 // .0 is the network, .1 the gateway
+	return p
+}
+
+func (p *ipPool) take() (string, error) {
+	var n int
+	switch {
+	case len(p.prefix) == 0:
+		return "", fmt.Errorf("no usable IP prefix (want 1 to 3 octets, like 10.250.7): %w", api.ErrInvalid)
+	case len(p.free) > 0:
+		sort.Ints(p.free)
+		n, p.free = p.free[0], p.free[1:]
+	case p.next < p.size-1: // the last address is broadcast
+		n = p.next
+		p.next++
+	default:
+		return "", fmt.Errorf("all %d addresses under %s are in use: %w", p.size-3, p.prefixString(), api.ErrInsufficientResources)
+	}
+	oct := append([]int(nil), p.prefix...)
+	for i := 4 - len(p.prefix) - 1; i >= 0; i-- {
+		oct = append(oct, (n>>(8*i))&0xff)
+	}
+	return fmt.Sprintf("%d.%d.%d.%d", oct[0], oct[1], oct[2], oct[3]), nil
+}
+
+func (p *ipPool) give(ip string) {
+	if ip == "" {
+		return
+	}
+	parts := strings.Split(ip, ".")
+	n := 0
+	for _, s := range parts[len(p.prefix):] {
+		o, _ := strconv.Atoi(s)
+		n = n<<8 | o
+	}
+	p.free = append(p.free, n)
+}
+
+func (p *ipPool) prefixString() string {
+	s := make([]string, len(p.prefix))
+	for i, o := range p.prefix {
+		s[i] = strconv.Itoa(o)
+	}
+	return strings.Join(s, ".")
+}

@@ -1,0 +1,353 @@
+package server
+
+import (
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/quota"
+)
+
+// index keeps the aggregates admission and placement need (per-pool
+// reservations and counts, per-host load) so a power-on does not scan every
+// VM. The store feeds it every mutation in revision order under its write
+// lock; HTTP readers take mu for reading. Never hold mu while calling into a
+// store transaction: the store calls apply under its own lock.
+type index struct {
+	mu       sync.RWMutex
+	pools    map[string]*poolEntry // pool path -> entry
+	hosts    map[string]*hostEntry // host path -> entry
+	clusters map[string]api.ClusterSpec
+	vms      map[string]vmEntry // vm path -> entry
+	events   []string           // event paths, oldest first
+	tasks    []string
+	nextKey  uint64 // next event/task key
+}
+
+type poolEntry struct {
+	spec     api.PoolSpec
+	children int // direct child pools
+	vms      int // VMs directly in this pool, any power state
+	// Reservations and quota footprint of powered-on VMs directly in this pool.
+	onCPURes, onMemRes   int64
+	onCPUFoot, onMemFoot int64
+}
+
+type hostEntry struct {
+	cluster        string
+	spec           api.HostSpec
+	status         api.HostStatus
+	cpuRes, memRes int64 // reservations of powered-on VMs placed here
+	running        int
+}
+
+type vmEntry struct {
+	pool, host       string
+	on               bool
+	cpuRes, memRes   int64
+	cpuFoot, memFoot int64
+}
+
+func newIndex() *index {
+	return &index{
+		pools:    map[string]*poolEntry{},
+		hosts:    map[string]*hostEntry{},
+		clusters: map[string]api.ClusterSpec{},
+		vms:      map[string]vmEntry{},
+		nextKey:  1,
+	}
+}
+
+// MHzPerVCPU is the CPU a vCPU counts for in quota totals when the VM has no
+// CPU limit: the same figure the manifest mapping uses for one Kubernetes core.
+const MHzPerVCPU = 1000
+
+func vmEntryOf(o *api.Object) vmEntry {
+	var s api.VMSpec
+	_ = json.Unmarshal(o.Spec, &s)
+	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
+		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
+	e.cpuFoot, e.memFoot = footprint(s)
+	return e
+}
+
+// footprint is what a VM counts against cpu and memory quota totals: its
+// limit, or its size when it has none.
+func footprint(s api.VMSpec) (cpu, mem int64) {
+	cpu, mem = s.CPU.Limit, s.Mem.Limit
+	if cpu < 0 {
+		cpu = int64(max(s.NumCPU, 1)) * MHzPerVCPU
+	}
+	if mem < 0 {
+		mem = s.MemoryMB
+	}
+	return cpu, mem
+}
+
+func (ix *index) pool(p string) *poolEntry {
+	e := ix.pools[p]
+	if e == nil {
+		e = &poolEntry{}
+		ix.pools[p] = e
+	}
+	return e
+}
+
+func (ix *index) host(p string) *hostEntry {
+	e := ix.hosts[p]
+	if e == nil {
+		e = &hostEntry{}
+		ix.hosts[p] = e
+	}
+	return e
+}
+
+// apply is the store's index hook.
+func (ix *index) apply(old, new *api.Object) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	o := new
+	if o == nil {
+		o = old
+	}
+	switch o.Kind {
+	case api.KindVirtualMachine:
+		if old != nil {
+			ix.vmOut(old.Path)
+		}
+		if new != nil {
+			ix.vmIn(new.Path, vmEntryOf(new))
+		}
+	case api.KindResourcePool:
+		parent := api.Parent(o.Path)
+		ref, _ := api.ParsePath(o.Path)
+		isRoot := len(ref.Pools) == 0
+		if new == nil {
+			if !isRoot {
+				ix.pool(parent).children--
+			}
+			if e := ix.pools[o.Path]; e != nil && e.vms == 0 && e.children == 0 {
+				delete(ix.pools, o.Path)
+			}
+			return
+		}
+		if old == nil && !isRoot {
+			ix.pool(parent).children++
+		}
+		var s api.PoolSpec
+		_ = json.Unmarshal(new.Spec, &s)
+		ix.pool(new.Path).spec = s
+	case api.KindHost:
+		if new == nil {
+			delete(ix.hosts, o.Path)
+			return
+		}
+		h := ix.host(new.Path)
+		ref, _ := api.ParsePath(new.Path)
+		h.cluster = ref.ClusterPath()
+		h.spec = api.HostSpec{}
+		h.status = api.HostStatus{}
+		_ = json.Unmarshal(new.Spec, &h.spec)
+		_ = json.Unmarshal(new.Status, &h.status)
+	case api.KindCluster:
+		if new == nil {
+			delete(ix.clusters, o.Path)
+			return
+		}
+		var s api.ClusterSpec
+		_ = json.Unmarshal(new.Spec, &s)
+		ix.clusters[new.Path] = s
+	case api.KindEvent, api.KindTask:
+		list := &ix.events
+		if o.Kind == api.KindTask {
+			list = &ix.tasks
+		}
+		if new == nil {
+			for i, p := range *list {
+				if p == old.Path {
+					*list = append((*list)[:i], (*list)[i+1:]...)
+					break
+				}
+			}
+			return
+		}
+		if old == nil {
+			*list = append(*list, new.Path)
+			if k, err := strconv.ParseUint(api.Base(new.Path), 10, 64); err == nil && k >= ix.nextKey {
+				ix.nextKey = k + 1
+			}
+		}
+	}
+}
+
+func (ix *index) vmIn(path string, e vmEntry) {
+	ix.vms[path] = e
+	p := ix.pool(e.pool)
+	p.vms++
+	if e.on {
+		p.onCPURes += e.cpuRes
+		p.onMemRes += e.memRes
+		p.onCPUFoot += e.cpuFoot
+		p.onMemFoot += e.memFoot
+		if e.host != "" {
+			h := ix.host(e.host)
+			h.cpuRes += e.cpuRes
+			h.memRes += e.memRes
+			h.running++
+		}
+	}
+}
+
+func (ix *index) vmOut(path string) {
+	e, ok := ix.vms[path]
+	if !ok {
+		return
+	}
+	delete(ix.vms, path)
+	p := ix.pool(e.pool)
+	p.vms--
+	if e.on {
+		p.onCPURes -= e.cpuRes
+		p.onMemRes -= e.memRes
+		p.onCPUFoot -= e.cpuFoot
+		p.onMemFoot -= e.memFoot
+		if h := ix.hosts[e.host]; h != nil {
+			h.cpuRes -= e.cpuRes
+			h.memRes -= e.memRes
+			h.running--
+		}
+	}
+}
+
+// takeKey hands out the next event or task key. Called only inside store
+// transactions, which the store serialises.
+func (ix *index) takeKey() uint64 {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	k := ix.nextKey
+	ix.nextKey++
+	return k
+}
+
+// oldest returns the paths of the oldest entries beyond keep.
+func (ix *index) oldest(kind string, keep int) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	list := ix.events
+	if kind == api.KindTask {
+		list = ix.tasks
+	}
+	if len(list) <= keep {
+		return nil
+	}
+	return append([]string(nil), list[:len(list)-keep]...)
+}
+
+// clusterView is a consistent copy of what admission needs about one cluster.
+type clusterView struct {
+	path  string
+	spec  api.ClusterSpec
+	pools map[string]poolEntry
+	hosts map[string]hostEntry
+	// running maps powered-on VM names in this cluster to their host names, for DRS rules.
+	running map[string]string
+}
+
+// pools under a cluster live below /DC/host/C/Resources.
+func (ix *index) cluster(clusterPath string, withRunning bool) clusterView {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	v := clusterView{path: clusterPath, spec: ix.clusters[clusterPath],
+		pools: map[string]poolEntry{}, hosts: map[string]hostEntry{}}
+	root := clusterPath + "/" + api.RootPoolName
+	for p, e := range ix.pools {
+		if p == root || strings.HasPrefix(p, root+"/") {
+			v.pools[p] = *e
+		}
+	}
+	for p, h := range ix.hosts {
+		if h.cluster == clusterPath {
+			v.hosts[p] = *h
+		}
+	}
+	if withRunning {
+		v.running = map[string]string{}
+		for _, r := range v.spec.Rules {
+			for _, name := range r.VMs {
+				vp := "/" + strings.Split(clusterPath, "/")[1] + "/vm/" + name
+				if e, ok := ix.vms[vp]; ok && e.on && e.host != "" {
+					v.running[name] = api.Base(e.host)
+				}
+			}
+		}
+	}
+	return v
+}
+
+// sortedHosts returns host paths in name order so placement is deterministic.
+func (v clusterView) sortedHosts() []string {
+	out := make([]string, 0, len(v.hosts))
+	for p := range v.hosts {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// capacity is the root pool's capacity: the connected hosts not in maintenance.
+func (v clusterView) capacity() (cpu, mem int64) {
+	for _, h := range v.hosts {
+		if h.status.State == api.HostConnected && !h.spec.Maintenance {
+			cpu += h.status.CPUCapacity
+			mem += h.status.MemCapacity
+		}
+	}
+	return cpu, mem
+}
+
+// subtreeUse sums quota usage of the pool at p and every pool below it.
+func (ix *index) subtreeUse(p string) api.QuotaLimits {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	var u api.QuotaLimits
+	for q, e := range ix.pools {
+		if q == p || strings.HasPrefix(q, p+"/") {
+			u.VMs += int64(e.vms)
+			u.CPUMHz += e.onCPUFoot
+			u.MemMB += e.onMemFoot
+		}
+	}
+	return u
+}
+
+func (ix *index) vm(p string) (vmEntry, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	e, ok := ix.vms[p]
+	return e, ok
+}
+
+// quotaLevels lists the pools from pool up to its cluster's root that carry
+// a quota, with what each one's subtree uses now.
+func (ix *index) quotaLevels(pool string) []quota.Level {
+	var levels []quota.Level
+	for p := pool; p != ""; p = api.Parent(p) {
+		ix.mu.RLock()
+		e := ix.pools[p]
+		var q *api.QuotaLimits
+		if e != nil {
+			q = e.spec.Quota
+		}
+		ix.mu.RUnlock()
+		if e == nil {
+			break
+		}
+		if q != nil {
+			levels = append(levels, quota.Level{Pool: p, Limits: quota.Limits(*q), Used: quota.Usage(ix.subtreeUse(p))})
+		}
+	}
+	return levels
+}

@@ -1,0 +1,201 @@
+// Package server is vcenter: the HTTP/JSON API over the Badger inventory,
+// with validation, pool and quota admission, DRS placement, events and
+// tasks, and the gossip membership that tells connected hosts from failed ones.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/vcenter/membership"
+	"github.com/podsphere/podsphere/vcenter/store"
+)
+
+// Version is podsphere's version, reported by `psc about`.
+const Version = "0.1.0"
+
+// Config is everything `podsphere vcenter` is started with.
+type Config struct {
+	DataDir string
+	Listen  string // HTTP API, 127.0.0.1:8989
+	Gossip  string // memberlist bind, 127.0.0.1:7946
+	Timings membership.Timings
+	Logger  *log.Logger
+	// Now is the clock; tests inject one. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Server is a running vcenter.
+type Server struct {
+	cfg        Config
+	log        *log.Logger
+	now        func() time.Time
+	store      *store.Store
+	ix         *index
+	adminToken string
+	joinToken  string
+	member     *membership.Member
+	listener   net.Listener
+	http       *http.Server
+	library    string // directory of Content Library archives
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New opens the inventory in cfg.DataDir (creating tokens on first start).
+// Call Serve to start answering.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("--data-dir is required: %w", api.ErrInvalid)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.New(os.Stderr, "vcenter: ", log.LstdFlags)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Timings == (membership.Timings{}) {
+		cfg.Timings = membership.DefaultTimings()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %v: %w", cfg.DataDir, err, api.ErrUnavailable)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, ix: newIndex(), stop: make(chan struct{}),
+		library: filepath.Join(cfg.DataDir, "library")}
+	var err error
+	if s.adminToken, err = loadToken(filepath.Join(cfg.DataDir, "admin.token")); err != nil {
+		return nil, err
+	}
+	if s.joinToken, err = loadToken(filepath.Join(cfg.DataDir, "join.token")); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "inventory"), store.Options{Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	st.AddIndex(s.ix.apply)
+	return s, nil
+}
+
+// loadToken reads a bearer token, creating it (mode 0600) on first start.
+func loadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		t := strings.TrimSpace(string(b))
+		if len(t) < 16 {
+			return "", fmt.Errorf("token file %s is too short to be a token: %w", path, api.ErrInvalid)
+		}
+		return t, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("token file %s: %v: %w", path, err, api.ErrUnavailable)
+	}
+	raw := make([]byte, 24)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %v: %w", path, err, api.ErrUnavailable)
+	}
+	return t, nil
+}
+
+// Serve binds the API and gossip ports and starts background loops. It
+// returns once both are listening.
+func (s *Server) Serve() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %v: %w", s.cfg.Listen, err, api.ErrUnavailable)
+	}
+	s.listener = ln
+	if s.cfg.Gossip != "" {
+		m, err := membership.Start("vcenter", s.cfg.Gossip, s.joinToken, s.cfg.Timings, s, s.log)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--gossip %s: %w", s.cfg.Gossip, err)
+		}
+		s.member = m
+	}
+	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Printf("http: %v", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.hostLoop()
+	}()
+	return nil
+}
+
+// Addr is the API's bound address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// GossipAddr is the memberlist bound address.
+func (s *Server) GossipAddr() string {
+	if s.member == nil {
+		return ""
+	}
+	return s.member.Addr()
+}
+
+// AdminToken and JoinToken are the bearer tokens in the data dir.
+func (s *Server) AdminToken() string { return s.adminToken }
+func (s *Server) JoinToken() string  { return s.joinToken }
+
+// Close stops serving and closes the inventory.
+func (s *Server) Close() error {
+	close(s.stop)
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = s.http.Shutdown(ctx)
+		cancel()
+	}
+	if s.member != nil {
+		_ = s.member.Close()
+	}
+	s.wg.Wait()
+	return s.store.Close()
+}
+
+// role is what a bearer token may do.
+type role int
+
+const (
+	roleNone  role = iota
+	roleHost       // join token: register hosts, read, watch, report status
+	roleAdmin      // admin token: everything
+)
+
+func (s *Server) roleOf(r *http.Request) role {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return roleNone
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.adminToken)) == 1 {
+		return roleAdmin
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(s.joinToken)) == 1 {
+		return roleHost
+	}
+	return roleNone
+}
