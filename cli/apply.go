@@ -141,13 +141,13 @@ func applyItem(ctx context.Context, c API, it manifest.Item) (string, error) {
 		return "", fmt.Errorf("%s is a %s, not a %s: %w", want.Path, cur.Kind, want.Kind, api.ErrConflict)
 	}
 	changed := false
-	spec, err := keepServerFields(want, cur)
+	spec, err := keepServerFields(it, cur)
 	if err != nil {
 		return "", err
 	}
 	if !sameJSON(spec, cur.Spec) || !sameLabels(want.Labels, cur.Labels) {
 		_, err := modify(ctx, c, want.Path, func(o *api.Object) error {
-			s, err := keepServerFields(want, o)
+			s, err := keepServerFields(it, o)
 			o.Spec, o.Labels = s, want.Labels
 			return err
 		})
@@ -232,9 +232,22 @@ var errUnchanged = errors.New("unchanged")
 // from cur, so an apply of an unchanged manifest compares equal: a VM's
 // placement (spec.host, when the manifest pins none), its power state
 // (changed through power operations instead) and reset generation; a
-// cluster's pod CIDR when the manifest gives none.
-func keepServerFields(want, cur *api.Object) (json.RawMessage, error) {
+// cluster's pod CIDR when the manifest gives none. A Kubernetes Namespace
+// leaves its pool's quota alone: that belongs to ResourceQuota documents.
+func keepServerFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) {
+	want := it.Object
 	switch want.Kind {
+	case api.KindResourcePool:
+		if it.Kind != "Namespace" {
+			return want.Spec, nil
+		}
+		var w, c api.PoolSpec
+		if err := want.DecodeSpec(&w); err != nil {
+			return nil, err
+		}
+		_ = cur.DecodeSpec(&c)
+		w.Quota = c.Quota
+		return json.Marshal(w)
 	case api.KindVirtualMachine:
 		w, c := vmSpec(want), vmSpec(cur)
 		if w.Host == "" {

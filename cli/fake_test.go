@@ -31,7 +31,9 @@ func newFakeAPI() *fakeAPI {
 		quotas: map[string]*api.QuotaInfo{}, powerErr: map[string]error{}}
 }
 
-func (f *fakeAPI) record(format string, args ...any) { f.calls = append(f.calls, fmt.Sprintf(format, args...)) }
+func (f *fakeAPI) record(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
 
 // put stores an object as if vcenter had it already.
 func (f *fakeAPI) put(kind, path string, spec, status any) *api.Object {

@@ -261,12 +261,16 @@ func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberli
 	defer local.Stop()
 	remote := time.NewTicker(t.StatusInterval)
 	defer remote.Stop()
+	failing := false // log a run of failed rejoins once
 	rejoin := func(why string) {
-		if n, err := list.Join(seeds); err != nil {
-			a.log.Printf("gossip rejoin (%s): %v", why, err)
-		} else {
+		n, err := list.Join(seeds)
+		switch {
+		case err != nil && !failing:
+			a.log.Printf("gossip rejoin (%s): %v (retrying every %v)", why, err, t.RejoinInterval)
+		case err == nil:
 			a.log.Printf("gossip rejoined %d seed(s): %s", n, why)
 		}
+		failing = err != nil
 	}
 	for {
 		select {

@@ -168,32 +168,46 @@ func (s *Server) setConnection(path string, alive bool) {
 }
 
 // hostLoop records lastSeen of live hosts every LastSeenInterval, in one
-// transaction and without events: it is a heartbeat, not a change.
+// transaction and without events: it is a heartbeat, not a change. It also
+// catches hosts the inventory calls connected that gossip never reported
+// after a vcenter restart: once the detection bound has passed since start,
+// such a host is notResponding.
 func (s *Server) hostLoop() {
 	if s.member == nil {
 		return
 	}
-	tick := time.NewTicker(s.cfg.Timings.LastSeenInterval)
+	every := s.cfg.Timings.LastSeenInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	start := s.now()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-tick.C:
 		}
-		alive := s.member.Alive()
+		alive := map[string]bool{}
+		for _, p := range s.member.Alive() {
+			alive[p] = true
+		}
 		now := s.now()
+		var stale []string
 		err := s.update("vcenter", func(t *txn) error {
-			for _, p := range alive {
-				cur, err := t.Get(p)
-				if err != nil {
+			for _, h := range t.List(store.Query{Kind: api.KindHost}) {
+				var st api.HostStatus
+				_ = h.DecodeStatus(&st)
+				if !alive[h.Path] {
+					if st.State != api.HostNotResponding {
+						stale = append(stale, h.Path)
+					}
 					continue
 				}
-				var st api.HostStatus
-				_ = cur.DecodeStatus(&st)
 				st.LastSeen = now
-				cur.SetStatus(st)
-				if _, err := t.Update(cur); err != nil {
+				h.SetStatus(st)
+				if _, err := t.Update(h); err != nil {
 					return err
 				}
 			}
@@ -202,5 +216,29 @@ func (s *Server) hostLoop() {
 		if err != nil {
 			s.log.Printf("recording lastSeen: %v", err)
 		}
+		if now.Sub(start) > 2*s.cfg.Timings.DetectionBound(len(alive)+1) {
+			for _, p := range stale {
+				s.setConnection(p, false)
+			}
+		}
+	}
+}
+
+// rejoinHosts asks gossip to contact every host the inventory knows, so a
+// restarted vcenter finds its hosts again without waiting for them.
+func (s *Server) rejoinHosts() {
+	var addrs []string
+	for _, h := range s.store.List(store.Query{Kind: api.KindHost}).Items {
+		var st api.HostStatus
+		_ = h.DecodeStatus(&st)
+		if st.Address != "" {
+			addrs = append(addrs, st.Address)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if n, err := s.member.Join(addrs); err != nil && n == 0 {
+		s.log.Printf("rejoining %d known hosts: %v (they will rejoin on their own)", len(addrs), err)
 	}
 }

@@ -36,6 +36,9 @@ type Config struct {
 	Logger  *log.Logger
 	// Now is the clock; tests inject one. Defaults to time.Now.
 	Now func() time.Time
+	// LogRetention is how many changes the store keeps for watchers that
+	// resume from an old revision (0 = store.DefaultLogRetention).
+	LogRetention int
 }
 
 // Server is a running vcenter.
@@ -83,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 	if s.joinToken, err = loadToken(filepath.Join(cfg.DataDir, "join.token")); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "inventory"), store.Options{Logger: cfg.Logger, Now: cfg.Now})
+	st, err := store.Open(filepath.Join(cfg.DataDir, "inventory"), store.Options{Logger: cfg.Logger, Now: cfg.Now, LogRetention: cfg.LogRetention})
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +145,9 @@ func (s *Server) Serve() error {
 	}()
 	go func() {
 		defer s.wg.Done()
+		if s.member != nil {
+			s.rejoinHosts()
+		}
 		s.hostLoop()
 	}()
 	return nil
