@@ -20,11 +20,10 @@ run() { say "$*"; "$@"; }
 
 "$BIN/podsphere" vcenter --data-dir "$DIR/vc" --listen 127.0.0.1:$API --gossip 127.0.0.1:$GOSSIP 2>"$DIR/vcenter.log" &
 PIDS+=($!)
-for i in $(seq 50); do [ -s "$DIR/vc/join.token" ] && curl -sf -o /dev/null "http://127.0.0.1:$API/" -H "Authorization: Bearer $(cat "$DIR/vc/admin.token")" 2>/dev/null; [ -s "$DIR/vc/admin.token" ] && break; sleep 0.1; done
-sleep 0.3
-
+for i in $(seq 100); do [ -s "$DIR/vc/join.token" ] && break; sleep 0.1; done
 export PSC_URL=http://127.0.0.1:$API PSC_TOKEN=$(cat "$DIR/vc/admin.token") PSC_DATACENTER=dc1 PSC_CLUSTER=c1
 psc() { "$BIN/psc" "$@"; }
+for i in $(seq 100); do psc about >/dev/null 2>&1 && break; sleep 0.1; done
 
 run psc datacenter.create dc1
 run psc cluster.create c1

@@ -63,6 +63,7 @@ func (s *Server) create(user string, o *api.Object) (*api.Object, error) {
 		return nil, fmt.Errorf("%s is a cluster's root pool: it is made with the cluster: %w", o.Path, api.ErrInvalid)
 	}
 	var out *api.Object
+	refusedEvent := "AdmissionRefusedEvent"
 	err = s.update(user, func(t *txn) error {
 		if err := s.admitCreate(t, ref, o); err != nil {
 			return err
@@ -84,6 +85,7 @@ func (s *Server) create(user string, o *api.Object) (*api.Object, error) {
 			var spec api.VMSpec
 			_ = out.DecodeSpec(&spec)
 			if spec.PowerState == api.PoweredOn {
+				refusedEvent = "VmFailedToPowerOnEvent"
 				if out, err = s.powerOn(t, out, spec); err != nil {
 					return err
 				}
@@ -93,7 +95,7 @@ func (s *Server) create(user string, o *api.Object) (*api.Object, error) {
 	})
 	if err != nil {
 		if refusal(err) {
-			return nil, s.refuse(user, taskNames[o.Kind][0], o.Path, "VmFailedToPowerOnEvent", started, err)
+			return nil, s.refuse(user, taskNames[o.Kind][0], o.Path, refusedEvent, started, err)
 		}
 		return nil, err
 	}
@@ -354,7 +356,7 @@ func (s *Server) change(user string, o *api.Object) (*api.Object, error) {
 	})
 	if err != nil {
 		if refusal(err) {
-			return nil, s.refuse(user, taskNames[o.Kind][1], o.Path, "ReconfigureFailedEvent", started, err)
+			return nil, s.refuse(user, taskNames[o.Kind][1], o.Path, "AdmissionRefusedEvent", started, err)
 		}
 		return nil, err
 	}
