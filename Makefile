@@ -3,13 +3,18 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: all build test test-short bench demo clean fmt vet
+.PHONY: all build test test-short bench demo clean fmt vet image
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/podsphere ./cmd/psc
+
+# The busybox OCI image the tests and the demo import into the content library.
+image:
+	@mkdir -p $(BIN)
+	$(GO) run ./cmd/mkimage -o $(BIN)/busybox.tar -name docker.io/library/busybox:latest
 
 vet:
 	$(GO) vet $(PKGS)
@@ -29,7 +34,10 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime=2s $(PKGS)
 
-demo: build
+# A three-host lab on this machine with real containers (root; installs the
+# Debian packages it needs); without root, the simulated demo. The lab stays
+# up afterwards: `bin/podsphere lab down` removes it.
+demo:
 	./scripts/demo.sh
 
 fmt:

@@ -54,16 +54,18 @@ const (
 )
 
 type HostStatus struct {
-	State       string    `json:"state"`
-	Address     string    `json:"address,omitempty"` // gossip / data address
-	Runtime     string    `json:"runtime,omitempty"` // sim, containerd
-	CPUCapacity int64     `json:"cpuCapacityMHz"`
-	MemCapacity int64     `json:"memCapacityMB"`
-	CPUUsage    int64     `json:"cpuUsageMHz,omitempty"`
-	MemUsage    int64     `json:"memUsageMB,omitempty"`
-	PodSubnet   string    `json:"podSubnet,omitempty"`
-	LastSeen    time.Time `json:"lastSeen,omitzero"`
-	Joined      time.Time `json:"joined,omitzero"`
+	State       string `json:"state"`
+	Address     string `json:"address,omitempty"` // gossip / data address
+	Runtime     string `json:"runtime,omitempty"` // sim, containerd
+	CPUCapacity int64  `json:"cpuCapacityMHz"`
+	MemCapacity int64  `json:"memCapacityMB"`
+	CPUUsage    int64  `json:"cpuUsageMHz,omitempty"`
+	MemUsage    int64  `json:"memUsageMB,omitempty"`
+	PodSubnet   string `json:"podSubnet,omitempty"`
+	// AgentAddress is the host agent's own API (logs, exec, metrics), host:port.
+	AgentAddress string    `json:"agentAddress,omitempty"`
+	LastSeen     time.Time `json:"lastSeen,omitzero"`
+	Joined       time.Time `json:"joined,omitzero"`
 }
 
 // Shares are vSphere SharesInfo: a level or a custom number.
@@ -188,6 +190,9 @@ type VMStatus struct {
 	Restarts   int               `json:"restarts,omitempty"`
 	Containers []ContainerStatus `json:"containers,omitempty"`
 	Message    string            `json:"message,omitempty"`
+	// CPUUsageMHz and MemUsageMB are the VM's measured use (cgroups), reported by its host.
+	CPUUsageMHz int64 `json:"cpuUsageMHz,omitempty"`
+	MemUsageMB  int64 `json:"memUsageMB,omitempty"`
 	// ResetGeneration echoes the spec's once the host has carried out the reset.
 	ResetGeneration int64 `json:"resetGeneration,omitempty"`
 }

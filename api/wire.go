@@ -48,6 +48,8 @@ type JoinRequest struct {
 	Runtime     string `json:"runtime"`
 	CPUCapacity int64  `json:"cpuCapacityMHz"`
 	MemCapacity int64  `json:"memCapacityMB"`
+	// AgentAddress is the agent's own API (logs, exec, metrics), host:port.
+	AgentAddress string `json:"agentAddress,omitempty"`
 }
 
 // JoinReply tells the host who it is in the inventory and how to gossip.
@@ -57,3 +59,29 @@ type JoinReply struct {
 	PodSubnet  string    `json:"podSubnet,omitempty"`
 	Joined     time.Time `json:"joined"`
 }
+
+// ExecRequest runs a command in a VM's container (guest.run, POST /api/v1/vm/exec).
+// Container "" is the VM's first container.
+type ExecRequest struct {
+	Path      string   `json:"path"`
+	Container string   `json:"container,omitempty"`
+	Command   []string `json:"command"`
+}
+
+// HostExecRequest is ExecRequest as vcenter forwards it to the VM's host
+// agent (POST /exec on the agent's API): the VM by its runtime ID (UID).
+type HostExecRequest struct {
+	VM        string   `json:"vm"`
+	Container string   `json:"container,omitempty"`
+	Command   []string `json:"command"`
+}
+
+// ExecResult is a finished guest command: its output and exit code.
+type ExecResult struct {
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+	ExitCode int    `json:"exitCode"`
+}
+
+// MaxExecOutput bounds each of stdout and stderr kept from a guest command.
+const MaxExecOutput = 4 << 20

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,20 +111,51 @@ func TestWriteEventsAndTasks(t *testing.T) {
 	golden(t, "events-tasks", b.String())
 }
 
-// TestReadVerbs runs the read verbs against the lab inventory and compares
-// their table output with golden files.
-func TestReadVerbs(t *testing.T) {
-	f := labInventory()
-	f.pools["/dc1/host/c1/Resources/dev"] = devPoolInfo()
-	f.pools["/dc1/host/c1/Resources/dev"].Pool = f.objs["/dc1/host/c1/Resources/dev"]
-	f.quotas["/dc1/host/c1/Resources/dev"] = &api.QuotaInfo{Path: "/dc1/host/c1/Resources/dev", Limits: *noQuota()}
-	cl := f.objs["/dc1/host/c1"]
-	s := newClusterSpec()
-	s.Rules = []api.ClusterRule{
-		{Name: "spread", Enabled: true, Kind: ruleAntiAffinity, Mandatory: true, VMs: []string{"/dc1/vm/web-01", "/dc1/vm/web-02"}},
-		{Name: "db-pin", Enabled: false, Kind: ruleVMHost, VMs: []string{"/dc1/vm/db-01"}, Hosts: []string{"/dc1/host/c1/esx-03"}},
+// TestWriteHostInfo renders host.info blocks of given hosts, times included.
+func TestWriteHostInfo(t *testing.T) {
+	var b bytes.Buffer
+	hosts := []hostInfo{
+		{Name: "esx-01", Path: "/dc1/host/c1/esx-01", VMs: 1, Status: api.HostStatus{State: api.HostConnected, Runtime: "sim",
+			Address: "10.0.0.11:7946", CPUCapacity: 20000, MemCapacity: 65536, CPUUsage: 1000, MemUsage: 2048,
+			PodSubnet: "10.244.0.0/24", LastSeen: testTime.Add(-3 * time.Second)}},
+		{Name: "esx-02", Path: "/dc1/host/c1/esx-02", Maintenance: true, Status: api.HostStatus{State: api.HostConnected,
+			Runtime: "containerd", CPUCapacity: 8000, MemCapacity: 16384, LastSeen: testTime.Add(-90 * time.Second)}},
+		{Name: "esx-03", Path: "/dc1/host/c1/esx-03", Status: api.HostStatus{State: api.HostNotResponding, CPUCapacity: 20000, MemCapacity: 65536}},
 	}
-	cl.SetSpec(s)
+	if err := writeHostInfo(&b, hosts, testTime, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "host-info-render", b.String())
+}
+
+// volatile are the parts of real output that differ from run to run: ports
+// the lab's servers bound, times, UIDs and the store revision.
+var volatile = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:PORT"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+s ago\)`), "TIME (AGO)"},
+	{regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`), "TIME"},
+	{regexp.MustCompile(`(?m)^(  UUID:\s+)\S+$`), "${1}UID"},
+	{regexp.MustCompile(`(?m)^(Revision:\s+)\d+$`), "${1}REV"},
+}
+
+func scrub(s string) string {
+	for _, v := range volatile {
+		s = v.re.ReplaceAllString(s, v.repl)
+	}
+	return s
+}
+
+// TestReadVerbs runs the read verbs against a real vcenter holding the lab
+// inventory and compares their output with golden files (with ports,
+// times, UIDs and the revision blanked out).
+func TestReadVerbs(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	l.ok("cluster.rule.create", "-name", "spread", "-enable", "-mandatory", "-anti-affinity", "web-01", "web-02")
+	l.ok("cluster.rule.create", "-name", "db-pin", "-vm-host", "-host", "esx-03", "-affine=false", "db-01")
 	tests := []struct {
 		golden string
 		args   []string
@@ -144,19 +177,20 @@ func TestReadVerbs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
-			out, errOut, code := runPsc(t, f, "", nil, tt.args...)
+			out, errOut, code := l.psc("", nil, tt.args...)
 			if code != 0 {
 				t.Fatalf("psc %q: exit %d: %s", tt.args, code, errOut)
 			}
-			golden(t, tt.golden, out)
+			golden(t, tt.golden, scrub(out))
 		})
 	}
 }
 
-// TestJSONOutput checks that -json prints valid indented JSON of the right shape.
+// TestJSONOutput checks that -json prints valid indented JSON of the right
+// shape, with what vcenter holds and computes.
 func TestJSONOutput(t *testing.T) {
-	f := labInventory()
-	f.pools["/dc1/host/c1/Resources/dev"] = devPoolInfo()
+	t.Parallel()
+	l := labInventory(t)
 	tests := []struct {
 		args  []string
 		check func(t *testing.T, raw []byte)
@@ -164,7 +198,7 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"ls", "-json", "/dc1/vm"}, func(t *testing.T, raw []byte) {
 			var objs []api.Object
 			mustJSON(t, raw, &objs)
-			if len(objs) != 3 || objs[0].Path != "/dc1/vm/db-01" || objs[0].Kind != api.KindVirtualMachine {
+			if len(objs) != 3 || objs[0].Path != "/dc1/vm/db-01" || objs[0].Kind != api.KindVirtualMachine || objs[0].UID == "" {
 				t.Errorf("ls -json /dc1/vm = %+v", objs)
 			}
 		}},
@@ -185,14 +219,25 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"pool.info", "-json", "dev"}, func(t *testing.T, raw []byte) {
 			var infos []api.PoolInfo
 			mustJSON(t, raw, &infos)
-			if len(infos) != 1 || infos[0].CPU.UnreservedForVm != 4800 {
+			// dev reserves 6000 MHz; its VMs reserve none.
+			if len(infos) != 1 || infos[0].CPU.Reservation != 6000 || infos[0].CPU.Expandable ||
+				infos[0].CPU.ReservationUsed != 0 || infos[0].CPU.UnreservedForVm != 6000 {
 				t.Errorf("pool.info -json = %+v", infos)
+			}
+		}},
+		{[]string{"pool.info", "-json", "Resources"}, func(t *testing.T, raw []byte) {
+			var infos []api.PoolInfo
+			mustJSON(t, raw, &infos)
+			// The root pool is the two connected hosts, 2 x 20000 MHz; dev holds 6000.
+			if len(infos) != 1 || infos[0].CPU.Reservation != 40000 || infos[0].CPU.ReservationUsed != 6000 ||
+				infos[0].CPU.UnreservedForPool != 34000 || infos[0].Mem.Reservation != 131072 {
+				t.Errorf("pool.info -json Resources = %+v", infos)
 			}
 		}},
 		{[]string{"host.info", "-json", "esx-03"}, func(t *testing.T, raw []byte) {
 			var hs []hostInfo
 			mustJSON(t, raw, &hs)
-			if len(hs) != 1 || hs[0].Status.State != api.HostNotResponding {
+			if len(hs) != 1 || hs[0].Status.State != api.HostNotResponding || hs[0].Status.CPUCapacity != 20000 {
 				t.Errorf("host.info -json = %+v", hs)
 			}
 		}},
@@ -206,20 +251,37 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"vm.ip", "-json", "web-01"}, func(t *testing.T, raw []byte) {
 			var ips []map[string]string
 			mustJSON(t, raw, &ips)
-			if len(ips) != 1 || ips[0]["ip"] != "10.244.0.2" {
+			// esx-01 joined first and holds the cluster's first pod subnet.
+			if len(ips) != 1 || ips[0]["path"] != "/dc1/vm/web-01" || ips[0]["ip"] != "10.244.0.2" {
 				t.Errorf("vm.ip -json = %+v", ips)
 			}
 		}},
-		{[]string{"events", "-json"}, func(t *testing.T, raw []byte) {
+		{[]string{"events", "-json", "/dc1/vm/web-01"}, func(t *testing.T, raw []byte) {
+			var evs []api.EventSpec
+			mustJSON(t, raw, &evs)
+			for i, e := range evs {
+				if e.Target != "/dc1/vm/web-01" || i > 0 && e.Key <= evs[i-1].Key {
+					t.Errorf("events -json: %+v", e)
+				}
+			}
+			// What the admin did, and what esx-01 reported: web-01 running there.
+			if types := eventTypes(evs); !slices.Equal(types, []string{"VmCreatedEvent", "VmPoweredOnEvent"}) {
+				t.Errorf("events -json /dc1/vm/web-01: types %q", types)
+			}
+			if n := len(evs); n == 0 || evs[n-1].Type != "VmStateChangedEvent" || evs[n-1].Message != "web-01 is poweredOn on esx-01" {
+				t.Errorf("events -json /dc1/vm/web-01: last is not the host's report of web-01 running: %+v", evs)
+			}
+		}},
+		{[]string{"events", "-json", "/dc1/vm/nope"}, func(t *testing.T, raw []byte) {
 			var evs []api.EventSpec
 			mustJSON(t, raw, &evs)
 			if len(evs) != 0 {
-				t.Errorf("events -json = %+v", evs)
+				t.Errorf("events -json about a VM that never was = %+v", evs)
 			}
 		}},
 	}
 	for _, tt := range tests {
-		out, errOut, code := runPsc(t, f, "", nil, tt.args...)
+		out, errOut, code := l.psc("", nil, tt.args...)
 		if code != 0 {
 			t.Fatalf("psc %q: exit %d: %s", tt.args, code, errOut)
 		}

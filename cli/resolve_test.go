@@ -56,22 +56,24 @@ func TestResolverPath(t *testing.T) {
 }
 
 func TestResolverDefaultsToTheOnlyDatacenterAndCluster(t *testing.T) {
-	f := labInventory()
-	r := &Resolver{API: f}
+	t.Parallel()
+	l := labBase(t)
+	r := &Resolver{API: l.api}
 	got, err := r.Path(context.Background(), api.KindResourcePool, "dev")
 	if err != nil || got != "/dc1/host/c1/Resources/dev" {
 		t.Fatalf("Path(dev) = %q, %v", got, err)
 	}
-	f.put(api.KindCluster, "/dc1/host/c2", newClusterSpec(), nil)
-	r = &Resolver{API: f}
+	l.create(api.New(api.KindCluster, "/dc1/host/c2", newClusterSpec()))
+	r = &Resolver{API: l.api}
 	if _, err := r.Path(context.Background(), api.KindResourcePool, "dev"); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("two clusters, no PSC_CLUSTER: err = %v, want a usage error", err)
 	}
 }
 
 func TestResolverPathsGlob(t *testing.T) {
-	f := labInventory()
-	r := &Resolver{DC: "dc1", Cluster: "c1", API: f}
+	t.Parallel()
+	l := labInventory(t)
+	r := &Resolver{DC: "dc1", Cluster: "c1", API: l.api}
 	tests := []struct {
 		kind string
 		args []string

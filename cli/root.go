@@ -114,6 +114,9 @@ func Run(ctx context.Context, env *Env, getenv func(string) string, args []strin
 	if err == nil {
 		return 0
 	}
+	if code, ok := asExitStatus(err); ok {
+		return code
+	}
 	fmt.Fprintf(env.Err, "psc: %s\n", strings.TrimSpace(err.Error()))
 	return ExitCode(err)
 }
@@ -262,6 +265,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		cmd.GroupID = c.group
 		root.AddCommand(cmd)
 	}
+	addDataPlaneCommands(env, root)
 	return root
 }
 

@@ -405,6 +405,10 @@ func writeVMInfo(w io.Writer, vm *api.Object, resources bool, loc *time.Location
 			b.add(res.label+" Limit", "%s", res.f(res.al.Limit))
 			b.add(res.label+" Shares", "%s", sharesString(res.al.Shares))
 		}
+		if st.CPUUsageMHz > 0 || st.MemUsageMB > 0 { // measured by the host (cgroups)
+			b.add("CPU Usage", "%s", mhz(st.CPUUsageMHz))
+			b.add("Mem Usage", "%s", mb(st.MemUsageMB))
+		}
 	}
 	return b.write(w)
 }

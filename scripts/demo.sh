@@ -1,59 +1,118 @@
 #!/usr/bin/env bash
-# make demo: a vcenter with three hosts on loopback, a pool tree with
-# reservations and a quota, VMs placed by DRS, and one refused power-on.
+# make demo: a three-host datacenter on this machine (`podsphere lab up`),
+# real containers on each host, a pool with a quota, and a web page fetched
+# from one VM by another across hosts. The lab stays up afterwards so you can
+# keep going; `podsphere lab down` removes it. Without root it runs the
+# simulated demo instead (scripts/demo-sim.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$PWD/bin
-DIR=$(mktemp -d /tmp/podsphere-demo.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
+ROOT=$PWD
+LAB_DIR=${PODSPHERE_LAB_DIR:-/var/lib/podsphere-lab}
+PACKAGES=(containerd runc containernetworking-plugins iptables busybox-static iproute2)
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
-API=$(port); GOSSIP=$(port)
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-run() { say "$*"; "$@"; }
+# run shows the command as you would type it (arguments with spaces quoted), then runs it.
+run() {
+  local shown=() a
+  for a in "$@"; do [[ $a == *[[:space:]]* ]] && shown+=("'$a'") || shown+=("$a"); done
+  say "${shown[*]}"; "$@"
+}
+note() { printf '\033[2m# %s\033[0m\n' "$*"; }
 
-"$BIN/podsphere" vcenter --data-dir "$DIR/vc" --listen 127.0.0.1:$API --gossip 127.0.0.1:$GOSSIP 2>"$DIR/vcenter.log" &
-PIDS+=($!)
-for i in $(seq 100); do [ -s "$DIR/vc/join.token" ] && break; sleep 0.1; done
-export PSC_URL=http://127.0.0.1:$API PSC_TOKEN=$(cat "$DIR/vc/admin.token") PSC_DATACENTER=dc1 PSC_CLUSTER=c1
-psc() { "$BIN/psc" "$@"; }
-for i in $(seq 100); do psc about >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "$(id -u)" != "0" ]; then
+  cat <<EOF
+The podsphere lab needs root: it creates network namespaces, veths, a bridge
+and cgroups, and runs containerd. Nothing outside its own namespaces changes,
+and \`podsphere lab down\` removes it all (see docs/lab.md). For the real
+three-host demo run:  sudo make demo
 
-run psc datacenter.create dc1
-run psc cluster.create c1
-for i in 1 2 3; do
-  "$BIN/podsphere" host --name esx-0$i --cluster /dc1/host/c1 --vcenter "$PSC_URL" \
-    --join 127.0.0.1:$GOSSIP --join-token "$(cat "$DIR/vc/join.token")" --gossip-bind 127.0.0.1:0 \
-    --runtime sim --cpu 20000 --mem 65536 2>"$DIR/esx-0$i.log" &
-  PIDS+=($!)
-done
-for i in $(seq 50); do [ "$(psc ls -t h /dc1/host/c1 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.2; done
+Meanwhile, here is the simulated demo (no containers, no root):
+EOF
+  make -s build
+  exec "$ROOT/scripts/demo-sim.sh"
+fi
 
+# 1. The Debian packages the lab runs, installed only when missing.
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "missing packages: ${missing[*]} (and no apt-get to install them)" >&2; exit 1
+  fi
+  note "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Build, and start from a clean lab.
+make -s build
+export PATH=$ROOT/bin:$PATH
+if [ -e "$LAB_DIR/state.json" ]; then
+  note "a lab is already up in $LAB_DIR: tearing it down to start fresh"
+  podsphere lab down --dir "$LAB_DIR"
+fi
+run podsphere lab up --hosts 3 --dir "$LAB_DIR"
+say ". $LAB_DIR/env"
+. "$LAB_DIR/env"
+note "PSC_URL=$PSC_URL: a loopback forwarder to vcenter at 10.99.0.2:8989 inside the lab"
+
+# 3. Inventory and a pool with a quota.
 run psc host.info
-run psc pool.create -cpu.reservation 6000 -cpu.expandable=false -mem.reservation 8192 c1/Resources/prod
-run psc pool.create -cpu.reservation 2000 -mem.reservation 2048 c1/Resources/prod/web
-run psc pool.create c1/Resources/dev
-run psc quota.set c1/Resources/dev -vms 2 -mem 4096
-run psc vm.create -c 2 -m 1024 -cpu.reservation 1000 -mem.reservation 1024 -pool c1/Resources/prod/web web-01
-run psc vm.create -c 2 -m 1024 -cpu.reservation 1000 -mem.reservation 1024 -pool c1/Resources/prod/web web-02
-run psc vm.create -c 1 -m 2048 -cpu.reservation 3000 -pool c1/Resources/prod db-01
-run psc vm.create -c 1 -m 1024 -pool c1/Resources/dev dev-01
-run psc vm.create -c 1 -m 1024 -pool c1/Resources/dev dev-02
-sleep 1
-run psc tree
-run psc pool.info c1/Resources/prod c1/Resources/prod/web
-run psc quota.info c1/Resources/dev
+run psc library.ls
+run psc pool.create -cpu.reservation 1000 -mem.reservation 256 c1/Resources/web
+run psc quota.set c1/Resources/web -vms 4 -mem 1024
 
-say "psc vm.create -c 1 -m 512 -pool c1/Resources/dev dev-03   # the quota allows 2 VMs"
-psc vm.create -c 1 -m 512 -pool c1/Resources/dev dev-03 || true
-say "psc vm.create -cpu.reservation 4000 -pool c1/Resources/prod/web web-03   # prod is fixed at 6000 MHz"
-psc vm.create -c 2 -m 512 -cpu.reservation 4000 -pool c1/Resources/prod/web web-03 || true
-run psc events -n 8
-echo
-echo "That was podsphere on three simulated hosts. Next: README.md's walk-through, docs/."
+# 4. Three web servers kept apart by a DRS rule, and one Kubernetes Pod.
+for vm in web-01 web-02 web-03; do
+  run psc vm.create -on=false -pool c1/Resources/web -m 128 -cpu.reservation 200 -image busybox -cmd 'httpd -f -v -p 80 -h /www' "$vm"
+done
+run psc cluster.rule.create -name web-spread -enable -mandatory -anti-affinity web-01 web-02 web-03
+run psc vm.power -on web-01 web-02 web-03
+say "psc apply -f - <<EOF   # a Kubernetes Pod: namespace web is the pool c1/Resources/web"
+psc apply -f - <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: web}
+spec:
+  containers:
+  - name: shell
+    image: busybox
+    command: [sleep, "86400"]
+    resources: {limits: {cpu: 500m, memory: 64Mi}}
+EOF
+note "the quota allows 4 VMs in web: a fifth is refused and starts no container"
+say "psc vm.create -pool c1/Resources/web -m 64 web-04"
+psc vm.create -pool c1/Resources/web -m 64 web-04 || true
+
+run psc tree
+run psc ls -l /dc1/vm
+run psc vm.ip web-01 web-02 web-03 client
+
+# 5. VM to VM across hosts, by IP.
+host_of() { psc vm.info "$1" | awk '$1 == "Host:" {n = split($2, p, "/"); print p[n]}'; }
+IP2=$(psc vm.ip web-02); IP3=$(psc vm.ip web-03)
+note "web-01 runs on $(host_of web-01), web-02 on $(host_of web-02), web-03 on $(host_of web-03)"
+run psc guest.run web-01 -- wget -qO- "http://$IP2/"
+run psc guest.run client -- wget -qO- "http://$IP3/"
+note "web-02's httpd logged that request (-v):"
+run psc vm.logs web-02
+
+cat <<EOF
+
+That was podsphere on three hosts, each in its own network namespace, running
+real containers in containerd (details: podsphere lab status --dir $LAB_DIR).
+The lab is still up. To keep going from this shell:
+
+  export PATH=$ROOT/bin:\$PATH
+  . $LAB_DIR/env
+  psc tree                                  # the inventory
+  psc vm.create -m 128 web-05               # busybox httpd by default
+  psc guest.run web-01 -- ps                # run a command in a VM
+  psc vm.power -off web-02; psc events -n 5 # and see what happened
+  psc host.maintenance.enter esx-01         # no new VMs land on esx-01
+
+Guides: docs/lab.md (this lab), docs/cli.md (every psc verb).
+Tear it all down (processes, namespaces, containers, files), as root, with:
+
+  $ROOT/bin/podsphere lab down --dir $LAB_DIR
+EOF

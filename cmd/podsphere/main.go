@@ -7,14 +7,21 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/agent"
+	ctrdriver "github.com/podsphere/podsphere/host/containerd"
+	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
 	"github.com/podsphere/podsphere/vcenter/membership"
@@ -24,6 +31,7 @@ import (
 func main() {
 	root := &cobra.Command{Use: "podsphere", Short: "podsphere daemons: vcenter and host", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(vcenterCmd(), hostCmd())
+	root.AddCommand(labCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "podsphere: %v\n", err)
 		if errors.Is(err, api.ErrInvalid) {
@@ -75,6 +83,8 @@ func hostCmd() *cobra.Command {
 		cpu     int64
 		mem     int64
 		simCIDR string
+		ctrd    containerdFlags
+		status  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -83,6 +93,9 @@ func hostCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = log.New(os.Stderr, "host "+cfg.Name+": ", log.LstdFlags)
 			cfg.Timings = membership.DefaultTimings()
+			if status > 0 {
+				cfg.Timings.StatusInterval = status
+			}
 			cfg.CPUMHz, cfg.MemMB = cpu, mem
 			var drv runtime.Runtime
 			switch rt {
@@ -91,8 +104,22 @@ func hostCmd() *cobra.Command {
 					return fmt.Errorf("--runtime sim needs --cpu MHz and --mem MB: %w", api.ErrInvalid)
 				}
 				drv = sim.New(cpu, mem, simCIDR)
+			case "containerd":
+				d, err := ctrd.driver(cfg.Name, cfg.VCenter, cfg.JoinToken)
+				if err != nil {
+					return err
+				}
+				defer d.Close() // containers keep running
+				drv = d
+				if cfg.APIListen == "" {
+					host, _, err := net.SplitHostPort(cfg.GossipBind)
+					if err != nil {
+						return fmt.Errorf("--gossip-bind %q: %v: %w", cfg.GossipBind, err, api.ErrInvalid)
+					}
+					cfg.APIListen = net.JoinHostPort(host, "0")
+				}
 			default:
-				return fmt.Errorf("--runtime %q: want sim: %w", rt, api.ErrInvalid)
+				return fmt.Errorf("--runtime %q: want sim or containerd: %w", rt, api.ErrInvalid)
 			}
 			cfg.Runtime = drv
 			a, err := agent.New(cfg)
@@ -111,9 +138,51 @@ func hostCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.Join, "join", nil, "vcenter's gossip address(es)")
 	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("PODSPHERE_JOIN_TOKEN"), "join token from vcenter's DATA_DIR/join.token")
 	f.StringVar(&cfg.GossipBind, "gossip-bind", "127.0.0.1:0", "address this host gossips on")
-	f.StringVar(&rt, "runtime", "sim", "VM runtime: sim")
+	f.StringVar(&rt, "runtime", "sim", "VM runtime: sim or containerd")
 	f.Int64Var(&cpu, "cpu", 0, "CPU capacity in MHz (0 = read from the machine)")
 	f.Int64Var(&mem, "mem", 0, "memory capacity in MB (0 = read from the machine)")
 	f.StringVar(&simCIDR, "sim-ip-prefix", "", "sim runtime: IP prefix for fake VM addresses")
+	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
+	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
+	ctrd.register(f)
 	return cmd
+}
+
+// containerdFlags configure --runtime containerd.
+type containerdFlags struct {
+	socket, namespace, stateDir, cniBinDir string
+}
+
+func (c *containerdFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&c.socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd runtime: containerd's socket")
+	f.StringVar(&c.namespace, "containerd-namespace", "", "containerd runtime: namespace of this host's containers (default podsphere-<name>)")
+	f.StringVar(&c.stateDir, "state-dir", "", "containerd runtime: state (exec FIFOs, CNI cache, IP leases, logs) (default /var/lib/podsphere/<name>)")
+	f.StringVar(&c.cniBinDir, "cni-bin-dir", network.DefaultBinDir, "containerd runtime: CNI plugin directory")
+}
+
+// driver connects to containerd; the host network is built once vcenter has
+// assigned the pod subnet, and images come from vcenter's Content Library.
+func (c *containerdFlags) driver(name, vcenter, joinToken string) (*ctrdriver.Driver, error) {
+	if c.namespace == "" {
+		c.namespace = "podsphere-" + name
+	}
+	if c.stateDir == "" {
+		c.stateDir = filepath.Join("/var/lib/podsphere", name)
+	}
+	lib, err := ctrdriver.NewVCenterLibrary(vcenter, joinToken)
+	if err != nil {
+		return nil, err
+	}
+	return ctrdriver.New(ctrdriver.Config{
+		Socket:    c.socket,
+		Namespace: c.namespace,
+		StateDir:  filepath.Join(c.stateDir, "containerd"),
+		LogDir:    filepath.Join(c.stateDir, "logs"),
+		Images:    lib,
+		NetworkTemplate: &network.Config{
+			BinDir:   c.cniBinDir,
+			StateDir: filepath.Join(c.stateDir, "network"),
+		},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("host", name),
+	})
 }

@@ -37,6 +37,10 @@ type Config struct {
 	GossipBind string   // where to gossip, 127.0.0.1:0 for any port; default 0.0.0.0:7946
 
 	Runtime runtime.Runtime
+	// APIListen is where the agent serves its own API (logs, exec, metrics)
+	// for vcenter to relay to, e.g. 10.0.0.5:0; "" serves none. An
+	// unspecified IP is advertised as the gossip address's IP.
+	APIListen string
 	// CPUMHz and MemMB override the capacity the runtime reports (0 = ask the runtime).
 	CPUMHz, MemMB int64
 
@@ -53,6 +57,8 @@ type Agent struct {
 	ready      chan struct{}
 	mu         sync.Mutex
 	gossipAddr string
+	agentAddr  string
+	usage      usage
 }
 
 // New checks cfg and names the first bad field.
@@ -115,6 +121,14 @@ func (a *Agent) GossipAddr() string {
 	return a.gossipAddr
 }
 
+// AgentAddr is where the agent's own API listens, host:port; empty before
+// Ready or when it serves none.
+func (a *Agent) AgentAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.agentAddr
+}
+
 // ErrJoinRefused is returned by Run when vcenter rejects the join token.
 var ErrJoinRefused = errors.New("vcenter refused the join token")
 
@@ -145,21 +159,36 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("host %s: start gossip on %s: %w", a.host, a.cfg.GossipBind, err)
 	}
 	addr := list.LocalNode().Address()
-
-	reply, err := a.join(ctx, c, api.JoinRequest{
-		Name:        a.cfg.Name,
-		Cluster:     a.cfg.Cluster,
-		Address:     addr,
-		Runtime:     a.cfg.Runtime.Name(),
-		CPUCapacity: capacity.CPUMHz,
-		MemCapacity: capacity.MemMB,
-	})
-	if err != nil {
+	var apiLn net.Listener
+	var agentAddr string
+	if a.cfg.APIListen != "" {
+		if apiLn, agentAddr, err = a.listenAPI(list.LocalNode().Addr.String()); err != nil {
+			_ = list.Shutdown()
+			return err
+		}
+	}
+	fail := func(err error) error {
 		_ = list.Shutdown()
+		if apiLn != nil {
+			apiLn.Close()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
+	}
+
+	reply, err := a.join(ctx, c, api.JoinRequest{
+		Name:         a.cfg.Name,
+		Cluster:      a.cfg.Cluster,
+		Address:      addr,
+		Runtime:      a.cfg.Runtime.Name(),
+		CPUCapacity:  capacity.CPUMHz,
+		MemCapacity:  capacity.MemMB,
+		AgentAddress: agentAddr,
+	})
+	if err != nil {
+		return fail(err)
 	}
 	if reply.Host != nil && reply.Host.Path != "" && reply.Host.Path != a.host {
 		a.log.Printf("vcenter registered this host as %s, not %s; gossiping as %s", reply.Host.Path, a.host, a.host)
@@ -167,6 +196,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	// A runtime that hands out VM addresses takes them from the host's pod subnet.
 	if sa, ok := a.cfg.Runtime.(interface{ SetPodSubnet(string) }); ok && reply.PodSubnet != "" {
 		sa.SetPodSubnet(reply.PodSubnet)
+	}
+	nw, _ := a.cfg.Runtime.(runtime.Networker)
+	if nw != nil && reply.PodSubnet != "" {
+		if err := nw.SetupNetwork(ctx, reply.PodSubnet); err != nil {
+			return fail(fmt.Errorf("host %s: network for pod subnet %s: %w", a.host, reply.PodSubnet, err))
+		}
 	}
 	seeds := slices.Clone(a.cfg.Join)
 	for _, s := range reply.GossipSeed {
@@ -181,6 +216,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.gossipAddr = addr
+	a.agentAddr = agentAddr
 	a.mu.Unlock()
 	close(a.ready)
 	a.log.Printf("joined vcenter %s as %s (%s, %d MHz, %d MB), gossiping on %s",
@@ -193,6 +229,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.keepGossip(gctx, c, list, seeds)
 	}()
+	if nw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.keepPeerRoutes(gctx, c, nw)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.reportUsage(gctx, c, agentAddr)
+	}()
+	if apiLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serveAPI(apiLn, gctx.Done())
+		}()
+		a.log.Printf("agent API on %s", agentAddr)
+	}
 
 	newReconciler(a, c).run(ctx)
 

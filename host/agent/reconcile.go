@@ -271,6 +271,10 @@ func (r *reconciler) report(ctx context.Context, desired []DesiredVM, actual []r
 			st.IP = s.IP
 			st.Restarts = s.Restarts
 			st.Containers = s.Containers
+			if s.PowerState == api.PoweredOn {
+				m := r.a.usage.get(d.ID)
+				st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
+			}
 		}
 		o := r.vms[d.Path]
 		if o == nil || sameStatus(o, st) {

@@ -23,6 +23,7 @@ import (
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
 
+	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 )
@@ -70,6 +71,9 @@ type Config struct {
 	Namespace string // containerd namespace of this agent; default DefaultNamespace
 	// Network attaches VMs to the host bridge; nil gives VMs a netns with loopback only.
 	Network *network.Network
+	// NetworkTemplate, when Network is nil, is the host network SetupNetwork
+	// builds once vcenter has assigned the pod subnet (its Subnet is filled in then).
+	NetworkTemplate *network.Config
 	// StateDir holds exec FIFOs; LogDir holds LogDir/<vmID>/<container>.log.
 	StateDir string
 	LogDir   string
@@ -108,7 +112,56 @@ type Driver struct {
 	wg       sync.WaitGroup
 }
 
-var _ runtime.Runtime = (*Driver)(nil)
+var (
+	_ runtime.Runtime   = (*Driver)(nil)
+	_ runtime.Networker = (*Driver)(nil)
+)
+
+// network is the host network VMs attach to (nil: loopback only).
+func (d *Driver) network() *network.Network {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg.Network
+}
+
+// SetupNetwork builds the host network from Config.NetworkTemplate and the
+// pod subnet vcenter assigned. Setting up the same subnet again is a no-op;
+// a different one is refused, since running VMs hold addresses from the old one.
+func (d *Driver) SetupNetwork(ctx context.Context, podSubnet string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n := d.cfg.Network; n != nil {
+		if cur := n.Config().Subnet; cur != podSubnet {
+			return fmt.Errorf("containerd: host network already uses pod subnet %s, vcenter now assigns %s: %w", cur, podSubnet, api.ErrConflict)
+		}
+		return nil
+	}
+	if d.cfg.NetworkTemplate == nil {
+		return nil // VMs get a loopback-only netns
+	}
+	nc := *d.cfg.NetworkTemplate
+	nc.Subnet = podSubnet
+	n, err := network.New(nc)
+	if err != nil {
+		return err
+	}
+	d.cfg.Network = n
+	d.log.Info("host network ready", "subnet", podSubnet, "bridge", n.Config().Bridge)
+	return nil
+}
+
+// SetPeerRoutes routes the other hosts' pod subnets via their addresses.
+func (d *Driver) SetPeerRoutes(peers []runtime.Peer) error {
+	n := d.network()
+	if n == nil {
+		return nil
+	}
+	ps := make([]network.Peer, 0, len(peers))
+	for _, p := range peers {
+		ps = append(ps, network.Peer{Subnet: p.Subnet, Via: p.Via})
+	}
+	return n.SetPeerRoutes(ps)
+}
 
 // New connects to containerd and adopts the VMs already running in the namespace.
 func New(cfg Config) (*Driver, error) {

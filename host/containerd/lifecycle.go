@@ -58,8 +58,8 @@ func (d *Driver) LogPath(vmID, container string) string {
 
 // NetNSPath is the VM's pinned network namespace.
 func (d *Driver) NetNSPath(vmID string) string {
-	if d.cfg.Network != nil {
-		return d.cfg.Network.NetNSPath(vmID)
+	if n := d.network(); n != nil {
+		return n.NetNSPath(vmID)
 	}
 	return filepath.Join(network.NetNSDir, network.DefaultNetNSPrefix+vmID)
 }
@@ -242,14 +242,15 @@ func hostname(spec runtime.VMSpec) string {
 
 // ensureNetwork pins the VM's netns and attaches it; both steps are idempotent.
 func (d *Driver) ensureNetwork(ctx context.Context, vmID string) (netns, ip string, err error) {
-	if d.cfg.Network == nil {
+	n := d.network()
+	if n == nil {
 		netns, err = network.CreateNamedNetNS(network.DefaultNetNSPrefix + vmID)
 		return netns, "", err
 	}
-	if netns, err = d.cfg.Network.CreateNetNS(vmID); err != nil {
+	if netns, err = n.CreateNetNS(vmID); err != nil {
 		return "", "", fmt.Errorf("containerd: VM %s: %w", vmID, err)
 	}
-	if ip, err = d.cfg.Network.Setup(ctx, vmID, netns); err != nil {
+	if ip, err = n.Setup(ctx, vmID, netns); err != nil {
 		return "", "", fmt.Errorf("containerd: VM %s: %w", vmID, err)
 	}
 	return netns, ip, nil
@@ -477,11 +478,11 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 		return errors.Join(errs...)
 	}
 	netns := d.NetNSPath(id)
-	if d.cfg.Network != nil {
-		if err := d.cfg.Network.Teardown(ctx, id, netns); err != nil {
+	if n := d.network(); n != nil {
+		if err := n.Teardown(ctx, id, netns); err != nil {
 			errs = append(errs, err)
 		}
-		if err := d.cfg.Network.DeleteNetNS(id); err != nil {
+		if err := n.DeleteNetNS(id); err != nil {
 			errs = append(errs, err)
 		}
 	} else if err := network.DeleteNamedNetNS(filepath.Base(netns)); err != nil {

@@ -67,3 +67,20 @@ type Runtime interface {
 	Exec(ctx context.Context, id, container string, cmd []string, stdout, stderr io.Writer) (exitCode int, err error)
 	Metrics(ctx context.Context, id string) (Metrics, error)
 }
+
+// Peer is another host of the cluster: its pod subnet is reached via its address.
+type Peer struct {
+	Host   string // inventory path, for logs
+	Subnet string // e.g. 10.244.2.0/24
+	Via    string // the peer host's IP
+}
+
+// Networker is a runtime that attaches VMs to a host network built from the
+// pod subnet vcenter assigns at join, with routes to the other hosts' pod
+// subnets (the kubenet model). The agent calls SetupNetwork once after
+// joining and before reconciling, then SetPeerRoutes whenever hosts join,
+// leave or fail.
+type Networker interface {
+	SetupNetwork(ctx context.Context, podSubnet string) error
+	SetPeerRoutes(peers []Peer) error
+}

@@ -43,7 +43,7 @@ func (t *txn) task(name, target string, started time.Time, failure error) error 
 	spec := api.TaskSpec{Name: name, Target: target, Initiator: t.user,
 		Queued: started, Started: started, Completed: t.now, Result: "success"}
 	if failure != nil {
-		spec.Result, spec.Error = "error", failure.Error()
+		spec.Result, spec.Error = "error", trimSentinel(failure)
 	}
 	if _, err := t.Create(api.New(api.KindTask, fmt.Sprintf("/tasks/%020d", k), spec)); err != nil {
 		return err
@@ -72,7 +72,7 @@ func (s *Server) update(user string, fn func(t *txn) error) error {
 // Nothing else is written: the refusal loses nothing and changes nothing.
 func (s *Server) refuse(user, taskName, target, eventType string, started time.Time, err error) error {
 	werr := s.update(user, func(t *txn) error {
-		if e := t.event("error", eventType, target, "%s", err.Error()); e != nil {
+		if e := t.event("error", eventType, target, "%s", trimSentinel(err)); e != nil {
 			return e
 		}
 		return t.task(taskName, target, started, err)

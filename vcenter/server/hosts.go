@@ -51,7 +51,7 @@ func (s *Server) join(req api.JoinRequest) (*api.JoinReply, error) {
 			_ = cur.DecodeSpec(&spec)
 			_ = cur.DecodeStatus(&st)
 		}
-		st.Address, st.Runtime = req.Address, req.Runtime
+		st.Address, st.Runtime, st.AgentAddress = req.Address, req.Runtime, req.AgentAddress
 		st.CPUCapacity, st.MemCapacity = req.CPUCapacity, req.MemCapacity
 		st.State = api.HostConnected
 		if spec.Maintenance {

@@ -54,6 +54,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/pool", roleHost, s.handlePool)
 	route("GET /api/v1/quota", roleHost, s.handleQuota)
 	route("POST /api/v1/hosts/join", roleHost, s.handleJoin)
+	route("POST /api/v1/library/import", roleAdmin, s.handleLibraryImport)
+	route("GET /api/v1/library/blob", roleHost, s.handleLibraryBlob)
+	route("GET /api/v1/vm/logs", roleAdmin, s.handleVMLogs)
+	route("POST /api/v1/vm/exec", roleAdmin, s.handleVMExec)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.roleOf(r) == roleNone {
 			writeError(w, fmt.Errorf("missing or wrong bearer token: %w", api.ErrUnauthorized))

@@ -129,7 +129,7 @@ func Build(w io.Writer, opts Options) error {
 	cfg.OS = "linux"
 	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cfg.Config.Cmd = []string{"sh"}
-	cfg.Config.WorkingDir = "/"
+	cfg.Config.WorkingDir = "/www" // so a bare `httpd -f -p 80` serves the index page
 	cfg.RootFS.Type = "layers"
 	cfg.RootFS.DiffIDs = []string{digestOf(layer)}
 	cfgJSON, err := json.Marshal(cfg)

@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// The agent's own API serves what only the host can: a VM's logs, commands
+// run in its containers, and its metrics. vcenter relays to it (vm.logs,
+// guest.run) with the join token as bearer; nothing else may call it.
+//
+//	GET  /logs?vm=ID&container=C&follow=true   the container's output, streamed
+//	POST /exec {vm, container, command}        -> api.ExecResult
+//	GET  /metrics?vm=ID                        -> {cpuUsageMHz, memUsageMB}
+
+// apiHandler is the agent's HTTP API.
+func (a *Agent) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.JoinToken)) != 1 {
+				writeAPIError(w, fmt.Errorf("host %s: missing or wrong bearer token (the join token): %w", a.cfg.Name, api.ErrUnauthorized))
+				return
+			}
+			if err := h(w, r); err != nil {
+				writeAPIError(w, err)
+			}
+		})
+	}
+	route("GET /logs", a.handleLogs)
+	route("POST /exec", a.handleExec)
+	route("GET /metrics", a.handleMetrics)
+	return mux
+}
+
+func writeAPIError(w http.ResponseWriter, err error) {
+	code, reason := http.StatusServiceUnavailable, "Unavailable"
+	switch {
+	case errors.Is(err, api.ErrUnauthorized):
+		code, reason = http.StatusUnauthorized, "Unauthorized"
+	case errors.Is(err, api.ErrNotFound):
+		code, reason = http.StatusNotFound, "NotFound"
+	case errors.Is(err, api.ErrInvalid):
+		code, reason = http.StatusBadRequest, "Invalid"
+	case errors.Is(err, api.ErrConflict):
+		code, reason = http.StatusConflict, "Conflict"
+	}
+	msg := err.Error()
+	for _, s := range []error{api.ErrUnauthorized, api.ErrNotFound, api.ErrInvalid, api.ErrConflict, api.ErrUnavailable} {
+		if errors.Is(err, s) {
+			msg = strings.TrimSuffix(msg, ": "+s.Error())
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: msg, Reason: reason})
+}
+
+func vmParam(r *http.Request) (string, error) {
+	id := r.URL.Query().Get("vm")
+	if id == "" {
+		return "", fmt.Errorf("?vm= (the VM's UID) is required: %w", api.ErrInvalid)
+	}
+	return id, nil
+}
+
+// streamWriter sends the 200 header with the first bytes, so an error found
+// before any output still answers as an error; then it flushes every write.
+type streamWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	if !s.started {
+		s.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		s.w.WriteHeader(http.StatusOK)
+		s.started = true
+	}
+	n, err := s.w.Write(p)
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return n, err
+}
+
+func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) error {
+	id, err := vmParam(r)
+	if err != nil {
+		return err
+	}
+	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
+	if _, err := a.cfg.Runtime.Status(r.Context(), id); err != nil {
+		return fmt.Errorf("host %s: VM %s: %w", a.cfg.Name, id, err)
+	}
+	sw := &streamWriter{w: w}
+	if follow {
+		// Headers now, so the caller sees the stream open even before output.
+		_, _ = sw.Write(nil)
+	}
+	err = a.cfg.Runtime.Logs(r.Context(), id, r.URL.Query().Get("container"), follow, sw)
+	if err != nil && !sw.started {
+		return err
+	}
+	if !sw.started {
+		_, _ = sw.Write(nil) // empty log
+	}
+	return nil
+}
+
+// cappedBuffer keeps the first max bytes written and drops the rest.
+type cappedBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - len(c.b); room > 0 {
+		c.b = append(c.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (c *cappedBuffer) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.b)
+}
+
+func (a *Agent) handleExec(w http.ResponseWriter, r *http.Request) error {
+	var req api.HostExecRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return fmt.Errorf("exec request: %v: %w", err, api.ErrInvalid)
+	}
+	if req.VM == "" || len(req.Command) == 0 {
+		return fmt.Errorf("exec request needs vm and command: %w", api.ErrInvalid)
+	}
+	stdout := &cappedBuffer{max: api.MaxExecOutput}
+	stderr := &cappedBuffer{max: api.MaxExecOutput}
+	code, err := a.cfg.Runtime.Exec(r.Context(), req.VM, req.Container, req.Command, stdout, stderr)
+	if err != nil {
+		return fmt.Errorf("host %s: exec %q in VM %s: %w", a.cfg.Name, req.Command[0], req.VM, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(api.ExecResult{Stdout: stdout.String(), Stderr: stderr.String(), ExitCode: code})
+}
+
+func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	id, err := vmParam(r)
+	if err != nil {
+		return err
+	}
+	m, err := a.cfg.Runtime.Metrics(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("host %s: metrics of VM %s: %w", a.cfg.Name, id, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(struct {
+		CPUUsageMHz int64 `json:"cpuUsageMHz"`
+		MemUsageMB  int64 `json:"memUsageMB"`
+	}{m.CPUUsageMHz, m.MemUsageMB})
+}
+
+// listenAPI binds the agent API: cfg.APIListen, else the gossip IP with any
+// port. It returns the listener and the address to advertise to vcenter
+// (an unspecified bind IP is replaced by advertiseIP, the gossip address).
+func (a *Agent) listenAPI(advertiseIP string) (net.Listener, string, error) {
+	bind := a.cfg.APIListen
+	if bind == "" {
+		host, _, err := net.SplitHostPort(a.cfg.GossipBind)
+		if err != nil {
+			return nil, "", fmt.Errorf("host %s: agent API: %w", a.host, err)
+		}
+		bind = net.JoinHostPort(host, "0")
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, "", fmt.Errorf("host %s: agent API on %s: %v: %w", a.host, bind, err, api.ErrUnavailable)
+	}
+	ta := ln.Addr().(*net.TCPAddr)
+	ip := ta.IP.String()
+	if ta.IP.IsUnspecified() && advertiseIP != "" {
+		ip = advertiseIP
+	}
+	return ln, net.JoinHostPort(ip, strconv.Itoa(ta.Port)), nil
+}
+
+// serveAPI answers on ln until stop is closed.
+func (a *Agent) serveAPI(ln net.Listener, stop <-chan struct{}) {
+	srv := &http.Server{Handler: a.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-stop
+		_ = srv.Close() // also ends followed log streams
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Printf("agent API: %v", err)
+	}
+}
