@@ -26,7 +26,7 @@ import (
 const DefaultURL = "http://127.0.0.1:8989"
 
 // API is the part of the vcenter client psc uses; *client.Client implements
-// it and unit tests substitute a fake.
+// it and the tests run it against a real vcenter.
 type API interface {
 	About(ctx context.Context) (*api.About, error)
 	Get(ctx context.Context, path string) (*api.Object, error)

@@ -600,7 +600,7 @@ func (s *Server) setStatus(user string, o *api.Object) (*api.Object, error) {
 				}
 			}
 			if st.Restarts > old.Restarts {
-				return t.event("warning", "VmRestartedEvent", o.Path, "a container of %s exited and was restarted on %s (restart %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message))
+				return t.event("warning", "VmRestartedEvent", o.Path, "containers of %s were restarted on %s (restart count %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message))
 			}
 			return nil
 		case api.KindHost:
@@ -646,6 +646,7 @@ func (s *Server) poolInfo(path string) (*api.PoolInfo, error) {
 		return nil, err
 	}
 	info := &api.PoolInfo{Pool: o}
+	info.CPU.OverallUsage, info.Mem.OverallUsage = s.ix.subtreeOverall(path)
 	for _, r := range []struct {
 		res pools.Resource
 		out *api.PoolUsage
@@ -654,7 +655,8 @@ func (s *Server) poolInfo(path string) (*api.PoolInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		*r.out = api.PoolUsage{Reservation: u.Reservation, Limit: u.Limit, Expandable: u.Expandable, Shares: u.Shares,
+		overall := r.out.OverallUsage
+		*r.out = api.PoolUsage{OverallUsage: overall, Reservation: u.Reservation, Limit: u.Limit, Expandable: u.Expandable, Shares: u.Shares,
 			ReservationUsed: u.ReservationUsed, ReservationUsedForVm: u.ReservationUsedForVm,
 			UnreservedForPool: u.UnreservedForPool, UnreservedForVm: u.UnreservedForVm, MaxUsage: u.MaxUsage}
 	}

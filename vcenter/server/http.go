@@ -101,12 +101,12 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, code, api.ErrorBody{Error: trimSentinel(err), Reason: reason})
 }
 
-// trimSentinel drops the trailing ": not found" style suffix that %w
-// wrapping leaves, so users read "quota exceeded in ...: vms 10 + 1 > 10"
-// rather than the sentinel's name repeated.
+// trimSentinel drops the trailing ": invalid" style suffix that %w
+// wrapping leaves, so users read the message rather than the sentinel's name
+// repeated. "not found" stays: it is the message.
 func trimSentinel(err error) string {
 	msg := err.Error()
-	for _, s := range []error{api.ErrNotFound, api.ErrConflict, api.ErrInvalid, api.ErrInsufficientResources, api.ErrUnavailable, api.ErrUnauthorized} {
+	for _, s := range []error{api.ErrConflict, api.ErrInvalid, api.ErrInsufficientResources, api.ErrUnavailable, api.ErrUnauthorized} {
 		if errors.Is(err, s) {
 			if m, ok := cutSuffix(msg, ": "+s.Error()); ok {
 				return m

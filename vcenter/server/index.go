@@ -34,6 +34,8 @@ type poolEntry struct {
 	// Reservations and quota footprint of powered-on VMs directly in this pool.
 	onCPURes, onMemRes   int64
 	onCPUFoot, onMemFoot int64
+	// Measured use of powered-on VMs directly in this pool (overallUsage).
+	onCPUUse, onMemUse int64
 }
 
 type hostEntry struct {
@@ -45,6 +47,7 @@ type hostEntry struct {
 }
 
 type vmEntry struct {
+	cpuUse, memUse   int64 // measured by the VM's host
 	pool, host       string
 	on               bool
 	cpuRes, memRes   int64
@@ -71,6 +74,11 @@ func vmEntryOf(o *api.Object) vmEntry {
 	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
 		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
 	e.cpuFoot, e.memFoot = footprint(s)
+	if e.on {
+		var st api.VMStatus
+		_ = json.Unmarshal(o.Status, &st)
+		e.cpuUse, e.memUse = st.CPUUsageMHz, st.MemUsageMB
+	}
 	return e
 }
 
@@ -192,6 +200,8 @@ func (ix *index) vmIn(path string, e vmEntry) {
 		p.onMemRes += e.memRes
 		p.onCPUFoot += e.cpuFoot
 		p.onMemFoot += e.memFoot
+		p.onCPUUse += e.cpuUse
+		p.onMemUse += e.memUse
 		if e.host != "" {
 			h := ix.host(e.host)
 			h.cpuRes += e.cpuRes
@@ -214,6 +224,8 @@ func (ix *index) vmOut(path string) {
 		p.onMemRes -= e.memRes
 		p.onCPUFoot -= e.cpuFoot
 		p.onMemFoot -= e.memFoot
+		p.onCPUUse -= e.cpuUse
+		p.onMemUse -= e.memUse
 		if h := ix.hosts[e.host]; h != nil {
 			h.cpuRes -= e.cpuRes
 			h.memRes -= e.memRes
@@ -350,4 +362,18 @@ func (ix *index) quotaLevels(pool string) []quota.Level {
 		}
 	}
 	return levels
+}
+
+// subtreeOverall sums the measured use of powered-on VMs in the pool at p
+// and below it: vSphere's overallCpuUsage / hostMemoryUsage of a pool.
+func (ix *index) subtreeOverall(p string) (cpu, mem int64) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for q, e := range ix.pools {
+		if q == p || strings.HasPrefix(q, p+"/") {
+			cpu += e.onCPUUse
+			mem += e.onMemUse
+		}
+	}
+	return cpu, mem
 }

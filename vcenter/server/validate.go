@@ -138,6 +138,16 @@ func validateCluster(s *api.ClusterSpec) error {
 		return fmt.Errorf("spec.podCIDR %q is too small: hosts get a /24 each, so it must be /23 or larger: %w", s.PodCIDR, api.ErrInvalid)
 	}
 	seen := map[string]bool{}
+	for i := range s.Rules {
+		// Rules name VMs and hosts; accept inventory paths too, as govc does.
+		r := &s.Rules[i]
+		for j, v := range r.VMs {
+			r.VMs[j] = api.Base(v)
+		}
+		for j, h := range r.Hosts {
+			r.Hosts[j] = api.Base(h)
+		}
+	}
 	for i, r := range s.Rules {
 		if err := placement.ValidateRule(toPlacementRule(r)); err != nil {
 			return fmt.Errorf("spec.rules[%d]: %w", i, err)
