@@ -13,9 +13,11 @@ import (
 	"github.com/podsphere/podsphere/host/runtime"
 )
 
-// PeerRoutes is the kubenet routing table a host wants: every other
-// connected host of its cluster (maintenance hosts still run VMs) with a pod
-// subnet, reached via the IP of its address. Sorted by subnet; pure.
+// PeerRoutes is the kubenet routing table a host wants: every other host of
+// its cluster with a pod subnet, reached via the IP of its address, whatever
+// its connection state: a host whose agent is restarting (not responding for
+// a moment) still runs its VMs, and their traffic must keep flowing. A host
+// removed from the inventory loses its route. Sorted by subnet; pure.
 func PeerRoutes(self string, hosts []*api.Object) []runtime.Peer {
 	var peers []runtime.Peer
 	for _, h := range hosts {
@@ -24,9 +26,6 @@ func PeerRoutes(self string, hosts []*api.Object) []runtime.Peer {
 		}
 		var st api.HostStatus
 		if h.DecodeStatus(&st) != nil || st.PodSubnet == "" {
-			continue
-		}
-		if st.State != api.HostConnected && st.State != api.HostMaintenance {
 			continue
 		}
 		ip := st.Address
