@@ -110,11 +110,7 @@ func (o *clusterChangeOptions) Validate() error {
 }
 
 func (o *clusterChangeOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindCluster, o.clusters)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindCluster, o.clusters)
 	if err != nil {
 		return err
 	}

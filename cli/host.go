@@ -154,11 +154,7 @@ func (o *hostMaintenanceOptions) Complete(_ *cobra.Command, args []string) error
 func (o *hostMaintenanceOptions) Validate() error { return nil }
 
 func (o *hostMaintenanceOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindHost, o.hosts)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindHost, o.hosts)
 	if err != nil {
 		return err
 	}

@@ -104,11 +104,7 @@ func (o *poolChangeOptions) Validate() error {
 }
 
 func (o *poolChangeOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindResourcePool, o.pools)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, o.pools)
 	if err != nil {
 		return err
 	}
@@ -158,11 +154,7 @@ func (o *poolInfoOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *poolInfoOptions) Validate() error { return nil }
 
 func (o *poolInfoOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindResourcePool, o.pools)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, o.pools)
 	if err != nil {
 		return err
 	}
@@ -243,11 +235,7 @@ func (o *poolDestroyOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *poolDestroyOptions) Validate() error { return nil }
 
 func (o *poolDestroyOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindResourcePool, o.pools)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, o.pools)
 	if err != nil {
 		return err
 	}

@@ -86,11 +86,7 @@ func (o *quotaSetOptions) Validate() error {
 }
 
 func (o *quotaSetOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	p, err := r.Path(ctx, api.KindResourcePool, o.pool)
+	r, p, err := o.env.resolvePath(ctx, api.KindResourcePool, o.pool)
 	if err != nil {
 		return err
 	}
@@ -142,11 +138,7 @@ func (o *quotaInfoOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *quotaInfoOptions) Validate() error { return nil }
 
 func (o *quotaInfoOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	p, err := r.Path(ctx, api.KindResourcePool, o.pool)
+	r, p, err := o.env.resolvePath(ctx, api.KindResourcePool, o.pool)
 	if err != nil {
 		return err
 	}

@@ -270,3 +270,25 @@ func kindWord(kind string) string {
 	}
 	return strings.ToLower(kind)
 }
+
+// resolvePaths makes a Resolver and expands patterns (names, paths, globs)
+// to the paths of objects of kind they name; see Resolver.Paths.
+func (e *Env) resolvePaths(ctx context.Context, kind string, patterns []string) (*Resolver, []string, error) {
+	r, err := e.Resolver()
+	if err != nil {
+		return nil, nil, err
+	}
+	paths, err := r.Paths(ctx, kind, patterns)
+	return r, paths, err
+}
+
+// resolvePath makes a Resolver and resolves one name to the path of an
+// object of kind; see Resolver.Path.
+func (e *Env) resolvePath(ctx context.Context, kind, name string) (*Resolver, string, error) {
+	r, err := e.Resolver()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := r.Path(ctx, kind, name)
+	return r, p, err
+}

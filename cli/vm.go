@@ -119,11 +119,7 @@ func (o *vmCreateOptions) Validate() error {
 }
 
 func (o *vmCreateOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	p, err := r.Path(ctx, api.KindVirtualMachine, o.name)
+	r, p, err := o.env.resolvePath(ctx, api.KindVirtualMachine, o.name)
 	if err != nil {
 		return err
 	}
@@ -218,11 +214,7 @@ func (o *vmChangeOptions) Validate() error {
 }
 
 func (o *vmChangeOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindVirtualMachine, o.vms)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindVirtualMachine, o.vms)
 	if err != nil {
 		return err
 	}
@@ -302,11 +294,7 @@ func (o *vmPowerOptions) Validate() error {
 }
 
 func (o *vmPowerOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindVirtualMachine, o.vms)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindVirtualMachine, o.vms)
 	if err != nil {
 		return err
 	}
@@ -347,11 +335,7 @@ func (o *vmInfoOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *vmInfoOptions) Validate() error { return nil }
 
 func (o *vmInfoOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindVirtualMachine, o.vms)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindVirtualMachine, o.vms)
 	if err != nil {
 		return err
 	}
@@ -446,11 +430,7 @@ func (o *vmIPOptions) Validate() error {
 }
 
 func (o *vmIPOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindVirtualMachine, o.vms)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindVirtualMachine, o.vms)
 	if err != nil {
 		return err
 	}
@@ -565,11 +545,7 @@ func (o *vmDestroyOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *vmDestroyOptions) Validate() error { return nil }
 
 func (o *vmDestroyOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	paths, err := r.Paths(ctx, api.KindVirtualMachine, o.vms)
+	r, paths, err := o.env.resolvePaths(ctx, api.KindVirtualMachine, o.vms)
 	if err != nil {
 		return err
 	}

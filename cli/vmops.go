@@ -84,11 +84,7 @@ func (o *vmLogsOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *vmLogsOptions) Validate() error { return nil }
 
 func (o *vmLogsOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	p, err := r.Path(ctx, api.KindVirtualMachine, o.vm)
+	_, p, err := o.env.resolvePath(ctx, api.KindVirtualMachine, o.vm)
 	if err != nil {
 		return err
 	}
@@ -154,11 +150,7 @@ func (o *guestRunOptions) Validate() error {
 }
 
 func (o *guestRunOptions) Run(ctx context.Context) error {
-	r, err := o.env.Resolver()
-	if err != nil {
-		return err
-	}
-	p, err := r.Path(ctx, api.KindVirtualMachine, o.vm)
+	_, p, err := o.env.resolvePath(ctx, api.KindVirtualMachine, o.vm)
 	if err != nil {
 		return err
 	}

@@ -366,14 +366,21 @@ func TestDatacenter(t *testing.T) {
 				cs, err := l.ctr.ContainerService().List(h.ctx())
 				return err == nil && len(cs) == 0
 			})
-			testenv.WaitFor(t, "no veths on "+h.name, 10*time.Second, func() bool { return len(h.veths()) == 0 })
+		}
+		// The driver removes a VM's netns last, after CNI DEL has released
+		// its lease and veth: once the netns is gone the removal is complete.
+		for name, uid := range uids {
+			testenv.WaitFor(t, "netns of "+name+" gone", 10*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(network.NetNSDir, network.DefaultNetNSPrefix+uid))
+				return os.IsNotExist(err)
+			})
+		}
+		for _, h := range l.hosts {
+			if n := len(h.veths()); n != 0 {
+				t.Errorf("veths left on %s: %d", h.name, n)
+			}
 			if leases := h.leases(); len(leases) != 0 {
 				t.Errorf("IP leases left on %s: %v", h.name, leases)
-			}
-		}
-		for name, uid := range uids {
-			if _, err := os.Stat(filepath.Join(network.NetNSDir, network.DefaultNetNSPrefix+uid)); !os.IsNotExist(err) {
-				t.Errorf("netns of %s left: %v", name, err)
 			}
 		}
 	})

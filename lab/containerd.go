@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,11 +21,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	ctrd "github.com/podsphere/podsphere/host/containerd"
+	"github.com/podsphere/podsphere/host/containerd/daemon"
 	"github.com/podsphere/podsphere/host/network"
 )
-
-// maxSocketPath leaves room under the 108-byte sun_path limit for ".ttrpc".
-const maxSocketPath = 100
 
 // answering says whether a containerd serves the socket.
 func answering(ctx context.Context, sock string) bool {
@@ -47,33 +44,11 @@ func answering(ctx context.Context, sock string) bool {
 // privateContainerd describes the lab's own containerd under DIR/containerd.
 func privateContainerd(dir string) *Containerd {
 	root := filepath.Join(dir, "containerd")
-	return &Containerd{Socket: filepath.Join(root, "containerd.sock"), Private: true, Root: root, Config: filepath.Join(root, "config.toml")}
+	return &Containerd{Socket: daemon.Socket(root), Private: true, Root: root, Config: daemon.ConfigFile(root)}
 }
 
-// writeConfig writes a containerd config that keeps everything under Root:
-// CRI off (no CNI or ports of its own), no /opt/containerd.
-func (c *Containerd) writeConfig() error {
-	if len(c.Socket) > maxSocketPath {
-		return fmt.Errorf("containerd socket path %s is longer than %d bytes: use a shorter --dir", c.Socket, maxSocketPath)
-	}
-	if err := os.MkdirAll(c.Root, 0o711); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = %q
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, c.Root+"/root", c.Root+"/state", c.Socket, c.Socket+".ttrpc", c.Root+"/debug.sock", c.Root+"/opt")
-	return os.WriteFile(c.Config, []byte(cfg), 0o644)
-}
+// writeConfig writes a containerd config that keeps everything under Root.
+func (c *Containerd) writeConfig() error { return daemon.WriteConfig(c.Config, c.Root, c.Socket) }
 
 // startPrivateContainerd starts (or restarts, for down after a crash) the
 // lab's containerd in the root network namespace and waits until it answers.
@@ -266,27 +241,5 @@ func removeCgroupTree(path string) {
 		for _, d := range dirs {
 			_ = syscall.Rmdir(d)
 		}
-	}
-}
-
-// unmountUnder detaches every mount below dir (a private containerd's
-// overlay snapshots and shm mounts), deepest first.
-func unmountUnder(dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && (fields[4] == dir || strings.HasPrefix(fields[4], dir+"/")) {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	f.Close()
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
-	for _, m := range mounts {
-		_ = syscall.Unmount(m, syscall.MNT_DETACH)
 	}
 }

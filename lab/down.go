@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/podsphere/podsphere/host/containerd/daemon"
 	"github.com/podsphere/podsphere/host/network"
 )
 
@@ -128,7 +129,7 @@ func Down(ctx context.Context, opts Options) error {
 	}
 
 	// 5. Files.
-	unmountUnder(opts.Dir)
+	daemon.UnmountUnder(opts.Dir)
 	if len(errs) > 0 {
 		return fmt.Errorf("lab down left something behind (state kept in %s; run lab down again): %w", statePath(opts.Dir), errors.Join(errs...))
 	}
@@ -180,6 +181,6 @@ func downPrivateContainerd(ctx context.Context, s *State, c *Containerd, proc *P
 		say("  stopping %d leftover containerd shims", len(shims))
 		killPIDs(shims, StopGrace)
 	}
-	unmountUnder(c.Root)
+	daemon.UnmountUnder(c.Root)
 	return errors.Join(errs...)
 }

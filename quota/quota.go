@@ -6,7 +6,6 @@
 package quota
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/podsphere/podsphere/api"
@@ -16,49 +15,25 @@ import (
 const NoLimit = -1
 
 // Limits caps what a pool's subtree may hold. -1 means no limit; 0 means none
-// allowed. Fields and JSON names match api.QuotaLimits, so
-// quota.Limits(*spec.Quota) converts directly.
-type Limits struct {
-	VMs          int64 `json:"vms"`
-	ReplicaSets  int64 `json:"replicasets"`
-	Services     int64 `json:"services"`
-	VolumeClaims int64 `json:"volumeclaims"`
-	ConfigMaps   int64 `json:"configmaps"`
-	Secrets      int64 `json:"secrets"`
-	StorageGB    int64 `json:"storageGB"`
-	CPUMHz       int64 `json:"cpuMHz"`
-	MemMB        int64 `json:"memMB"`
-}
+// allowed. It is api.QuotaLimits (same fields and JSON names) with the
+// quota methods, so quota.Limits(*spec.Quota) converts directly.
+type Limits api.QuotaLimits
 
 // Unlimited is a quota with every limit unset; a namespace starts this way.
 func Unlimited() Limits {
 	return Limits{NoLimit, NoLimit, NoLimit, NoLimit, NoLimit, NoLimit, NoLimit, NoLimit, NoLimit}
 }
 
-// UnmarshalJSON treats an absent field as no limit: the zero value would mean
-// "none allowed", which no one intends by leaving a field out.
+// UnmarshalJSON treats an absent field as no limit, as api.QuotaLimits does:
+// the zero value would mean "none allowed", which no one intends by leaving a
+// field out.
 func (l *Limits) UnmarshalJSON(b []byte) error {
-	type plain Limits // no methods, so no recursion
-	v := plain(Unlimited())
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*l = Limits(v)
-	return nil
+	return (*api.QuotaLimits)(l).UnmarshalJSON(b)
 }
 
-// Usage counts what a pool's subtree holds (or what a request adds).
-type Usage struct {
-	VMs          int64 `json:"vms"`
-	ReplicaSets  int64 `json:"replicasets"`
-	Services     int64 `json:"services"`
-	VolumeClaims int64 `json:"volumeclaims"`
-	ConfigMaps   int64 `json:"configmaps"`
-	Secrets      int64 `json:"secrets"`
-	StorageGB    int64 `json:"storageGB"`
-	CPUMHz       int64 `json:"cpuMHz"`
-	MemMB        int64 `json:"memMB"`
-}
+// Usage counts what a pool's subtree holds (or what a request adds), in the
+// fields of api.QuotaLimits. Unlike Limits, an absent JSON field is 0.
+type Usage api.QuotaLimits
 
 // Add sums two usages field by field.
 func (u Usage) Add(o Usage) Usage {

@@ -1,7 +1,6 @@
 package containerd
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,111 +24,8 @@ import (
 	"github.com/podsphere/podsphere/host/containerd/imagebuild"
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
+	"github.com/podsphere/podsphere/internal/testenv"
 )
-
-// requireDataPlane skips unless the test can run real containers: root, a
-// containerd binary to start privately, runc, the CNI plugins, busybox.
-func requireDataPlane(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping data-plane test: needs root (starts its own containerd, creates netns, cgroups, veths)")
-	}
-	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip", "iptables"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping data-plane test: %s not installed (apt-get install containerd runc iproute2 iptables)", bin)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		t.Skip("skipping data-plane test: /usr/lib/cni/bridge missing (apt-get install containernetworking-plugins)")
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("skipping data-plane test: /bin/busybox missing (apt-get install busybox-static)")
-	}
-}
-
-// startContainerd runs a private containerd (CRI disabled) under a temp dir
-// and returns its socket; cleanup stops it and removes everything it left.
-func startContainerd(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "psctrd") // short: the socket path must fit in 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "containerd.sock")
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = %q
-`, dir+"/root", dir+"/state", sock, sock+".ttrpc", dir+"/debug.sock")
-	if err := os.WriteFile(dir+"/config.toml", []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(dir + "/containerd.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("containerd", "--config", dir+"/config.toml")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		unmountUnder(dir)
-		if t.Failed() {
-			if b, err := os.ReadFile(dir + "/containerd.log"); err == nil {
-				lines := strings.Split(string(b), "\n")
-				t.Logf("containerd log tail:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
-			}
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return sock
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("containerd did not come up")
-	return ""
-}
-
-func unmountUnder(dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	f.Close()
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
-}
 
 // library is an in-memory content library.
 type library map[string][]byte
@@ -303,8 +198,8 @@ func cgroupFile(t *testing.T, pid uint32, controller, v1file, v2file string) str
 }
 
 func TestVMLifecycle(t *testing.T) {
-	requireDataPlane(t)
-	sock := startContainerd(t)
+	testenv.RequireContainers(t)
+	sock := testenv.StartContainerd(t)
 	name := fmt.Sprintf("pst%04x", rand.IntN(0xffff))
 	h := newTestHost(t, sock, name, "10.244.1.0/24", busyboxLibrary(t))
 	d := h.drv
@@ -560,8 +455,8 @@ func TestVMLifecycle(t *testing.T) {
 // each with its own bridge, subnet and containerd namespace) and fetches a
 // page across them over the peer routes.
 func TestTwoHosts(t *testing.T) {
-	requireDataPlane(t)
-	sock := startContainerd(t)
+	testenv.RequireContainers(t)
+	sock := testenv.StartContainerd(t)
 	name := fmt.Sprintf("pst%04x", rand.IntN(0xffff))
 	lib := busyboxLibrary(t)
 	a := newTestHost(t, sock, name+"a", "10.244.1.0/24", lib)

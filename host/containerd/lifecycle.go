@@ -74,6 +74,16 @@ func (d *Driver) vmContainers(ctx context.Context, vmID string) ([]containers.Co
 	return cs, nil
 }
 
+// existingVMContainers is vmContainers, but a VM without containers is
+// api.ErrNotFound.
+func (d *Driver) existingVMContainers(ctx context.Context, vmID string) ([]containers.Container, error) {
+	cs, err := d.vmContainers(ctx, vmID)
+	if err == nil && len(cs) == 0 {
+		err = fmt.Errorf("containerd: VM %s: %w", vmID, api.ErrNotFound)
+	}
+	return cs, err
+}
+
 func sortByIndex(cs []containers.Container) {
 	idx := func(c containers.Container) int { i, _ := strconv.Atoi(c.Labels[LabelIndex]); return i }
 	for i := 1; i < len(cs); i++ {
@@ -262,12 +272,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	l := d.vmLock(id)
 	l.Lock()
 	defer l.Unlock()
-	cs, err := d.vmContainers(ctx, id)
+	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return err
-	}
-	if len(cs) == 0 {
-		return fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
 	}
 	_, ip, err := d.ensureNetwork(ctx, id)
 	if err != nil {
@@ -347,12 +354,9 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 	l := d.vmLock(id)
 	l.Lock()
 	defer l.Unlock()
-	cs, err := d.vmContainers(ctx, id)
+	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return err
-	}
-	if len(cs) == 0 {
-		return fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
 	}
 	for _, info := range cs {
 		if err := d.setLabels(ctx, info.ID, map[string]string{LabelDesired: desiredStopped}); err != nil {

@@ -58,12 +58,9 @@ func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 // Status reports one VM.
 func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error) {
 	ctx = d.nsCtx(ctx)
-	cs, err := d.vmContainers(ctx, id)
+	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return runtime.VMState{}, err
-	}
-	if len(cs) == 0 {
-		return runtime.VMState{}, fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
 	}
 	return d.vmState(ctx, id, cs), nil
 }
@@ -121,12 +118,9 @@ func (d *Driver) containerStatus(ctx context.Context, info containers.Container)
 
 // resolve finds the container of a VM by name ("" = the VM's first).
 func (d *Driver) resolve(ctx context.Context, id, container string) (containers.Container, error) {
-	cs, err := d.vmContainers(ctx, id)
+	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return containers.Container{}, err
-	}
-	if len(cs) == 0 {
-		return containers.Container{}, fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
 	}
 	if container == "" {
 		return cs[0], nil
@@ -285,12 +279,9 @@ func (d *Driver) Metrics(ctx context.Context, id string) (runtime.Metrics, error
 
 // sample returns total CPU ns and working-set bytes over the VM's running tasks.
 func (d *Driver) sample(ctx context.Context, id string) (cpuNs, memBytes uint64, err error) {
-	cs, err := d.vmContainers(ctx, id)
+	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return 0, 0, err
-	}
-	if len(cs) == 0 {
-		return 0, 0, fmt.Errorf("containerd: VM %s: %w", id, api.ErrNotFound)
 	}
 	for _, info := range cs {
 		c, err := d.client.LoadContainer(ctx, info.ID)

@@ -3,27 +3,34 @@
 package testenv
 
 import (
-	"bufio"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podsphere/podsphere/host/containerd/daemon"
 )
 
-// RequireDataPlane skips unless the test can run real containers: root, a
-// containerd binary to start privately, runc, the CNI plugins, busybox.
+// RequireDataPlane skips unless the test can run real containers and enter
+// their network namespaces: what RequireContainers asks, plus nsenter.
 func RequireDataPlane(t testing.TB) {
+	t.Helper()
+	RequireContainers(t)
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("skipping data-plane test: nsenter not installed (apt-get install util-linux)")
+	}
+}
+
+// RequireContainers skips unless the test can run real containers: root, a
+// containerd binary to start privately, runc, the CNI plugins, busybox.
+func RequireContainers(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping data-plane test: needs root (starts its own containerd, creates netns, cgroups, veths)")
 	}
-	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip", "iptables", "nsenter"} {
+	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping data-plane test: %s not installed (apt-get install containerd runc iproute2 iptables util-linux)", bin)
+			t.Skipf("skipping data-plane test: %s not installed (apt-get install containerd runc iproute2 iptables)", bin)
 		}
 	}
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
@@ -35,88 +42,34 @@ func RequireDataPlane(t testing.TB) {
 }
 
 // StartContainerd runs a private containerd (CRI disabled) under a temp dir
-// and returns its socket; cleanup stops it and removes everything it left.
+// and returns its socket; cleanup stops it and removes everything it left,
+// and shows the tail of its log if the test failed.
 func StartContainerd(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "psctrd") // short: the socket path must fit in 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "containerd.sock")
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = %q
-`, dir+"/root", dir+"/state", sock, sock+".ttrpc", dir+"/debug.sock")
-	if err := os.WriteFile(dir+"/config.toml", []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(dir + "/containerd.log")
+	d, err := daemon.Start(dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("containerd", "--config", dir+"/config.toml")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		UnmountUnder(dir)
+		d.Stop()
 		if t.Failed() {
-			if b, err := os.ReadFile(dir + "/containerd.log"); err == nil {
-				lines := strings.Split(string(b), "\n")
-				t.Logf("containerd log tail:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
+			if tail := d.LogTail(30); tail != "" {
+				t.Logf("containerd log tail:\n%s", tail)
 			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			return sock
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := d.WaitReady(10 * time.Second); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("containerd did not come up")
-	return ""
-}
-
-// UnmountUnder lazily unmounts every mount below dir, deepest first.
-func UnmountUnder(dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	f.Close()
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-	}
+	return d.Socket
 }
 
 // WaitFor polls cond every 200 ms until it holds, failing the test after timeout.

@@ -628,16 +628,22 @@ func withMessage(m string) string {
 	return ": " + m
 }
 
-// poolInfo answers pool.info.
-func (s *Server) poolInfo(path string) (*api.PoolInfo, error) {
+// getPool reads the resource pool at path, refusing a path of another kind.
+func (s *Server) getPool(path string) (api.Ref, *api.Object, error) {
 	ref, err := api.ParsePath(path)
 	if err != nil {
-		return nil, err
+		return ref, nil, err
 	}
 	if ref.Kind != api.KindResourcePool {
-		return nil, fmt.Errorf("%s is a %s, not a resource pool: %w", path, ref.Kind, api.ErrInvalid)
+		return ref, nil, fmt.Errorf("%s is a %s, not a resource pool: %w", path, ref.Kind, api.ErrInvalid)
 	}
 	o, err := s.store.Get(path)
+	return ref, o, err
+}
+
+// poolInfo answers pool.info.
+func (s *Server) poolInfo(path string) (*api.PoolInfo, error) {
+	ref, o, err := s.getPool(path)
 	if err != nil {
 		return nil, err
 	}
@@ -665,14 +671,7 @@ func (s *Server) poolInfo(path string) (*api.PoolInfo, error) {
 
 // quotaInfo answers quota.info.
 func (s *Server) quotaInfo(path string) (*api.QuotaInfo, error) {
-	ref, err := api.ParsePath(path)
-	if err != nil {
-		return nil, err
-	}
-	if ref.Kind != api.KindResourcePool {
-		return nil, fmt.Errorf("%s is a %s, not a resource pool: %w", path, ref.Kind, api.ErrInvalid)
-	}
-	o, err := s.store.Get(path)
+	_, o, err := s.getPool(path)
 	if err != nil {
 		return nil, err
 	}
