@@ -134,7 +134,7 @@ func newHostMaintenanceCommand(enter bool) func(*Env) *cobra.Command {
 		o := &hostMaintenanceOptions{env: env, enter: enter}
 		use, short := "host.maintenance.exit HOST...", "Take hosts out of maintenance mode"
 		if enter {
-			use, short = "host.maintenance.enter HOST...", "Put hosts in maintenance mode: nothing new lands there and running VMs are evacuated"
+			use, short = "host.maintenance.enter HOST...", "Put hosts in maintenance mode: nothing new lands there (running VMs stay until moved)"
 		}
 		return &cobra.Command{
 			Use:     use,

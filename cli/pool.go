@@ -217,7 +217,7 @@ func newPoolDestroyCommand(env *Env) *cobra.Command {
 	o := &poolDestroyOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "pool.destroy [-children] POOL...",
-		Short: "Destroy resource pools; their VMs (and, without -children, child pools) move to the parent",
+		Short: "Destroy resource pools; their VMs move to the parent (-children also destroys child pools)",
 		Example: `  psc pool.destroy dev
   psc pool.destroy -children '*/Resources/test'`,
 		Args: minArgs(1, "at least one POOL"),
