@@ -433,9 +433,8 @@ func (s *Server) admitChange(t *txn, ref api.Ref, cur, o *api.Object) (string, e
 		if dCPU == 0 && dMem == 0 && spec.Pool == oldSpec.Pool {
 			return "", nil
 		}
-		view := s.ix.cluster(ref.ClusterPath(), false)
 		pref, _ := api.ParsePath(spec.Pool)
-		view = s.ix.cluster(pref.ClusterPath(), false)
+		view := s.ix.cluster(pref.ClusterPath(), false)
 		tree, err := treeOf(view)
 		if err != nil {
 			return "", err
