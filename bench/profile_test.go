@@ -35,10 +35,10 @@ func profileSteps(b *testing.B, l *benchLab, dh *driverHost, vmsPerLabHost int) 
 	for i := range reps {
 		name := fmt.Sprintf("%s-p%02d", l.prefix, i)
 		t0 := time.Now()
-		if _, err := network.CreateNamedNetNS(name); err != nil { // ip netns add + ip link set lo up
+		if _, err := network.CreateNamedNetNS(name); err != nil { // unshare + bind mount + lo up, as ip netns add does
 			b.Fatal(err)
 		}
-		ph.add("netns: ip netns add + lo up", time.Since(t0))
+		ph.add("netns: create + lo up", time.Since(t0))
 		if err := network.DeleteNamedNetNS(name); err != nil {
 			b.Fatal(err)
 		}

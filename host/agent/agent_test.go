@@ -471,3 +471,103 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+// gatedRuntime holds Start of the VMs in gate until their channel closes,
+// and records how many runtime steps overlap, overall and per VM.
+type gatedRuntime struct {
+	*sim.Driver
+	gate map[string]chan struct{}
+
+	mu        sync.Mutex
+	active    map[string]int // steps in progress, by VM ID
+	total     int
+	maxTotal  int
+	sameVM    int // times a step began while another step of that VM ran
+	stepDelay time.Duration
+}
+
+func (g *gatedRuntime) step(id string) func() {
+	g.mu.Lock()
+	if g.active[id] > 0 {
+		g.sameVM++
+	}
+	g.active[id]++
+	g.total++
+	g.maxTotal = max(g.maxTotal, g.total)
+	g.mu.Unlock()
+	time.Sleep(g.stepDelay)
+	return func() {
+		g.mu.Lock()
+		g.active[id]--
+		g.total--
+		g.mu.Unlock()
+	}
+}
+
+func (g *gatedRuntime) Create(ctx context.Context, spec runtime.VMSpec) error {
+	defer g.step(spec.ID)()
+	return g.Driver.Create(ctx, spec)
+}
+
+func (g *gatedRuntime) Start(ctx context.Context, id string) error {
+	defer g.step(id)()
+	if ch := g.gate[id]; ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Driver.Start(ctx, id)
+}
+
+// TestActsConcurrently: a burst of power-ons runs on several VMs at once
+// (at most ActionParallel, never two steps of one VM together), and each VM
+// is reported as soon as its own steps are done, not after the others'.
+func TestActsConcurrently(t *testing.T) {
+	f, srv := newFakeVCenter(t)
+	vc, err := membership.Start("vcenter", "127.0.0.1:0", token, fastTimings(), &hosts{alive: map[string]string{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	f.seed = vc.Addr()
+
+	release := make(chan struct{})
+	rt := &gatedRuntime{
+		Driver:    sim.New(100000, 100000, sim.IPPrefix(3)),
+		gate:      map[string]chan struct{}{"uid-a-slow": release},
+		active:    map[string]int{},
+		stepDelay: 20 * time.Millisecond,
+	}
+	f.put(vmObj("a-slow", me, api.PoweredOn, 0)) // first in Plan's order
+	const n = 3 * ActionParallel
+	for i := range n {
+		f.put(vmObj(fmt.Sprintf("vm%02d", i), me, api.PoweredOn, 0))
+	}
+	startAgent(t, srv.URL, rt, token)
+
+	eventually(t, "every other VM reported powered on while a-slow is still starting", func() bool {
+		for i := range n {
+			if status(f.obj(fmt.Sprintf("/dc1/vm/vm%02d", i))).PowerState != api.PoweredOn {
+				return false
+			}
+		}
+		return true
+	})
+	if s := status(f.obj("/dc1/vm/a-slow")); s.PowerState == api.PoweredOn {
+		t.Fatalf("a-slow reported powered on before its Start returned: %+v", s)
+	}
+	close(release)
+	eventually(t, "a-slow reported powered on", func() bool {
+		return status(f.obj("/dc1/vm/a-slow")).PowerState == api.PoweredOn
+	})
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.maxTotal < 2 || rt.maxTotal > ActionParallel {
+		t.Errorf("at most %d runtime steps ran at once; want 2..%d", rt.maxTotal, ActionParallel)
+	}
+	if rt.sameVM != 0 {
+		t.Errorf("%d times two steps of one VM ran at once", rt.sameVM)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
@@ -14,10 +15,23 @@ import (
 	"github.com/podsphere/podsphere/host/runtime"
 )
 
+// ActionParallel is how many VMs one host agent acts on at once. A burst of
+// power-ons then overlaps one VM's containerd and CNI round trips with
+// another's, while a host's CPU is not swamped by dozens of container starts.
+const ActionParallel = 8
+
 // reconciler is the agent's loop: it mirrors the VMs assigned to this host
 // from vcenter's list+watch, runs Plan against the runtime after every batch
 // of changes and every StatusInterval, and reports status when it changed.
-// Everything runs on one goroutine.
+//
+// The mirror, the plan and the status writes belong to one goroutine. Only
+// the runtime steps leave it: each pass turns the plan into one job per VM
+// (that VM's steps, in Plan's order), and up to ActionParallel jobs run at
+// once, never two for the same VM. Plan puts stops and deletes first because
+// they free capacity (memory, addresses): the other jobs start only when no
+// stop or delete is running. A job re-reads its VM from the runtime when
+// done, and the loop reports that VM's status at once, not after the other
+// VMs' jobs.
 type reconciler struct {
 	a  *Agent
 	c  *client.Client
@@ -28,18 +42,54 @@ type reconciler struct {
 	// does not show yet, by ID.
 	resetDone map[string]int64
 	started   bool // the first pass (adoption) has run
+
+	queue   []*job          // planned by the last pass, not started yet, in Plan's order
+	running map[string]*job // by VM ID: started, result not taken yet
+	freeing int             // running jobs that stop or delete
+	done    chan jobResult  // from finished jobs; room for all that can run
+	wg      sync.WaitGroup  // running job goroutines
+	again   bool            // a VM changed while its job ran: pass once its result is in
+}
+
+// job is one VM's steps from one pass, run in order on a goroutine of its own.
+type job struct {
+	id, path string
+	steps    []Action
+	dirty    bool // the VM's spec changed, or it left, while the job ran
+}
+
+// frees says whether the job stops or deletes its VM (Plan's first group).
+func (j *job) frees() bool { return j.steps[0].Kind == Stop || j.steps[0].Kind == Delete }
+
+// jobResult is what a job did and the VM's state afterwards.
+type jobResult struct {
+	job      *job
+	canceled bool   // the agent is stopping: report nothing
+	failed   string // "step: error" of the step that failed; later steps did not run
+	booted   bool   // a Start or Restart succeeded, carrying out reset generation resetGen
+	resetGen int64
+	deleted  bool // a Delete ran
+	state    runtime.VMState
+	exists   bool // the runtime has the VM (state is set)
+	unknown  bool // the runtime could not say: leave the status to the next pass
 }
 
 func newReconciler(a *Agent, c *client.Client) *reconciler {
-	return &reconciler{a: a, c: c, rt: a.cfg.Runtime, vms: map[string]*api.Object{}, resetDone: map[string]int64{}}
+	return &reconciler{
+		a: a, c: c, rt: a.cfg.Runtime,
+		vms: map[string]*api.Object{}, resetDone: map[string]int64{},
+		running: map[string]*job{}, done: make(chan jobResult, ActionParallel),
+	}
 }
 
 func (r *reconciler) opts() client.ListOptions {
 	return client.ListOptions{Kind: api.KindVirtualMachine, Host: r.a.host}
 }
 
-// run lists and watches until ctx ends, re-listing after any break.
+// run lists and watches until ctx ends, re-listing after any break. Before
+// returning it waits for the jobs still running (ctx stops them early).
 func (r *reconciler) run(ctx context.Context) {
+	defer r.wg.Wait()
 	for attempt := 0; ; attempt++ {
 		err := r.listAndWatch(ctx, &attempt)
 		if ctx.Err() != nil {
@@ -83,6 +133,20 @@ func (r *reconciler) listAndWatch(ctx context.Context, attempt *int) error {
 			return nil
 		case <-tick.C:
 			r.pass(ctx)
+		case res := <-r.done:
+			// Take every result that is in, then pass if one asks for it.
+			for {
+				r.finish(ctx, res)
+				select {
+				case res = <-r.done:
+					continue
+				default:
+				}
+				break
+			}
+			if r.again {
+				r.pass(ctx)
+			}
 		case ev, ok := <-events:
 			// Take the whole batch that is waiting, then reconcile once.
 			for ok {
@@ -112,7 +176,9 @@ func (r *reconciler) observe(ev api.WatchEvent) {
 	if o == nil || o.Kind != api.KindVirtualMachine {
 		return
 	}
+	cur := r.vms[o.Path]
 	if ev.Type == api.Deleted {
+		r.changed(cur)
 		delete(r.vms, o.Path)
 		return
 	}
@@ -122,52 +188,72 @@ func (r *reconciler) observe(ev api.WatchEvent) {
 		return
 	}
 	if spec.Host != r.a.host {
+		r.changed(cur)
 		delete(r.vms, o.Path)
 		return
 	}
-	if cur, ok := r.vms[o.Path]; ok && cur.UID == o.UID && cur.ResourceVersion > o.ResourceVersion {
+	if cur != nil && cur.UID == o.UID && cur.ResourceVersion > o.ResourceVersion {
 		return // our own status write already gave us something newer
 	}
+	if cur != nil && (cur.UID != o.UID || !bytes.Equal(cur.Spec, o.Spec)) {
+		r.changed(cur)
+	}
 	r.vms[o.Path] = o
+}
+
+// changed notes that what vcenter wants of the mirrored VM o changed: if a
+// job of it runs, the loop passes again once that job is done.
+func (r *reconciler) changed(o *api.Object) {
+	if o == nil {
+		return
+	}
+	if j := r.running[vmID(o)]; j != nil {
+		j.dirty = true
+	}
 }
 
 // desired turns the mirror into Plan's input, sorted by path.
 func (r *reconciler) desired() []DesiredVM {
 	out := make([]DesiredVM, 0, len(r.vms))
 	for _, o := range r.vms {
-		var spec api.VMSpec
-		var st api.VMStatus
-		_ = o.DecodeSpec(&spec) // checked in observe
-		_ = o.DecodeStatus(&st)
-		id := vmID(o)
-		done := st.ResetGeneration
-		if g, ok := r.resetDone[id]; ok {
-			if g == done {
-				delete(r.resetDone, id) // vcenter has it now
-			} else {
-				done = g
-			}
-		}
-		out = append(out, DesiredVM{
-			ID:              id,
-			Path:            o.Path,
-			PowerState:      spec.PowerState,
-			ResetGeneration: spec.ResetGeneration,
-			ResetDone:       done,
-			Spec: runtime.VMSpec{
-				ID:            id,
-				Path:          o.Path,
-				NumCPU:        spec.NumCPU,
-				MemoryMB:      spec.MemoryMB,
-				CPU:           spec.CPU,
-				Mem:           spec.Mem,
-				Containers:    spec.Containers,
-				RestartPolicy: spec.RestartPolicy,
-			},
-		})
+		out = append(out, r.desiredOf(o))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
+}
+
+// desiredOf is Plan's input for one mirrored VM.
+func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
+	var spec api.VMSpec
+	var st api.VMStatus
+	_ = o.DecodeSpec(&spec) // checked in observe
+	_ = o.DecodeStatus(&st)
+	id := vmID(o)
+	done := st.ResetGeneration
+	if g, ok := r.resetDone[id]; ok {
+		if g == done {
+			delete(r.resetDone, id) // vcenter has it now
+		} else {
+			done = g
+		}
+	}
+	return DesiredVM{
+		ID:              id,
+		Path:            o.Path,
+		PowerState:      spec.PowerState,
+		ResetGeneration: spec.ResetGeneration,
+		ResetDone:       done,
+		Spec: runtime.VMSpec{
+			ID:            id,
+			Path:          o.Path,
+			NumCPU:        spec.NumCPU,
+			MemoryMB:      spec.MemoryMB,
+			CPU:           spec.CPU,
+			Mem:           spec.Mem,
+			Containers:    spec.Containers,
+			RestartPolicy: spec.RestartPolicy,
+		},
+	}
 }
 
 // vmID is the runtime ID of a VM: its UID, stable for the VM's life.
@@ -178,8 +264,12 @@ func vmID(o *api.Object) string {
 	return o.Path
 }
 
-// pass runs one reconcile: plan, act, report.
+// pass runs one reconcile: list the runtime's VMs, plan, queue one job per
+// VM that needs steps, start as many as may run, and report the VMs that
+// need none. A VM whose job is still running is left out: its job reports
+// it, and if vcenter changed it meanwhile, a pass follows the job.
 func (r *reconciler) pass(ctx context.Context) {
+	r.again = false
 	actual, err := r.rt.List(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -188,101 +278,187 @@ func (r *reconciler) pass(ctx context.Context) {
 		return
 	}
 	desired := r.desired()
-	actions := Plan(desired, actual)
-	failed := map[string]string{} // ID -> runtime error
-	changed := false
-	for _, act := range actions {
+	queued := map[string]*job{}
+	r.queue = nil // re-planned from scratch: what was queued has not started
+	for _, act := range Plan(desired, actual) {
 		if act.Kind == Adopt {
 			if !r.started {
 				r.a.log.Printf("vm %s: adopted as it runs", act.Path)
 			}
 			continue
 		}
-		if _, ok := failed[act.ID]; ok {
-			continue // a VM's later steps depend on its earlier ones
+		if r.running[act.ID] != nil {
+			continue
 		}
-		changed = true
+		j := queued[act.ID]
+		if j == nil {
+			j = &job{id: act.ID, path: act.Path}
+			queued[act.ID] = j
+			r.queue = append(r.queue, j)
+		}
+		j.steps = append(j.steps, act)
+	}
+	r.started = true
+	r.startJobs(ctx)
+
+	have := make(map[string]runtime.VMState, len(actual))
+	for _, s := range actual {
+		have[s.ID] = s
+	}
+	for _, d := range desired {
+		if queued[d.ID] != nil || r.running[d.ID] != nil {
+			continue // its job reports it
+		}
+		var s *runtime.VMState
+		if st, ok := have[d.ID]; ok {
+			s = &st
+		}
+		r.report(ctx, d, s, "")
+	}
+}
+
+// startJobs starts queued jobs, in order, while fewer than ActionParallel
+// run; a job that does not free capacity waits for those that do.
+func (r *reconciler) startJobs(ctx context.Context) {
+	for len(r.running) < ActionParallel && len(r.queue) > 0 {
+		j := r.queue[0]
+		if !j.frees() && r.freeing > 0 {
+			return
+		}
+		r.queue = r.queue[1:]
+		r.running[j.id] = j
+		if j.frees() {
+			r.freeing++
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.done <- r.runJob(ctx, j)
+		}()
+	}
+}
+
+// runJob runs one VM's steps in order, stopping at the first that fails (a
+// VM's later steps depend on its earlier ones), then reads the VM back from
+// the runtime. It runs on its own goroutine and touches no reconciler state.
+func (r *reconciler) runJob(ctx context.Context, j *job) jobResult {
+	res := jobResult{job: j}
+	for _, act := range j.steps {
+		if act.Kind == Delete {
+			res.deleted = true
+		}
 		if err := r.apply(ctx, act); err != nil {
 			if ctx.Err() != nil {
-				return
+				res.canceled = true
+				return res
 			}
-			failed[act.ID] = fmt.Sprintf("%s: %v", act.Kind, err)
+			res.failed = fmt.Sprintf("%s: %v", act.Kind, err)
 			r.a.log.Printf("vm %s: %s: %v", act.Path, act.Kind, err)
-			continue
+			break
+		}
+		if act.Kind == Start || act.Kind == Restart {
+			// A fresh boot carries out any pending reset.
+			res.booted, res.resetGen = true, act.ResetGeneration
 		}
 		r.a.log.Printf("vm %s: %s", act.Path, act.Kind)
 	}
-	r.started = true
-	if changed {
-		if actual, err = r.rt.List(ctx); err != nil {
-			return
-		}
+	st, err := r.rt.Status(ctx, j.id)
+	switch {
+	case err == nil:
+		res.state, res.exists = st, true
+	case ctx.Err() != nil:
+		res.canceled = true
+	case errors.Is(err, api.ErrNotFound):
+	default:
+		res.unknown = true
+		r.a.log.Printf("vm %s: runtime %s: status: %v", j.path, r.rt.Name(), err)
 	}
-	r.report(ctx, desired, actual, failed)
+	return res
 }
 
+// finish takes a job's result: it frees the job's slot for the next queued
+// one and reports the VM's status, unless the VM left the mirror meanwhile.
+func (r *reconciler) finish(ctx context.Context, res jobResult) {
+	j := res.job
+	delete(r.running, j.id)
+	if j.frees() {
+		r.freeing--
+	}
+	if j.dirty {
+		r.again = true
+	}
+	if res.canceled {
+		return
+	}
+	if res.deleted {
+		delete(r.resetDone, j.id)
+	}
+	if res.booted {
+		r.resetDone[j.id] = res.resetGen
+	}
+	r.startJobs(ctx)
+	o := r.vms[j.path]
+	if o == nil || vmID(o) != j.id || res.unknown {
+		return // deleted, moved elsewhere or replaced: a pass sorts it out
+	}
+	var s *runtime.VMState
+	if res.exists {
+		s = &res.state
+	}
+	r.report(ctx, r.desiredOf(o), s, res.failed)
+}
+
+// apply runs one step on the runtime.
 func (r *reconciler) apply(ctx context.Context, act Action) error {
 	stop := r.a.cfg.Timings.StopTimeout
 	switch act.Kind {
 	case Create:
 		return r.rt.Create(ctx, *act.Spec)
 	case Start:
-		if err := r.rt.Start(ctx, act.ID); err != nil {
-			return err
-		}
+		return r.rt.Start(ctx, act.ID)
 	case Stop:
 		return r.rt.Stop(ctx, act.ID, stop)
 	case Delete:
-		delete(r.resetDone, act.ID)
 		return r.rt.Delete(ctx, act.ID)
 	case Restart:
 		if err := r.rt.Stop(ctx, act.ID, stop); err != nil {
 			return err
 		}
-		if err := r.rt.Start(ctx, act.ID); err != nil {
-			return err
-		}
+		return r.rt.Start(ctx, act.ID)
 	default:
 		return fmt.Errorf("unknown step %q", act.Kind)
 	}
-	r.resetDone[act.ID] = act.ResetGeneration // a fresh boot carries out any pending reset
-	return nil
 }
 
-// report writes the status of every desired VM whose status changed.
-func (r *reconciler) report(ctx context.Context, desired []DesiredVM, actual []runtime.VMState, failed map[string]string) {
-	have := make(map[string]runtime.VMState, len(actual))
-	for _, s := range actual {
-		have[s.ID] = s
+// report writes the status of a desired VM if it changed. s is what the
+// runtime has of it (nil: nothing); failed, a step that just failed.
+func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState, failed string) {
+	st := api.VMStatus{
+		PowerState:      api.PoweredOff,
+		Host:            r.a.host,
+		ResetGeneration: d.ResetDone,
+		Message:         failed,
 	}
-	for _, d := range desired {
-		st := api.VMStatus{
-			PowerState:      api.PoweredOff,
-			Host:            r.a.host,
-			ResetGeneration: d.ResetDone,
-			Message:         failed[d.ID],
+	if g, ok := r.resetDone[d.ID]; ok {
+		st.ResetGeneration = g
+	}
+	if s != nil {
+		st.PowerState = s.PowerState
+		st.BootTime = s.BootTime
+		st.IP = s.IP
+		st.Restarts = s.Restarts
+		st.Containers = s.Containers
+		if s.PowerState == api.PoweredOn {
+			m := r.a.usage.get(d.ID)
+			st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
 		}
-		if g, ok := r.resetDone[d.ID]; ok {
-			st.ResetGeneration = g
-		}
-		if s, ok := have[d.ID]; ok {
-			st.PowerState = s.PowerState
-			st.BootTime = s.BootTime
-			st.IP = s.IP
-			st.Restarts = s.Restarts
-			st.Containers = s.Containers
-			if s.PowerState == api.PoweredOn {
-				m := r.a.usage.get(d.ID)
-				st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
-			}
-		}
-		o := r.vms[d.Path]
-		if o == nil || sameStatus(o, st) {
-			continue
-		}
-		if err := r.writeStatus(ctx, o, st); err != nil && ctx.Err() == nil {
-			r.a.log.Printf("vm %s: report status: %v", d.Path, err)
-		}
+	}
+	o := r.vms[d.Path]
+	if o == nil || sameStatus(o, st) {
+		return
+	}
+	if err := r.writeStatus(ctx, o, st); err != nil && ctx.Err() == nil {
+		r.a.log.Printf("vm %s: report status: %v", d.Path, err)
 	}
 }
 

@@ -104,8 +104,12 @@ type Driver struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	vmLocks  map[string]*sync.Mutex
+	mu      sync.Mutex
+	vmLocks map[string]*sync.Mutex
+	// fresh holds the VMs Create attached to the network in this driver's
+	// life that have not been started since, with their IPs: their first
+	// Start need not CHECK an attachment made moments before.
+	fresh    map[string]string
 	watchers map[string]*watcher // container ID -> its supervisor
 	samples  map[string]cpuSample
 	importMu sync.Mutex
@@ -215,6 +219,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg: cfg, client: client, ctx: ctx, cancel: cancel,
 		log:      cfg.Logger.With("runtime", "containerd", "namespace", cfg.Namespace),
 		vmLocks:  map[string]*sync.Mutex{},
+		fresh:    map[string]string{},
 		watchers: map[string]*watcher{},
 		samples:  map[string]cpuSample{},
 	}

@@ -371,6 +371,29 @@ func TestVMLifecycle(t *testing.T) {
 		fetch(t, d, "client", "http://"+webSt.IP+"/")
 	})
 
+	// Only the first Start after Create trusts the attachment Create made;
+	// any later one checks it and makes it again if it is broken.
+	t.Run("start repairs the network", func(t *testing.T) {
+		if err := d.Stop(ctx, "client", time.Second); err != nil {
+			t.Fatal(err)
+		}
+		ns := filepath.Base(d.NetNSPath("client"))
+		if out, err := exec.Command("ip", "-n", ns, "link", "del", "eth0").CombinedOutput(); err != nil {
+			t.Fatalf("break the attachment: %v: %s", err, out)
+		}
+		if err := d.Start(ctx, "client"); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := d.Status(ctx, "client")
+		if st.PowerState != api.PoweredOn || st.IP == "" {
+			t.Fatalf("after Start: %+v", st)
+		}
+		if out, err := exec.Command("ip", "-n", ns, "-4", "addr", "show", "eth0").CombinedOutput(); err != nil || !strings.Contains(string(out), st.IP+"/") {
+			t.Fatalf("eth0 in %s after Start: %v: %s (want %s)", ns, err, out, st.IP)
+		}
+		fetch(t, d, "client", "http://"+webSt.IP+"/")
+	})
+
 	t.Run("adoption", func(t *testing.T) {
 		before, _ := d.Status(ctx, "web")
 		crashBefore, _ := d.Status(ctx, "crash")

@@ -33,6 +33,13 @@ func (d *Driver) EnsureImage(ctx context.Context, name string) (containerd.Image
 		return nil, err
 	}
 	ctx = d.nsCtx(ctx)
+	// The common case, an image that is there and unpacked, needs no lock:
+	// VMs being created side by side do not wait for each other here.
+	if img, err := d.client.GetImage(ctx, ref); err == nil {
+		if ok, err := img.IsUnpacked(ctx, d.cfg.Snapshotter); err == nil && ok {
+			return img, nil
+		}
+	}
 	d.importMu.Lock()
 	defer d.importMu.Unlock()
 

@@ -93,12 +93,14 @@ func sortByIndex(cs []containers.Container) {
 	}
 }
 
+// setLabels sets some of a container's labels, leaving the others alone, in
+// one call (what containerd.Container.SetLabels does, without loading it first).
 func (d *Driver) setLabels(ctx context.Context, cid string, labels map[string]string) error {
-	c, err := d.client.LoadContainer(ctx, cid)
-	if err != nil {
-		return err
+	paths := make([]string, 0, len(labels))
+	for k := range labels {
+		paths = append(paths, "labels."+k)
 	}
-	_, err = c.SetLabels(ctx, labels)
+	_, err := d.client.ContainerService().Update(ctx, containers.Container{ID: cid, Labels: labels}, paths...)
 	return err
 }
 
@@ -188,8 +190,22 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
 			return fmt.Errorf("containerd: VM %s: container %s: %w", spec.ID, c.Name, err)
 		}
 	}
+	d.mu.Lock()
+	d.fresh[spec.ID] = ip
+	d.mu.Unlock()
 	d.log.Info("VM created", "vm", spec.ID, "path", spec.Path, "ip", ip, "containers", len(spec.Containers))
 	return nil
+}
+
+// takeFresh says whether Create attached the VM in this driver's life and
+// it was not started since (then its containers have no tasks and its
+// attachment needs no CHECK), and returns its IP. It is true once.
+func (d *Driver) takeFresh(vmID string) (ip string, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ip, ok = d.fresh[vmID]
+	delete(d.fresh, vmID)
+	return ip, ok
 }
 
 // specOpts builds a container's OCI spec the Kubernetes way: Command replaces
@@ -276,9 +292,14 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	_, ip, err := d.ensureNetwork(ctx, id)
-	if err != nil {
-		return err
+	// Right after Create the attachment is as CNI made it; any other start
+	// (power-on after power-off, reset, a VM a previous agent made, a retry
+	// after a failed start) re-checks it and repairs it if need be.
+	ip, fresh := d.takeFresh(id)
+	if !fresh {
+		if _, ip, err = d.ensureNetwork(ctx, id); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(d.cfg.LogDir, id), 0o755); err != nil {
 		return err
@@ -295,7 +316,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		if err := d.setLabels(ctx, info.ID, labels); err != nil {
 			return fmt.Errorf("containerd: VM %s: %w", id, err)
 		}
-		if err := d.startContainer(ctx, id, info); err != nil {
+		if err := d.startContainer(ctx, id, info, fresh); err != nil {
 			return err
 		}
 	}
@@ -303,20 +324,24 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	return nil
 }
 
-func (d *Driver) startContainer(ctx context.Context, vmID string, info containers.Container) error {
+// startContainer starts the container's task unless it runs; fresh says it
+// was created moments ago and never started, so it has no task to look for.
+func (d *Driver) startContainer(ctx context.Context, vmID string, info containers.Container, fresh bool) error {
 	c, err := d.client.LoadContainer(ctx, info.ID)
 	if err != nil {
 		return err
 	}
-	if t, err := c.Task(ctx, nil); err == nil {
-		st, err := t.Status(ctx)
-		if err == nil && st.Status != containerd.Stopped {
-			started, _ := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
-			d.watch(vmID, info.ID, t, started)
-			return nil
-		}
-		if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			return fmt.Errorf("containerd: container %s: delete old task: %w", info.ID, err)
+	if !fresh {
+		if t, err := c.Task(ctx, nil); err == nil {
+			st, err := t.Status(ctx)
+			if err == nil && st.Status != containerd.Stopped {
+				started, _ := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
+				d.watch(vmID, info.ID, t, started)
+				return nil
+			}
+			if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+				return fmt.Errorf("containerd: container %s: delete old task: %w", info.ID, err)
+			}
 		}
 	}
 	t, started, err := d.newTask(ctx, c, vmID, info.Labels[LabelContainer])
@@ -459,6 +484,9 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 
 // remove is Delete without the lock.
 func (d *Driver) remove(ctx context.Context, id string) error {
+	d.mu.Lock()
+	delete(d.fresh, id)
+	d.mu.Unlock()
 	cs, err := d.vmContainers(ctx, id)
 	if err != nil {
 		return err

@@ -14,6 +14,8 @@ import (
 	v1 "github.com/containerd/cgroups/stats/v1"
 	v2 "github.com/containerd/cgroups/v2/stats"
 	containerd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/errdefs"
@@ -30,12 +32,20 @@ const (
 	StateCreated = "created"
 )
 
-// List returns every VM in the driver's namespace.
+// List returns every VM in the driver's namespace. It costs two containerd
+// calls however many VMs there are: one container list and one task list.
 func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 	ctx = d.nsCtx(ctx)
 	infos, err := d.client.ContainerService().List(ctx, fmt.Sprintf("labels.%q", LabelVMID))
 	if err != nil {
 		return nil, fmt.Errorf("containerd: list: %w", err)
+	}
+	if len(infos) == 0 {
+		return []runtime.VMState{}, nil
+	}
+	procs, err := d.tasks(ctx)
+	if err != nil {
+		return nil, err
 	}
 	byVM := map[string][]containers.Container{}
 	var order []string
@@ -50,27 +60,51 @@ func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 	for _, id := range order {
 		cs := byVM[id]
 		sortByIndex(cs)
-		states = append(states, d.vmState(ctx, id, cs))
+		states = append(states, d.vmState(id, cs, procs))
 	}
 	return states, nil
 }
 
-// Status reports one VM.
+// tasks returns the state of every task in the namespace, by container ID:
+// one call, where asking each container for its task would take three.
+func (d *Driver) tasks(ctx context.Context) (map[string]*task.Process, error) {
+	resp, err := d.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("containerd: list tasks: %w", errdefs.FromGRPC(err))
+	}
+	procs := make(map[string]*task.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p
+	}
+	return procs, nil
+}
+
+// Status reports one VM: one container list and one task lookup per container.
 func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error) {
 	ctx = d.nsCtx(ctx)
 	cs, err := d.existingVMContainers(ctx, id)
 	if err != nil {
 		return runtime.VMState{}, err
 	}
-	return d.vmState(ctx, id, cs), nil
+	procs := make(map[string]*task.Process, len(cs))
+	for _, info := range cs {
+		resp, err := d.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: info.ID})
+		if err == nil && resp.Process != nil {
+			procs[info.ID] = resp.Process
+		}
+	}
+	return d.vmState(id, cs, procs), nil
 }
 
-func (d *Driver) vmState(ctx context.Context, id string, cs []containers.Container) runtime.VMState {
+// vmState builds a VM's state from its containers (in spec order) and the
+// namespace's tasks by container ID; a container without a task is judged
+// by its labels.
+func (d *Driver) vmState(id string, cs []containers.Container, procs map[string]*task.Process) runtime.VMState {
 	first := cs[0].Labels
 	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff}
 	on := false
 	for _, info := range cs {
-		cst := d.containerStatus(ctx, info)
+		cst := containerStatus(info, procs[info.ID])
 		st.Containers = append(st.Containers, cst)
 		st.Restarts += cst.Restarts
 		if cst.State == StateRunning || d.supervised(info.ID) {
@@ -84,7 +118,8 @@ func (d *Driver) vmState(ctx context.Context, id string, cs []containers.Contain
 	return st
 }
 
-func (d *Driver) containerStatus(ctx context.Context, info containers.Container) api.ContainerStatus {
+// containerStatus is a container's state from its labels and its task (nil: none).
+func containerStatus(info containers.Container, p *task.Process) api.ContainerStatus {
 	cst := api.ContainerStatus{Name: info.Labels[LabelContainer], State: StateCreated}
 	cst.Restarts, _ = strconv.Atoi(info.Labels[LabelRestarts])
 	cst.StartedAt, _ = time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
@@ -92,26 +127,17 @@ func (d *Driver) containerStatus(ctx context.Context, info containers.Container)
 		cst.State = StateExited
 		cst.ExitCode, _ = strconv.Atoi(info.Labels[LabelExitCode])
 	}
-	c, err := d.client.LoadContainer(ctx, info.ID)
-	if err != nil {
+	if p == nil {
 		return cst
 	}
-	t, err := c.Task(ctx, nil)
-	if err != nil {
-		return cst
-	}
-	s, err := t.Status(ctx)
-	if err != nil {
-		return cst
-	}
-	switch s.Status {
-	case containerd.Running, containerd.Paused, containerd.Pausing:
+	switch p.Status {
+	case task.Status_RUNNING, task.Status_PAUSED, task.Status_PAUSING:
 		cst.State = StateRunning
-	case containerd.Created:
+	case task.Status_CREATED:
 		cst.State = StateCreated
-	case containerd.Stopped:
+	case task.Status_STOPPED:
 		cst.State = StateExited
-		cst.ExitCode = int(s.ExitStatus)
+		cst.ExitCode = int(p.ExitStatus)
 	}
 	return cst
 }

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -33,35 +33,139 @@ func (n *Network) DeleteNetNS(vmID string) error {
 	return DeleteNamedNetNS(n.cfg.NetNSPrefix + vmID)
 }
 
-// CreateNamedNetNS runs `ip netns add`: iproute2 gets the shared-mount dance
-// of /run/netns right, and admins inspect the result with `ip netns exec`.
+// CreateNamedNetNS pins a fresh network namespace at /run/netns/NAME, with
+// its loopback up, and returns the path; an existing one is kept. It does
+// what `ip netns add NAME` does, without running ip: /run/netns is made a
+// shared mount point (bind-mounted onto itself first if it is not one yet),
+// so the pin propagates to other mount namespaces and unpinning it there
+// too frees the netns; then a thread of ours unshares its network
+// namespace and the namespace is bind-mounted onto an empty file there.
+// Admins see the result with `ip netns`, as before.
 func CreateNamedNetNS(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "/ ") {
-		return "", fmt.Errorf("netns name %q: %w", name, api.ErrInvalid)
+	if err := validNetNSName(name); err != nil {
+		return "", err
 	}
 	path := filepath.Join(NetNSDir, name)
 	if isNetNS(path) {
 		return path, nil
 	}
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("ip netns add %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	if err := shareNetNSDir(); err != nil {
+		return "", fmt.Errorf("netns %s: %w", name, err)
 	}
-	// Bring lo up so the loopback plugin has nothing left to fix and tests can use 127.0.0.1.
-	_ = exec.Command("ip", "-n", name, "link", "set", "lo", "up").Run()
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+	if errors.Is(err, os.ErrExist) {
+		// A file that is no netns: left by a crash between create and
+		// mount. Names are ours alone, so nobody is about to mount it.
+		if err = os.Remove(path); err == nil {
+			f, err = os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("netns %s: %w", name, err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: when the goroutine ends, Go ends the thread and
+		// with it the thread's hold on the new namespace; the mount keeps it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind mount: %w", err)
+			return
+		}
+		// lo up, so the loopback plugin has nothing left to fix and a VM
+		// without a network still has 127.0.0.1.
+		if err := loopbackUp(); err != nil {
+			_ = unix.Unmount(path, unix.MNT_DETACH)
+			errc <- err
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		_ = os.Remove(path)
+		return "", fmt.Errorf("netns %s: %w", name, err)
+	}
 	return path, nil
 }
 
-// DeleteNamedNetNS runs `ip netns delete`; a missing netns is not an error.
+// DeleteNamedNetNS unpins a netns as `ip netns delete` does (lazy unmount,
+// then unlink); the kernel frees it once nothing else holds it. A missing
+// netns is not an error.
 func DeleteNamedNetNS(name string) error {
+	if err := validNetNSName(name); err != nil {
+		return err
+	}
 	path := filepath.Join(NetNSDir, name)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	// EINVAL: not a mount point, a stale file.
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("netns %s: unmount: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("netns %s: %w", name, err)
+	}
+	return nil
+}
+
+func validNetNSName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/ ") {
+		return fmt.Errorf("netns name %q: %w", name, api.ErrInvalid)
+	}
+	return nil
+}
+
+// netnsDirMu keeps two of our goroutines from both finding /run/netns no
+// mount point and both bind-mounting it onto itself.
+var netnsDirMu sync.Mutex
+
+// shareNetNSDir makes /run/netns a shared mount point, the way iproute2's
+// netns_add does before every add.
+func shareNetNSDir() error {
+	netnsDirMu.Lock()
+	defer netnsDirMu.Unlock()
+	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if !errors.Is(err, unix.EINVAL) {
+		if err != nil {
+			return fmt.Errorf("mount --make-rshared %s: %w", NetNSDir, err)
+		}
 		return nil
 	}
-	if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-		if _, serr := os.Stat(path); errors.Is(serr, os.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("ip netns delete %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+	// Not a mount point yet: make it one, recursively so that namespaces
+	// already pinned there stay visible, then share it.
+	if err := unix.Mount(NetNSDir, NetNSDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount --rbind %s %s: %w", NetNSDir, NetNSDir, err)
+	}
+	if err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("mount --make-rshared %s: %w", NetNSDir, err)
+	}
+	return nil
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo up: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("lo up: %w", err)
 	}
 	return nil
 }
