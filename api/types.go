@@ -127,11 +127,13 @@ const (
 var RestartPriorities = []string{"disabled", "lowest", "low", "medium", "high", "highest"}
 
 // VMSpec is a VM's desired state: its containers, sizing, resource
-// allocation, pool, and HA policy. Host is set by placement (DRS) when the
-// VM powers on, or pinned by the admin with -host.
+// allocation, pool, and HA policy. Host is where the VM is registered: set
+// by placement (DRS) at every power-on, unless Pinned says the admin chose
+// it (vm.create -host), in which case only that host may run the VM.
 type VMSpec struct {
 	Pool       string      `json:"pool"`
 	Host       string      `json:"host,omitempty"`
+	Pinned     bool        `json:"pinned,omitempty"`
 	NumCPU     int         `json:"numCPU"`
 	MemoryMB   int64       `json:"memoryMB"`
 	CPU        Allocation  `json:"cpu"`

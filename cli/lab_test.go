@@ -278,7 +278,7 @@ func labInventory(t *testing.T) *testLab {
 	l.create(api.New(api.KindResourcePool, labDev+"/web", api.PoolSpec{CPU: def, Mem: def}))
 	l.create(api.New(api.KindResourcePool, labRoot+"/test", api.PoolSpec{CPU: def, Mem: def}))
 	vm := func(name, pool, host string, on bool) {
-		spec := api.VMSpec{Pool: pool, Host: host, NumCPU: 1, MemoryMB: 1024, CPU: vmAllocation(), Mem: vmAllocation(),
+		spec := api.VMSpec{Pool: pool, Host: host, Pinned: host != "", NumCPU: 1, MemoryMB: 1024, CPU: vmAllocation(), Mem: vmAllocation(),
 			PowerState: api.PoweredOff, Containers: []api.Container{{Name: "main", Image: "busybox"}}}
 		l.create(api.New(api.KindVirtualMachine, "/dc1/vm/"+name, spec))
 		if on {

@@ -134,6 +134,7 @@ func (o *vmCreateOptions) Run(ctx context.Context) error {
 		if o.spec.Host, err = r.Path(ctx, api.KindHost, o.host); err != nil {
 			return err
 		}
+		o.spec.Pinned = true // -host pins: DRS never places it elsewhere
 	}
 	if _, err := r.API.Create(ctx, api.New(api.KindVirtualMachine, p, o.spec)); err != nil {
 		return err

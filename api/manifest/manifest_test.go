@@ -143,7 +143,7 @@ spec:
     ports: [{name: http, containerPort: 8080, protocol: TCP}]
   ha: {restartPriority: high, isolationResponse: shutdown}
   volumes: [{name: data, claim: data-1, mountPath: /data}]`, ctx, []want{{kind: "VirtualMachine", path: "/dc1/vm/web-01", labels: map[string]string{"app": "web"}, spec: api.VMSpec{
-			Pool: "/dc1/host/c1/Resources/dev", Host: "/dc1/host/c1/h1", NumCPU: 2, MemoryMB: 2048,
+			Pool: "/dc1/host/c1/Resources/dev", Host: "/dc1/host/c1/h1", Pinned: true, NumCPU: 2, MemoryMB: 2048,
 			CPU: alloc(500, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
 			Containers: []api.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"},
 				Env: []api.EnvVar{{Name: "MODE", Value: "on"}}, Ports: []api.Port{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}}}},

@@ -130,6 +130,8 @@ func (d *document) vm() ([]Item, *fieldError) {
 		if err := checkPath("spec.host", s.Host, api.KindHost); err != nil {
 			return nil, err
 		}
+		// A host written in a manifest is the admin's choice: it pins the VM.
+		s.Pinned = true
 	}
 	if err := checkVMSpec(s); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -155,6 +156,33 @@ func (s *Server) checkQuota(pool string, req quota.Usage) error {
 	return quota.Check(s.ix.quotaLevels(pool), req)
 }
 
+// checkQuotaChange checks a VM's change against quotas. Pools that hold the
+// VM both before and after (common ancestors) see only its growth; pools it
+// enters see all of it: one more VM and, if it runs, its whole footprint.
+func (s *Server) checkQuotaChange(oldSpec, spec api.VMSpec, on bool) error {
+	oc, om := footprint(oldSpec)
+	nc, nm := footprint(spec)
+	if !on {
+		oc, om, nc, nm = 0, 0, 0, 0
+	}
+	kept := map[string]bool{}
+	for p := oldSpec.Pool; p != ""; p = api.Parent(p) {
+		kept[p] = true
+	}
+	var shared, entered []quota.Level
+	for _, l := range s.ix.quotaLevels(spec.Pool) {
+		if kept[l.Pool] {
+			shared = append(shared, l)
+		} else {
+			entered = append(entered, l)
+		}
+	}
+	if err := quota.Check(entered, quota.Usage{VMs: 1, CPUMHz: nc, MemMB: nm}); err != nil {
+		return err
+	}
+	return quota.Check(shared, quota.Usage{CPUMHz: max(nc-oc, 0), MemMB: max(nm-om, 0)})
+}
+
 // poolTree builds the cluster's pool tree with its current reservations.
 func (s *Server) poolTree(clusterPath string) (*pools.Tree, error) {
 	v := s.ix.cluster(clusterPath, false)
@@ -197,8 +225,13 @@ func (s *Server) powerOn(t *txn, vm *api.Object, spec api.VMSpec) (*api.Object, 
 	for _, r := range view.spec.Rules {
 		st.Rules = append(st.Rules, toPlacementRule(r))
 	}
+	if spec.Pinned {
+		if _, ok := view.hosts[spec.Host]; !ok {
+			return nil, fmt.Errorf("cannot power on %s: it is pinned to host %s, which is not in cluster %s: %w", vm.Path, spec.Host, view.path, api.ErrInsufficientResources)
+		}
+	}
 	for _, hp := range view.sortedHosts() {
-		if spec.Host != "" && hp != spec.Host {
+		if spec.Pinned && hp != spec.Host {
 			continue // pinned with -host: only that host may run it
 		}
 		h := view.hosts[hp]
@@ -215,7 +248,7 @@ func (s *Server) powerOn(t *txn, vm *api.Object, spec api.VMSpec) (*api.Object, 
 	if err != nil {
 		return nil, err
 	}
-	pinned := spec.Host != ""
+	pinned := spec.Pinned
 	spec.Host = view.path + "/" + d.Host
 	spec.PowerState = api.PoweredOn
 	vm.SetSpec(spec)
@@ -415,36 +448,34 @@ func (s *Server) admitChange(t *txn, ref api.Ref, cur, o *api.Object) (string, e
 			if _, err := mustExist(t, spec.Pool, "resource pool"); err != nil {
 				return "", err
 			}
-			if err := s.checkQuota(spec.Pool, quota.Usage{VMs: 1}); err != nil {
-				return "", err
-			}
 		}
-		if oldSpec.PowerState != api.PoweredOn {
-			return "", nil
-		}
-		// A running VM's reservation may grow only if its pool and host can cover the growth.
-		dCPU := max(spec.CPU.Reservation-oldSpec.CPU.Reservation, 0)
-		dMem := max(spec.Mem.Reservation-oldSpec.Mem.Reservation, 0)
-		oc, om := footprint(oldSpec)
-		nc, nm := footprint(spec)
-		if err := s.checkQuota(spec.Pool, quota.Usage{CPUMHz: max(nc-oc, 0), MemMB: max(nm-om, 0)}); err != nil {
+		on := oldSpec.PowerState == api.PoweredOn
+		if err := s.checkQuotaChange(oldSpec, spec, on); err != nil {
 			return "", err
 		}
-		if dCPU == 0 && dMem == 0 && spec.Pool == oldSpec.Pool {
+		if !on {
 			return "", nil
 		}
+		// A running VM's reservation may change, or move to another pool, only
+		// if the pool tree and its host can cover it. The tree is built without
+		// the VM's current reservation, then asked for the new one in full, so
+		// a move is never counted twice.
 		pref, _ := api.ParsePath(spec.Pool)
 		view := s.ix.cluster(pref.ClusterPath(), false)
+		if e, ok := view.pools[oldSpec.Pool]; ok {
+			e.onCPURes -= oldSpec.CPU.Reservation
+			e.onMemRes -= oldSpec.Mem.Reservation
+			view.pools[oldSpec.Pool] = e
+		}
 		tree, err := treeOf(view)
 		if err != nil {
 			return "", err
 		}
-		if spec.Pool != oldSpec.Pool {
-			dCPU, dMem = spec.CPU.Reservation, spec.Mem.Reservation
-		}
-		if err := tree.AdmitVM(spec.Pool, dCPU, dMem); err != nil {
+		if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
 			return "", err
 		}
+		dCPU := max(spec.CPU.Reservation-oldSpec.CPU.Reservation, 0)
+		dMem := max(spec.Mem.Reservation-oldSpec.Mem.Reservation, 0)
 		if h, ok := view.hosts[oldSpec.Host]; ok {
 			if free := h.status.CPUCapacity - h.cpuRes; dCPU > free {
 				return "", fmt.Errorf("host %s has %d MHz unreserved CPU, the new reservation needs %d MHz more: %w", api.Base(oldSpec.Host), free, dCPU, api.ErrInsufficientResources)
@@ -558,11 +589,17 @@ func (s *Server) destroyPool(t *txn, path string, children bool) error {
 			return err
 		}
 	}
+	// Deepest first, so no pool is ever removed before its children.
+	order := make([]string, 0, len(gone))
 	for p := range gone {
 		if p != path {
-			if err := t.Delete(p, 0); err != nil {
-				return err
-			}
+			order = append(order, p)
+		}
+	}
+	sort.Slice(order, func(i, j int) bool { return strings.Count(order[i], "/") > strings.Count(order[j], "/") })
+	for _, p := range order {
+		if err := t.Delete(p, 0); err != nil {
+			return err
 		}
 	}
 	return nil

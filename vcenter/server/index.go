@@ -28,6 +28,9 @@ type index struct {
 }
 
 type poolEntry struct {
+	// exists is false for an entry kept only for the VMs or child pools
+	// still counted against a pool that is gone or not yet applied.
+	exists   bool
 	spec     api.PoolSpec
 	children int // direct child pools
 	vms      int // VMs directly in this pool, any power state
@@ -134,11 +137,13 @@ func (ix *index) apply(old, new *api.Object) {
 		ref, _ := api.ParsePath(o.Path)
 		isRoot := len(ref.Pools) == 0
 		if new == nil {
+			if e := ix.pools[o.Path]; e != nil {
+				e.exists = false
+				ix.dropIfUnused(o.Path)
+			}
 			if !isRoot {
 				ix.pool(parent).children--
-			}
-			if e := ix.pools[o.Path]; e != nil && e.vms == 0 && e.children == 0 {
-				delete(ix.pools, o.Path)
+				ix.dropIfUnused(parent)
 			}
 			return
 		}
@@ -147,7 +152,8 @@ func (ix *index) apply(old, new *api.Object) {
 		}
 		var s api.PoolSpec
 		_ = json.Unmarshal(new.Spec, &s)
-		ix.pool(new.Path).spec = s
+		e := ix.pool(new.Path)
+		e.spec, e.exists = s, true
 	case api.KindHost:
 		if new == nil {
 			delete(ix.hosts, o.Path)
@@ -191,6 +197,14 @@ func (ix *index) apply(old, new *api.Object) {
 	}
 }
 
+// dropIfUnused forgets the entry of a pool that is gone once nothing is
+// counted against it any more.
+func (ix *index) dropIfUnused(p string) {
+	if e := ix.pools[p]; e != nil && !e.exists && e.vms == 0 && e.children == 0 {
+		delete(ix.pools, p)
+	}
+}
+
 func (ix *index) vmIn(path string, e vmEntry) {
 	ix.vms[path] = e
 	p := ix.pool(e.pool)
@@ -219,6 +233,7 @@ func (ix *index) vmOut(path string) {
 	delete(ix.vms, path)
 	p := ix.pool(e.pool)
 	p.vms--
+	defer ix.dropIfUnused(e.pool)
 	if e.on {
 		p.onCPURes -= e.cpuRes
 		p.onMemRes -= e.memRes
@@ -276,7 +291,7 @@ func (ix *index) cluster(clusterPath string, withRunning bool) clusterView {
 		pools: map[string]poolEntry{}, hosts: map[string]hostEntry{}}
 	root := clusterPath + "/" + api.RootPoolName
 	for p, e := range ix.pools {
-		if p == root || strings.HasPrefix(p, root+"/") {
+		if e.exists && (p == root || strings.HasPrefix(p, root+"/")) {
 			v.pools[p] = *e
 		}
 	}
@@ -309,13 +324,20 @@ func (v clusterView) sortedHosts() []string {
 	return out
 }
 
-// capacity is the root pool's capacity: the connected hosts not in maintenance.
+// capacity is the root pool's capacity: the connected hosts not in
+// maintenance, plus, for a host in maintenance or not responding, exactly
+// what its running VMs still reserve there. Those VMs keep running and keep
+// their reservations, so the excluded host lends no free capacity but the
+// pool tree still balances.
 func (v clusterView) capacity() (cpu, mem int64) {
 	for _, h := range v.hosts {
 		if h.status.State == api.HostConnected && !h.spec.Maintenance {
 			cpu += h.status.CPUCapacity
 			mem += h.status.MemCapacity
+			continue
 		}
+		cpu += min(h.cpuRes, h.status.CPUCapacity)
+		mem += min(h.memRes, h.status.MemCapacity)
 	}
 	return cpu, mem
 }
@@ -350,11 +372,12 @@ func (ix *index) quotaLevels(pool string) []quota.Level {
 		ix.mu.RLock()
 		e := ix.pools[p]
 		var q *api.QuotaLimits
-		if e != nil {
+		exists := e != nil && e.exists
+		if exists {
 			q = e.spec.Quota
 		}
 		ix.mu.RUnlock()
-		if e == nil {
+		if !exists {
 			break
 		}
 		if q != nil {

@@ -202,6 +202,9 @@ func validateVM(ref api.Ref, s *api.VMSpec) error {
 			return fmt.Errorf("spec.host %q is not a host of the pool's cluster %s: %w", s.Host, pr.ClusterPath(), api.ErrInvalid)
 		}
 	}
+	if s.Pinned && s.Host == "" {
+		return fmt.Errorf("spec.pinned is set but spec.host is empty: name the host to pin the VM to: %w", api.ErrInvalid)
+	}
 	if s.NumCPU < 1 || s.NumCPU > 768 {
 		return fmt.Errorf("spec.numCPU %d: want 1 to 768 vCPUs: %w", s.NumCPU, api.ErrInvalid)
 	}
