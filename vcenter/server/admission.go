@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"time"
@@ -122,6 +123,15 @@ func (s *Server) admitCreate(t *txn, ref api.Ref, o *api.Object) error {
 		}
 	}
 	switch o.Kind {
+	case api.KindCluster:
+		var spec api.ClusterSpec
+		_ = o.DecodeSpec(&spec)
+		cidr, err := podCIDR(t, o.Path, spec.PodCIDR)
+		if err != nil {
+			return err
+		}
+		spec.PodCIDR = cidr
+		o.SetSpec(spec)
 	case api.KindResourcePool:
 		if _, err := mustExist(t, ref.ParentPool(), "parent pool"); err != nil {
 			return err
@@ -147,6 +157,48 @@ func (s *Server) admitCreate(t *txn, ref api.Ref, o *api.Object) error {
 		return s.checkQuota(spec.Pool, quota.Usage{VMs: 1})
 	}
 	return nil
+}
+
+// podCIDR checks a cluster's pod CIDR against every other cluster's (VM
+// addresses must be unique across the inventory, or routes and guest
+// traffic go astray), or, when none is given, picks the first free /16 of
+// 10.244.0.0 to 10.255.0.0.
+func podCIDR(t *txn, cluster, want string) (string, error) {
+	var taken []*net.IPNet
+	names := map[*net.IPNet]string{}
+	for _, c := range t.List(store.Query{Kind: api.KindCluster}) {
+		if c.Path == cluster {
+			continue
+		}
+		var cs api.ClusterSpec
+		_ = c.DecodeSpec(&cs)
+		if _, n, err := net.ParseCIDR(cs.PodCIDR); err == nil {
+			taken = append(taken, n)
+			names[n] = c.Path
+		}
+	}
+	overlaps := func(n *net.IPNet) string {
+		for _, o := range taken {
+			if o.Contains(n.IP) || n.Contains(o.IP) {
+				return names[o]
+			}
+		}
+		return ""
+	}
+	if want != "" {
+		_, n, _ := net.ParseCIDR(want) // validated
+		if other := overlaps(n); other != "" {
+			return "", fmt.Errorf("spec.podCIDR %s overlaps the pod CIDR of cluster %s: VM addresses must be unique: %w", want, other, api.ErrConflict)
+		}
+		return want, nil
+	}
+	for b := 244; b <= 255; b++ {
+		_, n, _ := net.ParseCIDR(fmt.Sprintf("10.%d.0.0/16", b))
+		if overlaps(n) == "" {
+			return n.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no free pod CIDR between 10.244.0.0/16 and 10.255.0.0/16 for %s: give spec.podCIDR: %w", cluster, api.ErrConflict)
 }
 
 // checkQuota checks a request against the quota of pool and of every
@@ -400,6 +452,21 @@ func (s *Server) change(user string, o *api.Object) (*api.Object, error) {
 // to the event message.
 func (s *Server) admitChange(t *txn, ref api.Ref, cur, o *api.Object) (string, error) {
 	switch o.Kind {
+	case api.KindCluster:
+		var oldSpec, spec api.ClusterSpec
+		_ = cur.DecodeSpec(&oldSpec)
+		_ = o.DecodeSpec(&spec)
+		if spec.PodCIDR == "" || spec.PodCIDR == oldSpec.PodCIDR {
+			spec.PodCIDR = oldSpec.PodCIDR
+			o.SetSpec(spec)
+			return "", nil
+		}
+		if hosts := t.List(store.Query{Kind: api.KindHost, Prefix: o.Path}); len(hosts) > 0 {
+			return "", fmt.Errorf("spec.podCIDR of %s cannot change while its %d hosts hold pod subnets of %s: %w", o.Path, len(hosts), oldSpec.PodCIDR, api.ErrConflict)
+		}
+		if _, err := podCIDR(t, o.Path, spec.PodCIDR); err != nil {
+			return "", err
+		}
 	case api.KindResourcePool:
 		var oldSpec, spec api.PoolSpec
 		_ = cur.DecodeSpec(&oldSpec)

@@ -154,3 +154,35 @@ func TestMaintenanceHostKeepsItsVMsReservations(t *testing.T) {
 		t.Errorf("root pool: reservation %d, unreservedForVm %d; want 16000 and 5000", info.CPU.Reservation, info.CPU.UnreservedForVm)
 	}
 }
+
+func TestClustersGetDistinctPodCIDRs(t *testing.T) {
+	e := startVCenter(t, Config{})
+	e.inventory(t, nil)
+	e.mustCreate(t, api.New(api.KindCluster, dc+"/host/c2", nil))
+	cidr := func(path string) string {
+		o, err := e.admin.Get(ctxT(t), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s api.ClusterSpec
+		_ = o.DecodeSpec(&s)
+		return s.PodCIDR
+	}
+	if a, b := cidr(cluster), cidr(dc+"/host/c2"); a != "10.244.0.0/16" || b != "10.245.0.0/16" {
+		t.Errorf("pod CIDRs of c1 and c2 = %s, %s; want 10.244.0.0/16 and 10.245.0.0/16", a, b)
+	}
+	before := e.revision(t)
+	_, err := e.admin.Create(ctxT(t), api.New(api.KindCluster, dc+"/host/c3", api.ClusterSpec{PodCIDR: "10.244.128.0/17"}))
+	if !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "overlaps the pod CIDR of cluster /dc1/host/c1") {
+		t.Errorf("overlapping pod CIDR: %v, want a conflict naming c1", err)
+	}
+	if e.revision(t) != before {
+		t.Errorf("a refused cluster wrote something")
+	}
+	e.joinHost(t, "esx-01", 10000, 16384)
+	o, _ := e.admin.Get(ctxT(t), cluster)
+	o.SetSpec(api.ClusterSpec{PodCIDR: "10.200.0.0/16"})
+	if _, err := e.admin.Update(ctxT(t), o); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("changing the pod CIDR of a cluster with hosts: %v, want a conflict", err)
+	}
+}

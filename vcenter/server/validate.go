@@ -130,9 +130,8 @@ func validateCluster(s *api.ClusterSpec) error {
 		return fmt.Errorf("spec.ha.hostFailuresTolerated %d is negative: %w", s.HA.HostFailuresTolerated, api.ErrInvalid)
 	}
 	if s.PodCIDR == "" {
-		s.PodCIDR = "10.244.0.0/16"
-	}
-	if _, n, err := net.ParseCIDR(s.PodCIDR); err != nil || n.IP.To4() == nil {
+		// vcenter picks one that no other cluster uses (see podCIDR).
+	} else if _, n, err := net.ParseCIDR(s.PodCIDR); err != nil || n.IP.To4() == nil {
 		return fmt.Errorf("spec.podCIDR %q is not an IPv4 CIDR: %w", s.PodCIDR, api.ErrInvalid)
 	} else if ones, _ := n.Mask.Size(); ones > 23 {
 		return fmt.Errorf("spec.podCIDR %q is too small: hosts get a /24 each, so it must be /23 or larger: %w", s.PodCIDR, api.ErrInvalid)
