@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+
+	"github.com/podsphere/podsphere/internal/testenv"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -128,11 +130,21 @@ func requireLab(t *testing.T) {
 		t.Skip("skipping lab end-to-end test in -short mode")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("skipping lab end-to-end test: needs root (creates network namespaces, veths, bridges, cgroups; starts containerd)")
+		testenv.Unavailable(t, "skipping lab end-to-end test: needs root (creates network namespaces, veths, bridges, cgroups; starts containerd)")
 	}
 	if err := preflight(Options{Runtime: "containerd"}); err != nil {
-		t.Skipf("skipping lab end-to-end test: %v", err)
+		testenv.Unavailable(t, "skipping lab end-to-end test: %v", err)
 	}
+}
+
+// machineContainerd is the containerd the lab should find running: the one
+// .ci/run starts for the suite (PODSPHERE_CONTAINERD_SOCKET), else the
+// machine's. When neither answers, the lab starts its own.
+func machineContainerd() string {
+	if s := os.Getenv("PODSPHERE_CONTAINERD_SOCKET"); s != "" {
+		return s
+	}
+	return SystemSocket
 }
 
 // buildBinaries builds podsphere and psc into a temp dir once per test binary run.
@@ -184,8 +196,8 @@ func snapshot(t *testing.T) machine {
 		}
 		m.iptables = append(m.iptables, l)
 	}
-	if answering(context.Background(), SystemSocket) {
-		if c, err := containerd.New(SystemSocket); err == nil {
+	if sock := machineContainerd(); answering(context.Background(), sock) {
+		if c, err := containerd.New(sock); err == nil {
 			m.ctrdNS, _ = c.NamespaceService().List(context.Background())
 			c.Close()
 		}
@@ -253,7 +265,8 @@ func (l *labRun) must(bin string, args ...string) string {
 func (l *labRun) up(hosts int) {
 	l.t.Helper()
 	start := time.Now()
-	out := l.must(l.podsphere, "lab", "up", "--hosts", fmt.Sprint(hosts), "--dir", l.dir, "--prefix", l.prefix)
+	out := l.must(l.podsphere, "lab", "up", "--hosts", fmt.Sprint(hosts), "--dir", l.dir, "--prefix", l.prefix,
+		"--containerd-socket", machineContainerd())
 	l.t.Logf("lab up --hosts %d: %s\n%s", hosts, time.Since(start).Round(time.Millisecond), out)
 	env, err := os.ReadFile(filepath.Join(l.dir, "env"))
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podsphere/podsphere/internal/testenv"
 )
 
 // requireRoot skips data-plane tests unless they can really run: they need
@@ -19,15 +21,15 @@ import (
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root (creates network namespaces, bridges and veths)")
+		testenv.Unavailable(t, "skipping: needs root (creates network namespaces, bridges and veths)")
 	}
 	for _, bin := range []string{"ip", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping: %s not installed (apt-get install iproute2 iptables)", bin)
+			testenv.Unavailable(t, "skipping: %s not installed (apt-get install iproute2 iptables)", bin)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(DefaultBinDir, "bridge")); err != nil {
-		t.Skipf("skipping: CNI plugins not in %s (apt-get install containernetworking-plugins)", DefaultBinDir)
+		testenv.Unavailable(t, "skipping: CNI plugins not in %s (apt-get install containernetworking-plugins)", DefaultBinDir)
 	}
 }
 
@@ -242,7 +244,7 @@ func TestTwoHostsRouted(t *testing.T) {
 	}
 	httpd := exec.Command("ip", "netns", "exec", name+"b-vmb", "busybox", "httpd", "-f", "-p", "80", "-h", www)
 	if err := httpd.Start(); err != nil {
-		t.Skipf("skipping: cannot start busybox httpd: %v", err)
+		testenv.Unavailable(t, "skipping: cannot start busybox httpd: %v", err)
 	}
 	t.Cleanup(func() { httpd.Process.Kill(); httpd.Wait() })
 

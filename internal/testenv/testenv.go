@@ -11,13 +11,27 @@ import (
 	"github.com/podsphere/podsphere/host/containerd/daemon"
 )
 
+// RequiredEnv, set to 1 (as .ci/run does), turns every "cannot run here"
+// skip of a root-only end-to-end test into a failure: in CI a missing
+// package or privilege must never pass as a skipped test.
+const RequiredEnv = "PODSPHERE_E2E_REQUIRED"
+
+// Unavailable skips the test with the reason, or fails it when RequiredEnv is set.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(RequiredEnv) == "1" {
+		t.Fatalf("end-to-end test cannot run ("+RequiredEnv+"=1): "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // RequireDataPlane skips unless the test can run real containers and enter
 // their network namespaces: what RequireContainers asks, plus nsenter.
 func RequireDataPlane(t testing.TB) {
 	t.Helper()
 	RequireContainers(t)
 	if _, err := exec.LookPath("nsenter"); err != nil {
-		t.Skip("skipping data-plane test: nsenter not installed (apt-get install util-linux)")
+		Unavailable(t, "skipping data-plane test: nsenter not installed (apt-get install util-linux)")
 	}
 }
 
@@ -26,18 +40,18 @@ func RequireDataPlane(t testing.TB) {
 func RequireContainers(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping data-plane test: needs root (starts its own containerd, creates netns, cgroups, veths)")
+		Unavailable(t, "skipping data-plane test: needs root (starts its own containerd, creates netns, cgroups, veths)")
 	}
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("skipping data-plane test: %s not installed (apt-get install containerd runc iproute2 iptables)", bin)
+			Unavailable(t, "skipping data-plane test: %s not installed (apt-get install containerd runc iproute2 iptables)", bin)
 		}
 	}
 	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
-		t.Skip("skipping data-plane test: /usr/lib/cni/bridge missing (apt-get install containernetworking-plugins)")
+		Unavailable(t, "skipping data-plane test: /usr/lib/cni/bridge missing (apt-get install containernetworking-plugins)")
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("skipping data-plane test: /bin/busybox missing (apt-get install busybox-static)")
+		Unavailable(t, "skipping data-plane test: /bin/busybox missing (apt-get install busybox-static)")
 	}
 }
 
