@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ var taskNames = map[string][3]string{ // kind -> create, change, delete task nam
 	api.KindHost:           {"AddHost_Task", "ReconfigureHost", "Destroy_Task"},
 	api.KindResourcePool:   {"CreateResourcePool", "UpdateConfig", "Destroy_Task"},
 	api.KindVirtualMachine: {"CreateVM_Task", "ReconfigVM_Task", "Destroy_Task"},
+	api.KindImage:          {"ImportLibraryItem_Task", "UpdateLibraryItem_Task", "DeleteLibraryItem_Task"},
 }
 
 var eventNames = map[string][3]string{
@@ -35,6 +37,7 @@ var eventNames = map[string][3]string{
 	api.KindHost:           {"HostAddedEvent", "HostReconfiguredEvent", "HostRemovedEvent"},
 	api.KindResourcePool:   {"ResourcePoolCreatedEvent", "ResourcePoolReconfiguredEvent", "ResourcePoolDestroyedEvent"},
 	api.KindVirtualMachine: {"VmCreatedEvent", "VmReconfiguredEvent", "VmRemovedEvent"},
+	api.KindImage:          {"LibraryItemImportedEvent", "LibraryItemUpdatedEvent", "LibraryItemDeletedEvent"},
 }
 
 // mustExist checks a path inside the transaction, naming what is missing.
@@ -112,6 +115,8 @@ func kindWord(kind string) string {
 		return "Resource pool"
 	case api.KindHost:
 		return "Host"
+	case api.KindImage:
+		return "Library item"
 	}
 	return kind
 }
@@ -566,7 +571,8 @@ func (s *Server) remove(user, path string, rv uint64, children bool) error {
 	case api.KindEvent, api.KindTask:
 		return fmt.Errorf("%s objects are kept by vcenter and trimmed by age: %w", ref.Kind, api.ErrInvalid)
 	}
-	return s.update(user, func(t *txn) error {
+	var archive string // a deleted library item's file, removed once the deletion is durable
+	err = s.update(user, func(t *txn) error {
 		cur, err := t.Get(path)
 		if err != nil {
 			return err
@@ -604,6 +610,10 @@ func (s *Server) remove(user, path string, rv uint64, children bool) error {
 			if err := s.destroyPool(t, path, children); err != nil {
 				return err
 			}
+		case api.KindImage:
+			var spec api.ImageSpec
+			_ = cur.DecodeSpec(&spec)
+			archive = s.libraryFile(ref.Name, spec.Digest)
 		case api.KindHost:
 			var spec api.HostSpec
 			_ = cur.DecodeSpec(&spec)
@@ -623,6 +633,10 @@ func (s *Server) remove(user, path string, rv uint64, children bool) error {
 		}
 		return t.task(taskNames[ref.Kind][2], path, started, nil)
 	})
+	if err == nil && archive != "" {
+		os.Remove(archive)
+	}
+	return err
 }
 
 // destroyPool removes a pool's descendants (with -children) and moves the

@@ -25,8 +25,17 @@ const (
 	annotationRefName   = "org.opencontainers.image.ref.name"
 )
 
-// libraryFile is where the archive of library item name is kept.
-func (s *Server) libraryFile(name string) string { return filepath.Join(s.library, name+".tar") }
+// libraryFile is where the archive of library item name with digest is
+// kept. Naming files by content lets an import write its file before the
+// inventory changes, outside the store's lock: the object only ever points
+// at a complete, fsynced archive, and a failed commit leaves the old one.
+func (s *Server) libraryFile(name, digest string) string {
+	d := strings.TrimPrefix(digest, "sha256:")
+	if len(d) > 16 {
+		d = d[:16]
+	}
+	return filepath.Join(s.library, name+"-"+d+".tar")
+}
 
 // handleLibraryImport stores the request body, an OCI (or docker save)
 // image archive, as library item ?name=: streamed to a temp file with its
@@ -68,17 +77,21 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	spec := api.ImageSpec{Name: name, Ref: ref, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}
+	file := s.libraryFile(name, spec.Digest)
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return fmt.Errorf("content library: %v: %w", err, api.ErrUnavailable)
+	}
+	syncDir(s.library)
 	var out *api.Object
+	var old api.ImageSpec
 	err = s.update(user, func(t *txn) error {
 		cur, err := t.Get(path)
 		if err != nil && !isNotFound(err) {
 			return err
 		}
-		// Under the store's write lock, so the file and the object change together.
-		if err := os.Rename(tmp.Name(), s.libraryFile(name)); err != nil {
-			return fmt.Errorf("content library: %v: %w", err, api.ErrUnavailable)
+		if cur != nil {
+			_ = cur.DecodeSpec(&old)
 		}
-		syncDir(s.library)
 		if cur == nil {
 			out, err = t.Create(api.New(api.KindImage, path, spec))
 		} else {
@@ -94,7 +107,13 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 		return t.task("ImportLibraryItem_Task", path, started, nil)
 	})
 	if err != nil {
+		if old.Digest != spec.Digest {
+			os.Remove(file) // the inventory still points at the old archive
+		}
 		return err
+	}
+	if old.Digest != "" && old.Digest != spec.Digest {
+		os.Remove(s.libraryFile(name, old.Digest))
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -192,7 +211,7 @@ func (s *Server) handleLibraryBlob(w http.ResponseWriter, r *http.Request, _ str
 	}
 	var spec api.ImageSpec
 	_ = o.DecodeSpec(&spec)
-	f, err := os.Open(s.libraryFile(name))
+	f, err := os.Open(s.libraryFile(name, spec.Digest))
 	if err != nil {
 		return fmt.Errorf("content library item %s: archive missing on vcenter: %v: %w", name, err, api.ErrUnavailable)
 	}

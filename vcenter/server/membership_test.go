@@ -254,7 +254,7 @@ func TestMembership(t *testing.T) {
 	}
 	bound = tm.DetectionBound(5)
 	shut = true
-	_ = list.Shutdown() // no leave message: silence
+	_ = list.Shutdown()                                            // no leave message: silence
 	took = e.waitState(t, crashName, api.HostNotResponding, bound) // the documented bound is the promise
 	t.Logf("%s crashed: notResponding after %v (DetectionBound(5) = %v, ExpectedDetection(5) = %v)",
 		crashName, took.Round(time.Millisecond), bound, tm.ExpectedDetection(5))
