@@ -225,6 +225,48 @@ func TestDatacenter(t *testing.T) {
 		}
 	})
 
+	// A spec change on a running VM reaches its host: the containers are
+	// recreated with the new spec (a new boot, a new task) and the cgroup
+	// shows the new limit; the VM keeps its IP.
+	t.Run("vm.change recreates with the new spec", func(t *testing.T) {
+		name := "web2"
+		o, _, before := l.vm(name)
+		h := hostOf(name)
+		cs := h.containersOf(o.UID)
+		if len(cs) != 1 || cs[0].Labels[ctrdriver.LabelSpecHash] == "" {
+			t.Fatalf("%s: containers %+v, want one carrying a spec hash", name, cs)
+		}
+		oldHash := cs[0].Labels[ctrdriver.LabelSpecHash]
+		oldPid, _ := h.task(cs[0].ID)
+		l.psc("vm.change", "-mem.limit", "40", name)
+		_, spec, st := l.vm(name)
+		if spec.Mem.Limit != 40 {
+			t.Fatalf("vm.change recorded mem limit %d, want 40", spec.Mem.Limit)
+		}
+		want := ctrdriver.LimitsFor(runtime.VMSpec{NumCPU: spec.NumCPU, MemoryMB: spec.MemoryMB, CPU: spec.CPU, Mem: spec.Mem}, hostStatus[h.name].CPUCapacity/int64(goruntime.NumCPU()))
+		if want.MemLimit != 40<<20 {
+			t.Fatalf("expected limit %d, want %d", want.MemLimit, 40<<20)
+		}
+		var pid uint32
+		_, st = l.waitVM(name, "recreated with the new memory limit", 60*time.Second, func(_ api.VMSpec, st api.VMStatus) bool {
+			cs := h.containersOf(o.UID)
+			if len(cs) != 1 || cs[0].Labels[ctrdriver.LabelSpecHash] == oldHash {
+				return false
+			}
+			p, status := h.task(cs[0].ID)
+			pid = p
+			return status == "running" && pid != oldPid && st.PowerState == api.PoweredOn && st.BootTime.After(before.BootTime)
+		})
+		if mem := cgroupValue(t, pid, "memory", "memory.limit_in_bytes", "memory.max"); atoi(mem) != want.MemLimit {
+			t.Errorf("%s: memory limit %s after vm.change, want %d", name, mem, want.MemLimit)
+		}
+		if st.IP != before.IP {
+			t.Errorf("%s: IP changed across the recreate: %s -> %s", name, before.IP, st.IP)
+		}
+		fetch(t, l, "web1", "http://"+st.IP+"/")
+		ips[name] = st.IP
+	})
+
 	t.Run("power off on reset destroy leave no orphans", func(t *testing.T) {
 		name := "web3"
 		o, _, st := l.vm(name)

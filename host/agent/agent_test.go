@@ -571,3 +571,186 @@ func TestActsConcurrently(t *testing.T) {
 		t.Errorf("%d times two steps of one VM ran at once", rt.sameVM)
 	}
 }
+
+// vmEdited is vmObj with its spec edited, as vm.change or a re-applied Pod would.
+func vmEdited(name, host, power string, edit func(*api.VMSpec)) *api.Object {
+	o := vmObj(name, host, power, 0)
+	var s api.VMSpec
+	_ = o.DecodeSpec(&s)
+	edit(&s)
+	return api.New(api.KindVirtualMachine, o.Path, s)
+}
+
+// specRuntime is the sim runtime that counts Create and Recreate calls by
+// VM, hides the recorded spec hash of the VMs in legacy (as an older agent's
+// containers carry none) and, with recreator, offers runtime.Recreator.
+type specRuntime struct {
+	*sim.Driver
+	mu        sync.Mutex
+	legacy    map[string]bool
+	creates   map[string]int
+	recreates map[string]int
+}
+
+func (s *specRuntime) Create(ctx context.Context, spec runtime.VMSpec) error {
+	s.mu.Lock()
+	s.creates[spec.ID]++
+	s.mu.Unlock()
+	return s.Driver.Create(ctx, spec)
+}
+
+func (s *specRuntime) hide(st runtime.VMState) runtime.VMState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.legacy[st.ID] {
+		st.SpecHash = ""
+	}
+	return st
+}
+
+func (s *specRuntime) List(ctx context.Context) ([]runtime.VMState, error) {
+	l, err := s.Driver.List(ctx)
+	for i := range l {
+		l[i] = s.hide(l[i])
+	}
+	return l, err
+}
+
+func (s *specRuntime) Status(ctx context.Context, id string) (runtime.VMState, error) {
+	st, err := s.Driver.Status(ctx, id)
+	return s.hide(st), err
+}
+
+func (s *specRuntime) count(m map[string]int, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return m[id]
+}
+
+// recreatorRuntime is specRuntime with a runtime.Recreator of its own.
+type recreatorRuntime struct{ *specRuntime }
+
+func (r recreatorRuntime) Recreate(ctx context.Context, spec runtime.VMSpec, timeout time.Duration) error {
+	r.mu.Lock()
+	r.recreates[spec.ID]++
+	r.mu.Unlock()
+	_ = r.Driver.Stop(ctx, spec.ID, timeout)
+	_ = r.Driver.Delete(ctx, spec.ID)
+	return r.Driver.Create(ctx, spec)
+}
+
+// TestSpecChangeRecreates: a change to a VM's allocation or containers
+// recreates it on its host with the new spec (a new boot), whether it runs
+// or is off; a VM whose spec did not change, or whose containers carry no
+// spec hash (made by an older agent), is adopted untouched, also across an
+// agent restart.
+func TestSpecChangeRecreates(t *testing.T) {
+	for _, withRecreator := range []bool{false, true} {
+		t.Run(fmt.Sprintf("recreator=%v", withRecreator), func(t *testing.T) {
+			testSpecChange(t, withRecreator)
+		})
+	}
+}
+
+func testSpecChange(t *testing.T, withRecreator bool) {
+	ctx := context.Background()
+	f, srv := newFakeVCenter(t)
+	vc, err := membership.Start("vcenter", "127.0.0.1:0", token, fastTimings(), &hosts{alive: map[string]string{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	f.seed = vc.Addr()
+
+	sr := &specRuntime{Driver: sim.New(8000, 8192, sim.IPPrefix(4)), legacy: map[string]bool{"uid-legacy": true},
+		creates: map[string]int{}, recreates: map[string]int{}}
+	var rt runtime.Runtime = sr
+	if withRecreator {
+		rt = recreatorRuntime{sr}
+	}
+	// Left by an older agent: running, no hash recorded, and its spec is not
+	// even what vcenter has now. It must be adopted, not recreated.
+	_ = sr.Driver.Create(ctx, runtime.VMSpec{ID: "uid-legacy", Path: "/dc1/vm/legacy", Containers: []api.Container{{Name: "old", Image: "busybox:old"}}})
+	_ = sr.Driver.Start(ctx, "uid-legacy")
+	legacy, _ := sr.Status(ctx, "uid-legacy")
+	if legacy.SpecHash != "" || legacy.BootTime.IsZero() {
+		t.Fatalf("legacy VM set up wrong: %+v", legacy)
+	}
+	legacyBoot := legacy.BootTime
+
+	f.put(vmObj("web", me, api.PoweredOn, 0))
+	f.put(vmObj("db", me, api.PoweredOff, 0))
+	f.put(vmObj("legacy", me, api.PoweredOn, 0))
+	r := startAgent(t, srv.URL, rt, token)
+	<-r.agent.Ready()
+	eventually(t, "web reported powered on", func() bool { return status(f.obj("/dc1/vm/web")).PowerState == api.PoweredOn })
+	// db is off: created only at its first power-on; power it on and off so it exists.
+	f.put(vmObj("db", me, api.PoweredOn, 0))
+	eventually(t, "db powered on", func() bool { return status(f.obj("/dc1/vm/db")).PowerState == api.PoweredOn })
+	f.put(vmObj("db", me, api.PoweredOff, 0))
+	eventually(t, "db powered off", func() bool { return status(f.obj("/dc1/vm/db")).PowerState == api.PoweredOff })
+
+	recreated := func(id string) int {
+		if withRecreator {
+			return sr.count(sr.recreates, id)
+		}
+		return sr.count(sr.creates, id) - 1
+	}
+	web := status(f.obj("/dc1/vm/web"))
+	time.Sleep(time.Millisecond)
+
+	// vm.change -mem.limit 64 on the running web.
+	newWeb := vmEdited("web", me, api.PoweredOn, func(s *api.VMSpec) { s.Mem.Limit = 64 })
+	want := runtime.SpecHash(specOf(newWeb))
+	f.put(newWeb)
+	eventually(t, "web recreated with the new spec and running again", func() bool {
+		st, err := rt.Status(ctx, "uid-web")
+		s := status(f.obj("/dc1/vm/web"))
+		return err == nil && st.SpecHash == want && st.PowerState == api.PoweredOn &&
+			s.PowerState == api.PoweredOn && s.BootTime.After(web.BootTime)
+	})
+	if n := recreated("uid-web"); n != 1 {
+		t.Errorf("web recreated %d times, want 1", n)
+	}
+
+	// A new image for db while it is off: recreated, not started.
+	newDB := vmEdited("db", me, api.PoweredOff, func(s *api.VMSpec) { s.Containers[0].Image = "busybox:1.36" })
+	f.put(newDB)
+	eventually(t, "db recreated with the new image, still off", func() bool {
+		st, err := rt.Status(ctx, "uid-db")
+		return err == nil && st.SpecHash == runtime.SpecHash(specOf(newDB)) && st.PowerState == api.PoweredOff
+	})
+	if s := status(f.obj("/dc1/vm/db")); s.PowerState != api.PoweredOff {
+		t.Errorf("db started by its recreate: %+v", s)
+	}
+
+	// Agent restart: nothing changed, so nothing is recreated or restarted.
+	time.Sleep(3 * fastTimings().StatusInterval)
+	r.stop(t)
+	webNow, _ := rt.Status(ctx, "uid-web")
+	r2 := startAgent(t, srv.URL, rt, token)
+	<-r2.agent.Ready()
+	time.Sleep(5 * fastTimings().StatusInterval) // several passes
+	if st, _ := rt.Status(ctx, "uid-web"); !st.BootTime.Equal(webNow.BootTime) || st.PowerState != api.PoweredOn {
+		t.Errorf("agent restart restarted web: boot %v (was %v)", st.BootTime, webNow.BootTime)
+	}
+	if n := recreated("uid-web"); n != 1 {
+		t.Errorf("web recreated %d times in all, want 1", n)
+	}
+	if n := recreated("uid-db"); n != 1 {
+		t.Errorf("db recreated %d times in all, want 1", n)
+	}
+	st, err := rt.Status(ctx, "uid-legacy")
+	if err != nil || st.PowerState != api.PoweredOn || !st.BootTime.Equal(legacyBoot) || sr.count(sr.creates, "uid-legacy") != 0 || sr.count(sr.recreates, "uid-legacy") != 0 {
+		t.Errorf("legacy VM without a spec hash was not left alone: %+v, %v", st, err)
+	}
+	if s := status(f.obj("/dc1/vm/legacy")); s.PowerState != api.PoweredOn {
+		t.Errorf("legacy VM reported %+v", s)
+	}
+}
+
+// specOf is the runtime spec the agent derives from a VM object.
+func specOf(o *api.Object) runtime.VMSpec {
+	var r reconciler
+	return r.desiredOf(o).Spec
+}

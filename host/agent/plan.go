@@ -34,9 +34,14 @@ const (
 	Stop    ActionKind = "stop"
 	Delete  ActionKind = "delete"
 	Restart ActionKind = "restart" // vm.power -reset: stop, then start
+	// Recreate replaces a VM whose spec changed since its containers were
+	// made (runtime.SpecHash differs): stop, delete, create with the new
+	// spec, or the runtime's own runtime.Recreator. It leaves the VM
+	// stopped; a Start follows when the VM is to run.
+	Recreate ActionKind = "recreate"
 )
 
-// Action is one step for one VM. Spec is set for Create.
+// Action is one step for one VM. Spec is set for Create and Recreate.
 type Action struct {
 	Kind ActionKind
 	ID   string
@@ -53,6 +58,15 @@ type Action struct {
 // starts and restarts, each group by VM path. desired holds only the VMs
 // whose spec.host is this host; a runtime VM missing from it was deleted or
 // moved elsewhere and is stopped and deleted. Plan does no I/O.
+//
+// A VM whose desired spec hashes (runtime.SpecHash) differently from the hash
+// its driver recorded at create is recreated with the new spec: Recreate,
+// then Start if it is to run (the fresh boot also carries out any pending
+// reset). A VM to stay off is recreated too, right away and without a start,
+// after a Stop if it runs, so the host always holds what the spec says and
+// the next power-on boots it as is. An empty recorded hash (a VM made by an
+// agent that recorded none) means unknown: the VM is taken as unchanged and
+// adopted, never recreated, as is every VM whose hash matches.
 func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 	have := make(map[string]runtime.VMState, len(actual))
 	for _, a := range actual {
@@ -67,20 +81,30 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 		act := func(k ActionKind) Action {
 			return Action{Kind: k, ID: d.ID, Path: d.Path, ResetGeneration: d.ResetGeneration}
 		}
+		withSpec := func(k ActionKind) Action {
+			c := act(k)
+			spec := d.Spec
+			c.Spec = &spec
+			return c
+		}
+		changed := exists && a.SpecHash != "" && a.SpecHash != runtime.SpecHash(d.Spec)
 		if d.PowerState != api.PoweredOn {
 			if running {
 				free = append(free, act(Stop))
-			} else if exists {
+			}
+			switch {
+			case changed:
+				rest = append(rest, withSpec(Recreate))
+			case exists && !running:
 				rest = append(rest, act(Adopt))
 			}
 			continue
 		}
 		switch {
 		case !exists:
-			c := act(Create)
-			spec := d.Spec
-			c.Spec = &spec
-			rest = append(rest, c, act(Start))
+			rest = append(rest, withSpec(Create), act(Start))
+		case changed:
+			rest = append(rest, withSpec(Recreate), act(Start))
 		case !running:
 			rest = append(rest, act(Start))
 		case d.ResetGeneration != d.ResetDone:

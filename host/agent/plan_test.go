@@ -18,6 +18,20 @@ func have(id, power string) runtime.VMState {
 	return runtime.VMState{ID: id, Path: "/dc1/vm/" + id, PowerState: power}
 }
 
+// hashed is have with the spec hash the driver recorded at create.
+func hashed(id, power, hash string) runtime.VMState {
+	s := have(id, power)
+	s.SpecHash = hash
+	return s
+}
+
+// changedSpec is want with a spec other than want's (another memory limit).
+func changedSpec(id, power string, gen, done int64) DesiredVM {
+	d := want(id, power, gen, done)
+	d.Spec.Mem.Limit = 256
+	return d
+}
+
 // steps renders a plan as "kind id[@gen]" items for comparison.
 func steps(as []Action) string {
 	var s []string
@@ -33,6 +47,8 @@ func steps(as []Action) string {
 
 func TestPlan(t *testing.T) {
 	on, off := api.PoweredOn, api.PoweredOff
+	// The hash of want's spec, and one of a spec want no longer has.
+	cur, old := runtime.SpecHash(want("a", on, 0, 0).Spec), runtime.SpecHash(changedSpec("a", on, 0, 0).Spec)
 	for _, tc := range []struct {
 		name    string
 		desired []DesiredVM
@@ -62,6 +78,21 @@ func TestPlan(t *testing.T) {
 			[]DesiredVM{want("new", on, 0, 0), want("old", off, 0, 0)},
 			[]runtime.VMState{have("old", on), have("moved", off)},
 			"delete moved, stop old, create new, start new"},
+		{"spec unchanged: adopted", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{hashed("a", on, cur)}, "adopt a"},
+		{"spec changed while running: recreated and started", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{hashed("a", on, old)}, "recreate a, start a"},
+		{"spec changed with a reset pending: the fresh boot does it", []DesiredVM{want("a", on, 4, 3)}, []runtime.VMState{hashed("a", on, old)}, "recreate a@4, start a@4"},
+		{"spec changed while stopped, to power on", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{hashed("a", off, old)}, "recreate a, start a"},
+		{"spec changed while stopped and to stay off: recreated, not started", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", off, old)}, "recreate a"},
+		{"spec changed and powered off at once: stop, then recreate", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", on, old)}, "stop a, recreate a"},
+		{"spec unchanged and off", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", off, cur)}, "adopt a"},
+		{"no recorded hash (older agent): adopted, not recreated",
+			[]DesiredVM{changedSpec("a", on, 0, 0), changedSpec("b", off, 0, 0)},
+			[]runtime.VMState{hashed("a", on, ""), hashed("b", off, "")},
+			"adopt a, adopt b"},
+		{"agent restart: changed VMs are recreated, unchanged ones adopted",
+			[]DesiredVM{want("a", on, 0, 0), changedSpec("b", on, 0, 0), want("c", on, 0, 0), want("d", on, 0, 0)},
+			[]runtime.VMState{hashed("a", on, cur), hashed("b", on, cur), hashed("c", on, ""), hashed("gone", on, cur), hashed("d", off, old)},
+			"stop gone, delete gone, adopt a, recreate b, start b, adopt c, recreate d, start d"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Plan(tc.desired, tc.actual)
@@ -72,7 +103,10 @@ func TestPlan(t *testing.T) {
 				if a.Kind == Create && (a.Spec == nil || a.Spec.ID != a.ID) {
 					t.Errorf("create %s without its spec", a.ID)
 				}
-				if a.Kind != Create && a.Spec != nil {
+				if a.Kind == Recreate && (a.Spec == nil || a.Spec.ID != a.ID) {
+					t.Errorf("recreate %s without its spec", a.ID)
+				}
+				if a.Kind != Create && a.Kind != Recreate && a.Spec != nil {
 					t.Errorf("%s %s carries a spec", a.Kind, a.ID)
 				}
 			}
@@ -103,5 +137,22 @@ func TestBackoff(t *testing.T) {
 		if d := Backoff(tc.attempt, 100e6, 5e9); d.String() != tc.want {
 			t.Errorf("Backoff(%d) = %v, want %s", tc.attempt, d, tc.want)
 		}
+	}
+}
+
+// A recreate builds the VM from the desired spec, not the one it ran.
+func TestPlanRecreateCarriesNewSpec(t *testing.T) {
+	d := changedSpec("a", api.PoweredOn, 0, 0)
+	old := runtime.SpecHash(want("a", api.PoweredOn, 0, 0).Spec)
+	got := Plan([]DesiredVM{d}, []runtime.VMState{hashed("a", api.PoweredOn, old)})
+	if len(got) != 2 || got[0].Kind != Recreate || got[0].Spec == nil {
+		t.Fatalf("Plan = %s, want recreate then start", steps(got))
+	}
+	if got[0].Spec.Mem.Limit != 256 || runtime.SpecHash(*got[0].Spec) != runtime.SpecHash(d.Spec) {
+		t.Errorf("recreate carries %+v, want the desired spec %+v", *got[0].Spec, d.Spec)
+	}
+	// Once recreated, the driver reports the new hash: nothing more to do.
+	if s := steps(Plan([]DesiredVM{d}, []runtime.VMState{hashed("a", api.PoweredOn, runtime.SpecHash(d.Spec))})); s != "adopt a" {
+		t.Errorf("after the recreate Plan = %s, want adopt a", s)
 	}
 }

@@ -360,7 +360,11 @@ func (r *reconciler) runJob(ctx context.Context, j *job) jobResult {
 			// A fresh boot carries out any pending reset.
 			res.booted, res.resetGen = true, act.ResetGeneration
 		}
-		r.a.log.Printf("vm %s: %s", act.Path, act.Kind)
+		if act.Kind == Recreate {
+			r.a.log.Printf("vm %s: recreate (spec changed)", act.Path)
+		} else {
+			r.a.log.Printf("vm %s: %s", act.Path, act.Kind)
+		}
 	}
 	st, err := r.rt.Status(ctx, j.id)
 	switch {
@@ -425,6 +429,17 @@ func (r *reconciler) apply(ctx context.Context, act Action) error {
 			return err
 		}
 		return r.rt.Start(ctx, act.ID)
+	case Recreate:
+		if rc, ok := r.rt.(runtime.Recreator); ok {
+			return rc.Recreate(ctx, *act.Spec, stop)
+		}
+		if err := r.rt.Stop(ctx, act.ID, stop); err != nil && !errors.Is(err, api.ErrNotFound) {
+			return err
+		}
+		if err := r.rt.Delete(ctx, act.ID); err != nil {
+			return err
+		}
+		return r.rt.Create(ctx, *act.Spec)
 	default:
 		return fmt.Errorf("unknown step %q", act.Kind)
 	}

@@ -81,12 +81,15 @@ func setupV1(path string, l Limits) error {
 		{filepath.Join(cpu, "cpu.cfs_quota_us"), quotaOrMax(l.CPUQuota, "-1")},
 		{filepath.Join(mem, "memory.limit_in_bytes"), bytesOrMax(l.MemLimit, "-1")},
 	}
+	// Unset reservations are written as the kernel defaults, so a cgroup
+	// that outlived a Recreate carries exactly the new spec.
+	shares := uint64(1024)
 	if l.CPUShares > 0 {
-		writes = append(writes, [2]string{filepath.Join(cpu, "cpu.shares"), strconv.FormatUint(l.CPUShares, 10)})
+		shares = l.CPUShares
 	}
-	if l.MemReserve > 0 {
-		writes = append(writes, [2]string{filepath.Join(mem, "memory.soft_limit_in_bytes"), strconv.FormatInt(l.MemReserve, 10)})
-	}
+	writes = append(writes,
+		[2]string{filepath.Join(cpu, "cpu.shares"), strconv.FormatUint(shares, 10)},
+		[2]string{filepath.Join(mem, "memory.soft_limit_in_bytes"), bytesOrMax(l.MemReserve, "-1")})
 	return writeAll(writes)
 }
 
@@ -105,13 +108,15 @@ func setupV2(path string, l Limits) error {
 		{filepath.Join(dir, "cpu.max"), quotaOrMax(l.CPUQuota, "max") + " " + strconv.Itoa(cfsPeriod)},
 		{filepath.Join(dir, "memory.max"), bytesOrMax(l.MemLimit, "max")},
 	}
+	// Unset reservations are written as the kernel defaults, so a cgroup
+	// that outlived a Recreate carries exactly the new spec.
+	weight := uint64(100)
 	if l.CPUShares > 0 {
-		weight := 1 + ((l.CPUShares-2)*9999)/262142 // runc's shares -> weight conversion
-		writes = append(writes, [2]string{filepath.Join(dir, "cpu.weight"), strconv.FormatUint(weight, 10)})
+		weight = 1 + ((l.CPUShares-2)*9999)/262142 // runc's shares -> weight conversion
 	}
-	if l.MemReserve > 0 {
-		writes = append(writes, [2]string{filepath.Join(dir, "memory.low"), strconv.FormatInt(l.MemReserve, 10)})
-	}
+	writes = append(writes,
+		[2]string{filepath.Join(dir, "cpu.weight"), strconv.FormatUint(weight, 10)},
+		[2]string{filepath.Join(dir, "memory.low"), strconv.FormatInt(max(l.MemReserve, 0), 10)})
 	return writeAll(writes)
 }
 

@@ -57,6 +57,9 @@ const (
 	LabelNetNS         = "podsphere.netns"
 	LabelCgroup        = "podsphere.cgroup"
 	LabelPorts         = "podsphere.ports"
+	// LabelSpecHash is runtime.SpecHash of the spec the containers were
+	// made from; containers an older driver made lack it (hash unknown).
+	LabelSpecHash = "podsphere.spec-hash"
 )
 
 // ImageSource is the content library: it serves OCI image archives by name.
@@ -119,6 +122,7 @@ type Driver struct {
 var (
 	_ runtime.Runtime   = (*Driver)(nil)
 	_ runtime.Networker = (*Driver)(nil)
+	_ runtime.Recreator = (*Driver)(nil)
 )
 
 // network is the host network VMs attach to (nil: loopback only).

@@ -429,6 +429,63 @@ func TestVMLifecycle(t *testing.T) {
 		fetch(t, d, "client", "http://"+webSt.IP+"/")
 	})
 
+	// A spec change (vm.change -mem.limit) recreates the VM's containers and
+	// cgroup with the new spec, keeping its network and IP.
+	t.Run("recreate", func(t *testing.T) {
+		before, err := d.Status(ctx, "web")
+		if err != nil || before.SpecHash != runtime.SpecHash(web) || before.PowerState != api.PoweredOn {
+			t.Fatalf("web before: %+v, %v (want hash %s)", before, err, runtime.SpecHash(web))
+		}
+		changed := web
+		changed.Mem.Limit = 32
+		if err := d.Recreate(ctx, changed, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		st, err := d.Status(ctx, "web")
+		if err != nil || st.PowerState != api.PoweredOff || st.SpecHash != runtime.SpecHash(changed) || st.IP != before.IP ||
+			st.Containers[0].State != StateCreated || st.Restarts != 0 {
+			t.Fatalf("after Recreate: %+v, %v (want off, hash %s, IP %s)", st, err, runtime.SpecHash(changed), before.IP)
+		}
+		if err := d.Start(ctx, "web"); err != nil {
+			t.Fatal(err)
+		}
+		st, _ = d.Status(ctx, "web")
+		if st.PowerState != api.PoweredOn || st.IP != before.IP || !st.BootTime.After(before.BootTime) {
+			t.Fatalf("after Start: %+v (before %+v)", st, before)
+		}
+		nctx := namespaces.WithNamespace(ctx, name)
+		c, err := d.Client().LoadContainer(nctx, ContainerID("web", "main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := c.Task(nctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mem := cgroupFile(t, task.Pid(), "memory", "memory.limit_in_bytes", "memory.max"); mem != strconv.Itoa(32<<20) {
+			t.Errorf("memory limit after recreate %s, want %d", mem, 32<<20)
+		}
+		if !CgroupV2() {
+			b, err := os.ReadFile(filepath.Join(cgroupFS, "memory", d.CgroupPath("web"), "memory.limit_in_bytes"))
+			if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(32<<20) {
+				t.Errorf("VM cgroup memory limit %q, %v", b, err)
+			}
+		} else if b, err := os.ReadFile(filepath.Join(cgroupFS, d.CgroupPath("web"), "memory.max")); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(32<<20) {
+			t.Errorf("VM cgroup memory.max %q, %v", b, err)
+		}
+		fetch(t, d, "client", "http://"+before.IP+"/")
+		// Create with the new spec is a no-op now; the hash survives a driver restart.
+		if err := d.Create(ctx, web); err != nil {
+			t.Fatal(err)
+		}
+		vms, _ := d.List(ctx)
+		for _, vm := range vms {
+			if vm.ID == "web" && vm.SpecHash != runtime.SpecHash(changed) {
+				t.Errorf("List reports hash %s, want %s", vm.SpecHash, runtime.SpecHash(changed))
+			}
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		for _, id := range []string{"web", "client", "crash", "once"} {
 			if err := d.Delete(ctx, id); err != nil {

@@ -105,8 +105,85 @@ func (d *Driver) setLabels(ctx context.Context, cid string, labels map[string]st
 }
 
 // Create makes the VM's netns, network attachment, cgroup and containers, but
-// starts nothing. A VM that already has containers is left as it is.
-func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
+// starts nothing. A VM that already has containers is left as it is (see
+// Recreate). The containers carry runtime.SpecHash(spec) in LabelSpecHash.
+func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
+	if err := validSpec(spec); err != nil {
+		return err
+	}
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(spec.ID)
+	l.Lock()
+	defer l.Unlock()
+
+	existing, err := d.vmContainers(ctx, spec.ID)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return nil
+	}
+	images, err := d.ensureImages(ctx, spec)
+	if err != nil {
+		return err
+	}
+	return d.create(ctx, spec, images)
+}
+
+// Recreate replaces the VM's containers and cgroup with ones made from spec,
+// after a spec change: the images are made ready first (a missing image
+// fails the call with the old containers untouched), then the old
+// containers are stopped (SIGKILL after timeout) and deleted with their
+// snapshots and cgroup, and the new ones created, not started. The netns,
+// the network attachment and so the VM's IP stay, as do its logs. A VM
+// without containers is simply created. If making the new containers fails,
+// the VM is removed altogether (as a failed Create leaves nothing), and the
+// agent creates it afresh on a later pass.
+func (d *Driver) Recreate(ctx context.Context, spec runtime.VMSpec, timeout time.Duration) error {
+	if err := validSpec(spec); err != nil {
+		return err
+	}
+	if timeout <= 0 {
+		timeout = DefaultStopTimeout
+	}
+	ctx = d.nsCtx(ctx)
+	l := d.vmLock(spec.ID)
+	l.Lock()
+	defer l.Unlock()
+
+	images, err := d.ensureImages(ctx, spec)
+	if err != nil {
+		return err
+	}
+	existing, err := d.vmContainers(ctx, spec.ID)
+	if err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		if err := d.stopAll(ctx, spec.ID, existing, timeout); err != nil {
+			return err
+		}
+		if err := d.removeContainers(ctx, existing); err != nil {
+			return err
+		}
+		if err := removeVMCgroup(d.CgroupPath(spec.ID)); err != nil {
+			// create writes every limit again, whatever the cgroup held.
+			d.log.Warn("recreate: old VM cgroup kept", "vm", spec.ID, "err", err)
+		}
+		d.mu.Lock()
+		delete(d.fresh, spec.ID)
+		delete(d.samples, spec.ID)
+		d.mu.Unlock()
+	}
+	if err := d.create(ctx, spec, images); err != nil {
+		return err
+	}
+	d.log.Info("VM recreated", "vm", spec.ID, "path", spec.Path, "spec", runtime.SpecHash(spec))
+	return nil
+}
+
+// validSpec checks what Create and Recreate need of a spec.
+func validSpec(spec runtime.VMSpec) error {
 	if spec.ID == "" || len(spec.Containers) == 0 {
 		return fmt.Errorf("containerd: VM needs an id and at least one container: %w", api.ErrInvalid)
 	}
@@ -122,24 +199,24 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
 	default:
 		return fmt.Errorf("containerd: restart policy %q: %w", spec.RestartPolicy, api.ErrInvalid)
 	}
-	ctx = d.nsCtx(ctx)
-	l := d.vmLock(spec.ID)
-	l.Lock()
-	defer l.Unlock()
+	return nil
+}
 
-	existing, err := d.vmContainers(ctx, spec.ID)
-	if err != nil {
-		return err
-	}
-	if len(existing) > 0 {
-		return nil
-	}
+// ensureImages makes every container's image ready, in spec order.
+func (d *Driver) ensureImages(ctx context.Context, spec runtime.VMSpec) ([]containerd.Image, error) {
 	images := make([]containerd.Image, len(spec.Containers))
 	for i, c := range spec.Containers {
+		var err error
 		if images[i], err = d.EnsureImage(ctx, c.Image); err != nil {
-			return fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+			return nil, fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
 		}
 	}
+	return images, nil
+}
+
+// create is Create for a VM without containers, its images ready, under
+// the VM's lock. On an error it removes everything of the VM.
+func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []containerd.Image) (err error) {
 	defer func() {
 		if err != nil {
 			_ = d.remove(context.WithoutCancel(ctx), spec.ID)
@@ -161,6 +238,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
 	if policy == "" {
 		policy = RestartAlways
 	}
+	hash := runtime.SpecHash(spec)
 	for i, c := range spec.Containers {
 		ports, _ := json.Marshal(c.Ports)
 		labels := map[string]string{
@@ -175,6 +253,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) (err error) {
 			LabelNetNS:         netns,
 			LabelCgroup:        cgroup,
 			LabelPorts:         string(ports),
+			LabelSpecHash:      hash,
 		}
 		opts := specOpts(c, images[i], netns, cgroup, hostname(spec), limits)
 		cid := ContainerID(spec.ID, c.Name)
@@ -383,6 +462,15 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 	if err != nil {
 		return err
 	}
+	if err := d.stopAll(ctx, id, cs, timeout); err != nil {
+		return err
+	}
+	d.log.Info("VM powered off", "vm", id)
+	return nil
+}
+
+// stopAll is Stop for the VM's containers cs, under the VM's lock.
+func (d *Driver) stopAll(ctx context.Context, id string, cs []containers.Container, timeout time.Duration) error {
 	for _, info := range cs {
 		if err := d.setLabels(ctx, info.ID, map[string]string{LabelDesired: desiredStopped}); err != nil {
 			return fmt.Errorf("containerd: VM %s: %w", id, err)
@@ -400,11 +488,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	d.log.Info("VM powered off", "vm", id)
-	return nil
+	return errors.Join(errs...)
 }
 
 // stopContainer kills the container's task (SIGTERM, then SIGKILL at deadline)
@@ -491,24 +575,10 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := d.removeContainers(ctx, cs); err != nil {
+		return err
+	}
 	var errs []error
-	for _, info := range cs {
-		d.unwatch(info.ID)
-		if err := d.stopContainer(ctx, info.ID, time.Now()); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		c, err := d.client.LoadContainer(ctx, info.ID)
-		if err == nil {
-			err = c.Delete(ctx, containerd.WithSnapshotCleanup)
-		}
-		if err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("containerd: delete container %s: %w", info.ID, err))
-		}
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
 	netns := d.NetNSPath(id)
 	if n := d.network(); n != nil {
 		if err := n.Teardown(ctx, id, netns); err != nil {
@@ -525,6 +595,27 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 	}
 	if err := os.RemoveAll(filepath.Join(d.cfg.LogDir, id)); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeContainers kills and deletes the containers cs with their tasks and
+// snapshots, under their VM's lock.
+func (d *Driver) removeContainers(ctx context.Context, cs []containers.Container) error {
+	var errs []error
+	for _, info := range cs {
+		d.unwatch(info.ID)
+		if err := d.stopContainer(ctx, info.ID, time.Now()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c, err := d.client.LoadContainer(ctx, info.ID)
+		if err == nil {
+			err = c.Delete(ctx, containerd.WithSnapshotCleanup)
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("containerd: delete container %s: %w", info.ID, err))
+		}
 	}
 	return errors.Join(errs...)
 }

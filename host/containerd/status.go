@@ -101,7 +101,7 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error)
 // by its labels.
 func (d *Driver) vmState(id string, cs []containers.Container, procs map[string]*task.Process) runtime.VMState {
 	first := cs[0].Labels
-	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff}
+	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff, SpecHash: first[LabelSpecHash]}
 	on := false
 	for _, info := range cs {
 		cst := containerStatus(info, procs[info.ID])

@@ -33,6 +33,21 @@ type VMState struct {
 	IP         string
 	Restarts   int
 	Containers []api.ContainerStatus
+	// SpecHash is SpecHash of the spec the VM was created with, as the
+	// driver recorded it; "" when unknown (a VM an older agent made), which
+	// the agent takes as "unchanged".
+	SpecHash string
+}
+
+// Recreator is a runtime that can replace a VM's containers with ones built
+// from a new spec in one step, keeping what a spec change does not touch
+// (the VM's network attachment and address). The agent uses it, when the
+// runtime has it, for a VM whose spec changed; otherwise it stops, deletes
+// and creates the VM. Recreate stops the old containers (killing them after
+// timeout) and leaves the new ones created, not started. On an error the VM
+// is either as it was (nothing stopped yet) or gone.
+type Recreator interface {
+	Recreate(ctx context.Context, spec VMSpec, timeout time.Duration) error
 }
 
 // Capacity is what the machine offers to VMs.

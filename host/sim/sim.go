@@ -92,7 +92,8 @@ func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 	return out, nil
 }
 
-// Create registers a powered-off VM. Creating an existing VM keeps it as it is.
+// Create registers a powered-off VM, recording runtime.SpecHash of its spec
+// (reported in VMState.SpecHash). Creating an existing VM keeps it as it is.
 func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	if spec.ID == "" {
 		return fmt.Errorf("sim: create vm %q: empty ID: %w", spec.Path, api.ErrInvalid)
@@ -102,7 +103,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
 	}
-	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff}}
+	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec)}}
 	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
 	for _, c := range spec.Containers {
 		v.state.Containers = append(v.state.Containers, api.ContainerStatus{Name: c.Name, State: "created"})

@@ -269,3 +269,44 @@ func BenchmarkHostsInProcess(b *testing.B) {
 		}
 	}
 }
+
+// The sim records the hash of the spec a VM was created with, keeps it when
+// Create is repeated, and a VM created again after Delete gets the new one.
+func TestSpecHash(t *testing.T) {
+	ctx := context.Background()
+	d := New(1000, 1024, "10.250.0")
+	old := spec("a")
+	if err := d.Create(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	hashOf := func() string {
+		st, err := d.Status(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := d.List(ctx)
+		if len(l) != 1 || l[0].SpecHash != st.SpecHash {
+			t.Errorf("List reports %+v, Status hash %s", l, st.SpecHash)
+		}
+		return st.SpecHash
+	}
+	if h := hashOf(); h == "" || h != runtime.SpecHash(old) {
+		t.Fatalf("SpecHash = %q, want %q", h, runtime.SpecHash(old))
+	}
+	changed := spec("a")
+	changed.Mem.Limit = 64
+	_ = d.Create(ctx, changed) // exists: kept as it is
+	if h := hashOf(); h != runtime.SpecHash(old) {
+		t.Errorf("repeated Create changed the hash to %s", h)
+	}
+	_ = d.Start(ctx, "a")
+	if h := hashOf(); h != runtime.SpecHash(old) {
+		t.Errorf("Start changed the hash to %s", h)
+	}
+	_ = d.Stop(ctx, "a", 0)
+	_ = d.Delete(ctx, "a")
+	_ = d.Create(ctx, changed)
+	if h := hashOf(); h != runtime.SpecHash(changed) || h == runtime.SpecHash(old) {
+		t.Errorf("after re-create SpecHash = %s, want %s", h, runtime.SpecHash(changed))
+	}
+}

@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// SpecHash is a short, stable fingerprint of the part of a VM's spec that
+// its containers are built from: NumCPU, MemoryMB, the CPU and memory
+// reservations and limits, the containers and the restart policy. ID and
+// Path are left out (they never change for a VM), and so are the
+// allocations' shares and expandable flags, which only vcenter's admission
+// control reads. Drivers record it when they create a VM and report it in
+// VMState.SpecHash; the agent recreates a VM whose recorded hash differs
+// from its desired spec's.
+//
+// The hash is the sha256 of canonical JSON, first 16 hex digits. Zero
+// values are dropped before hashing (null, "", 0, false, empty lists and
+// objects, at any depth except as list elements), so nil and empty slices
+// hash alike and a field added to api.Container later does not change the
+// hash of specs that leave it unset: upgrading the agent recreates nothing.
+func SpecHash(spec VMSpec) string {
+	type alloc struct {
+		Reservation int64 `json:"reservation"`
+		Limit       int64 `json:"limit"`
+	}
+	v := struct {
+		NumCPU        int         `json:"numCPU"`
+		MemoryMB      int64       `json:"memoryMB"`
+		CPU           alloc       `json:"cpu"`
+		Mem           alloc       `json:"mem"`
+		Containers    interface{} `json:"containers"`
+		RestartPolicy string      `json:"restartPolicy"`
+	}{
+		NumCPU:        spec.NumCPU,
+		MemoryMB:      spec.MemoryMB,
+		CPU:           alloc{spec.CPU.Reservation, spec.CPU.Limit},
+		Mem:           alloc{spec.Mem.Reservation, spec.Mem.Limit},
+		Containers:    spec.Containers,
+		RestartPolicy: spec.RestartPolicy,
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return "" // cannot happen with these types; "" reads as unknown
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // int64s survive exactly
+	var tree interface{}
+	if err := dec.Decode(&tree); err != nil {
+		return ""
+	}
+	tree, _ = prune(tree)
+	// encoding/json writes object keys sorted: the output is canonical.
+	canon, err := json.Marshal(tree)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:8])
+}
+
+// prune drops zero values from a decoded JSON tree and says whether what is
+// left of v is itself zero. List elements are kept (their position counts).
+func prune(v interface{}) (interface{}, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, true
+	case bool:
+		return x, !x
+	case string:
+		return x, x == ""
+	case json.Number:
+		f, err := x.Float64()
+		return x, err == nil && f == 0
+	case []interface{}:
+		for i := range x {
+			x[i], _ = prune(x[i])
+		}
+		return x, len(x) == 0
+	case map[string]interface{}:
+		for k, e := range x {
+			p, zero := prune(e)
+			if zero {
+				delete(x, k)
+			} else {
+				x[k] = p
+			}
+		}
+		return x, len(x) == 0
+	default:
+		return x, false
+	}
+}
