@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
-	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/runtime"
@@ -31,18 +29,6 @@ const (
 	driverSubnet = "10.250.2.0/24"
 )
 
-func resultIP(res types.Result) string {
-	r, err := current.NewResultFromResult(res)
-	if err != nil {
-		return ""
-	}
-	for _, ip := range r.IPs {
-		if ip.Address.IP.To4() != nil {
-			return ip.Address.IP.String()
-		}
-	}
-	return ""
-}
 
 func driverSpec(id string) runtime.VMSpec {
 	alloc := api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}

@@ -174,7 +174,7 @@ func (f *floorHost) run(id string) (ip string, ph [4]time.Duration, err error) {
 	if err != nil {
 		return "", ph, fmt.Errorf("floor %s: CNI ADD: %w", id, err)
 	}
-	if ip = resultIP(res); ip == "" {
+	if ip = network.ResultIP(res); ip == "" {
 		return "", ph, fmt.Errorf("floor %s: CNI ADD gave no IPv4 address", id)
 	}
 	t2 := time.Now()

@@ -170,7 +170,7 @@ func (n *Network) Setup(ctx context.Context, vmID, netnsPath string) (string, er
 	}
 	rt := n.runtimeConf(vmID, netnsPath)
 	if res, err := n.cni.GetNetworkListCachedResult(n.list, rt); err == nil && res != nil {
-		if ip := resultIP(res); ip != "" && n.cni.CheckNetworkList(ctx, n.list, rt) == nil {
+		if ip := ResultIP(res); ip != "" && n.cni.CheckNetworkList(ctx, n.list, rt) == nil {
 			return ip, nil
 		}
 		// A half-made attachment: release it and start again.
@@ -181,7 +181,7 @@ func (n *Network) Setup(ctx context.Context, vmID, netnsPath string) (string, er
 		_ = n.cni.DelNetworkList(context.WithoutCancel(ctx), n.list, rt)
 		return "", fmt.Errorf("network: attach VM %s: %w", vmID, err)
 	}
-	ip := resultIP(res)
+	ip := ResultIP(res)
 	if ip == "" {
 		_ = n.cni.DelNetworkList(context.WithoutCancel(ctx), n.list, rt)
 		return "", fmt.Errorf("network: attach VM %s: CNI result has no IPv4 address", vmID)
@@ -200,7 +200,7 @@ func (n *Network) IP(vmID string) string {
 	if err != nil || res == nil {
 		return ""
 	}
-	return resultIP(res)
+	return ResultIP(res)
 }
 
 // Teardown detaches the VM and releases its IP lease. Repeating it, or
@@ -235,7 +235,8 @@ func (n *Network) Leases() ([]string, error) {
 	return ips, nil
 }
 
-func resultIP(res types.Result) string {
+// ResultIP is the first IPv4 address of a CNI result ("" if none).
+func ResultIP(res types.Result) string {
 	r, err := current.NewResultFromResult(res)
 	if err != nil {
 		return ""
