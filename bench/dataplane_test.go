@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/runtime"
 )
@@ -28,7 +27,6 @@ const (
 	floorSubnet  = "10.250.1.0/24"
 	driverSubnet = "10.250.2.0/24"
 )
-
 
 func driverSpec(id string) runtime.VMSpec {
 	alloc := api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}
