@@ -251,7 +251,9 @@ func keepServerFields(it manifest.Item, cur *api.Object) (json.RawMessage, error
 	case api.KindVirtualMachine:
 		w, c := vmSpec(want), vmSpec(cur)
 		if w.Host == "" {
-			w.Host = c.Host
+			// The manifest leaves placement to vcenter: keep where the VM is
+			// registered and whether an admin pinned it there.
+			w.Host, w.Pinned = c.Host, c.Pinned
 		}
 		w.PowerState, w.ResetGeneration = c.PowerState, c.ResetGeneration
 		return json.Marshal(w)

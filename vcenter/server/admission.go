@@ -572,6 +572,10 @@ func (s *Server) remove(user, path string, rv uint64, children bool) error {
 		return fmt.Errorf("%s objects are kept by vcenter and trimmed by age: %w", ref.Kind, api.ErrInvalid)
 	}
 	var archive string // a deleted library item's file, removed once the deletion is durable
+	if ref.Kind == api.KindImage {
+		s.libMu.Lock()
+		defer s.libMu.Unlock()
+	}
 	err = s.update(user, func(t *txn) error {
 		cur, err := t.Get(path)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/vcenter/store"
 )
 
 // MaxImageBytes bounds one Content Library archive.
@@ -78,6 +79,8 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 	}
 	spec := api.ImageSpec{Name: name, Ref: ref, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: n}
 	file := s.libraryFile(name, spec.Digest)
+	s.libMu.Lock()
+	defer s.libMu.Unlock()
 	if err := os.Rename(tmp.Name(), file); err != nil {
 		return fmt.Errorf("content library: %v: %w", err, api.ErrUnavailable)
 	}
@@ -107,7 +110,7 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 		return t.task("ImportLibraryItem_Task", path, started, nil)
 	})
 	if err != nil {
-		if old.Digest != spec.Digest {
+		if !s.libraryUses(path, spec.Digest) {
 			os.Remove(file) // the inventory still points at the old archive
 		}
 		return err
@@ -224,4 +227,38 @@ func (s *Server) handleLibraryBlob(w http.ResponseWriter, r *http.Request, _ str
 	w.Header().Set("X-Podsphere-Digest", spec.Digest)
 	http.ServeContent(w, r, name+".tar", st.ModTime(), f)
 	return nil
+}
+
+// libraryUses says whether library item path currently records digest.
+func (s *Server) libraryUses(path, digest string) bool {
+	o, err := s.store.Get(path)
+	if err != nil {
+		return false
+	}
+	var spec api.ImageSpec
+	_ = o.DecodeSpec(&spec)
+	return spec.Digest == digest
+}
+
+// sweepLibrary removes, at start-up, archives no library item points at and
+// unfinished uploads: what a crash between a file change and its inventory
+// write left behind.
+func (s *Server) sweepLibrary() {
+	entries, err := os.ReadDir(s.library)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, o := range s.store.List(store.Query{Kind: api.KindImage}).Items {
+		var spec api.ImageSpec
+		_ = o.DecodeSpec(&spec)
+		keep[filepath.Base(s.libraryFile(o.Name(), spec.Digest))] = true
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			if err := os.Remove(filepath.Join(s.library, e.Name())); err == nil {
+				s.log.Printf("content library: removed %s, which no library item uses", e.Name())
+			}
+		}
+	}
 }

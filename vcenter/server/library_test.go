@@ -103,3 +103,27 @@ func TestContentLibrary(t *testing.T) {
 		t.Errorf("library dir: %v", err)
 	}
 }
+
+func TestContentLibrarySweepsOrphansAtStart(t *testing.T) {
+	dir := t.TempDir()
+	e := startVCenter(t, Config{DataDir: dir})
+	if code, eb := rawRequest(t, http.MethodPost, e.url+"/api/v1/library/import?name=busybox", e.s.AdminToken(), ociArchive(t, "docker.io/library/busybox:latest", "x")); code != http.StatusCreated {
+		t.Fatalf("import: %d %s", code, eb.Error)
+	}
+	kept := e.libraryArchives(t)
+	// What a crash can leave: an upload never committed, a half-written temp file.
+	for _, f := range []string{"busybox-0123456789abcdef.tar", ".busybox.123.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, "library", f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	startVCenter(t, Config{DataDir: dir})
+	left, _ := filepath.Glob(filepath.Join(dir, "library", "*"))
+	hidden, _ := filepath.Glob(filepath.Join(dir, "library", ".*"))
+	if len(left) != 1 || left[0] != kept[0] || len(hidden) != 0 {
+		t.Errorf("library files after restart: %v %v, want only %v", left, hidden, kept)
+	}
+}

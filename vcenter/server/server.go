@@ -54,9 +54,15 @@ type Server struct {
 	listener   net.Listener
 	http       *http.Server
 	library    string // directory of Content Library archives
+	// libMu orders the Content Library's file changes with the inventory
+	// writes that point at them (import, delete), so one request never
+	// removes a file another has just committed.
+	libMu sync.Mutex
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New opens the inventory in cfg.DataDir (creating tokens on first start).
@@ -92,6 +98,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.store = st
 	st.AddIndex(s.ix.apply)
+	s.sweepLibrary()
 	return s, nil
 }
 
@@ -168,19 +175,22 @@ func (s *Server) GossipAddr() string {
 func (s *Server) AdminToken() string { return s.adminToken }
 func (s *Server) JoinToken() string  { return s.joinToken }
 
-// Close stops serving and closes the inventory.
+// Close stops serving and closes the inventory. Calling it again is a no-op.
 func (s *Server) Close() error {
-	close(s.stop)
-	if s.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = s.http.Shutdown(ctx)
-		cancel()
-	}
-	if s.member != nil {
-		_ = s.member.Close()
-	}
-	s.wg.Wait()
-	return s.store.Close()
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.http.Shutdown(ctx)
+			cancel()
+		}
+		if s.member != nil {
+			_ = s.member.Close()
+		}
+		s.wg.Wait()
+		s.closeErr = s.store.Close()
+	})
+	return s.closeErr
 }
 
 // role is what a bearer token may do.

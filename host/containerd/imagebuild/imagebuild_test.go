@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/podsphere/podsphere/internal/testenv"
 )
 
 func fakeBusybox(t *testing.T) string {
@@ -132,7 +134,7 @@ func TestBuildLayout(t *testing.T) {
 
 func TestListApplets(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("skipping: /bin/busybox not installed (apt-get install busybox-static)")
+		testenv.Unavailable(t, "skipping: /bin/busybox not installed (apt-get install busybox-static)")
 	}
 	applets, err := ListApplets("/bin/busybox")
 	if err != nil {
