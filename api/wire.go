@@ -1,6 +1,13 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
 
 // Wire types of the HTTP API (see docs/api.md) beyond plain objects.
 
@@ -85,3 +92,15 @@ type ExecResult struct {
 
 // MaxExecOutput bounds each of stdout and stderr kept from a guest command.
 const MaxExecOutput = 4 << 20
+
+// ReadErrorBody reads a non-2xx answer of vcenter or of a host agent (at
+// most 1 MiB). When the body is not an ErrorBody, Error carries the HTTP
+// status and the body's text instead, and ok is false.
+func ReadErrorBody(resp *http.Response) (eb ErrorBody, ok bool) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(raw, &eb) == nil && eb.Error != "" {
+		return eb, true
+	}
+	eb.Error = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	return eb, false
+}

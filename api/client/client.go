@@ -74,6 +74,15 @@ var reasons = map[string]error{
 	"Gone":                  ErrGone,
 }
 
+// sentinelOf maps an answer's reason back to its sentinel; an unknown one
+// counts as vcenter being unavailable.
+func sentinelOf(reason string) error {
+	if s := reasons[reason]; s != nil {
+		return s
+	}
+	return api.ErrUnavailable
+}
+
 // ErrGone is a watch asked to resume from a compacted revision: re-list and watch again.
 var ErrGone = errors.New("gone")
 
@@ -140,16 +149,11 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var eb api.ErrorBody
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
-		eb.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+	eb, ok := api.ReadErrorBody(resp)
+	if !ok {
+		eb.Error = method + " " + path + ": " + eb.Error
 	}
-	sentinel := reasons[eb.Reason]
-	if sentinel == nil {
-		sentinel = api.ErrUnavailable
-	}
-	return nil, &remoteError{msg: eb.Error, sentinel: sentinel}
+	return nil, &remoteError{msg: eb.Error, sentinel: sentinelOf(eb.Reason)}
 }
 
 // About reports vcenter's identity and store revision.
@@ -262,11 +266,7 @@ func (c *Client) Watch(ctx context.Context, opts ListOptions, from uint64) (<-ch
 			if ev.Type == "ERROR" {
 				var eb api.ErrorBody
 				_ = json.Unmarshal(ev.Object.Status, &eb)
-				s := reasons[eb.Reason]
-				if s == nil {
-					s = api.ErrUnavailable
-				}
-				werr = &remoteError{msg: eb.Error, sentinel: s}
+				werr = &remoteError{msg: eb.Error, sentinel: sentinelOf(eb.Reason)}
 				return
 			}
 			select {

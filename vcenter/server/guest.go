@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/podsphere/podsphere/api"
 )
@@ -102,11 +101,7 @@ func (s *Server) relay(ctx context.Context, g guestTarget, method, path string, 
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var eb api.ErrorBody
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
-		eb.Error = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
-	}
+	eb, _ := api.ReadErrorBody(resp)
 	return nil, fmt.Errorf("VM %s on host %s: %s: %w", g.vm, g.host, eb.Error, reasonErr(eb.Reason))
 }
 
