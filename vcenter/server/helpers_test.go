@@ -260,3 +260,17 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// getVM reads VM name of dc1 with its decoded spec and status.
+func (e *env) getVM(t testing.TB, name string) (*api.Object, api.VMSpec, api.VMStatus) {
+	t.Helper()
+	o, err := e.admin.Get(ctxT(t), dc+"/vm/"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec api.VMSpec
+	var st api.VMStatus
+	_ = o.DecodeSpec(&spec)
+	_ = o.DecodeStatus(&st)
+	return o, spec, st
+}

@@ -79,14 +79,7 @@ func (e *env) hostStatus(t *testing.T, name string) api.HostStatus {
 
 func (e *env) vmStatus(t *testing.T, name string) (api.VMSpec, api.VMStatus) {
 	t.Helper()
-	o, err := e.admin.Get(ctxT(t), dc+"/vm/"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec api.VMSpec
-	var st api.VMStatus
-	_ = o.DecodeSpec(&spec)
-	_ = o.DecodeStatus(&st)
+	_, spec, st := e.getVM(t, name)
 	return spec, st
 }
 

@@ -12,12 +12,7 @@ import (
 // hostOf is where placement put the VM ("" when it did not).
 func (e *env) hostOf(t *testing.T, name string) string {
 	t.Helper()
-	o, err := e.admin.Get(ctxT(t), dc+"/vm/"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s api.VMSpec
-	_ = o.DecodeSpec(&s)
+	_, s, _ := e.getVM(t, name)
 	if s.Host == "" {
 		return ""
 	}

@@ -12,15 +12,10 @@ import (
 // movePool moves a VM to another pool through the API (what psc apply does).
 func (e *env) movePool(t *testing.T, name, to string) error {
 	t.Helper()
-	o, err := e.admin.Get(ctxT(t), dc+"/vm/"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s api.VMSpec
-	_ = o.DecodeSpec(&s)
+	o, s, _ := e.getVM(t, name)
 	s.Pool = to
 	o.SetSpec(s)
-	_, err = e.admin.Update(ctxT(t), o)
+	_, err := e.admin.Update(ctxT(t), o)
 	return err
 }
 
@@ -36,24 +31,15 @@ func TestDestroyNestedPoolsKeepsAdmissionWorking(t *testing.T) {
 		t.Fatalf("pool.destroy -children dev: %v", err)
 	}
 	// The VM moved up to the root pool, and the cluster still admits.
-	o, err := e.admin.Get(ctxT(t), dc+"/vm/deep")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s api.VMSpec
-	_ = o.DecodeSpec(&s)
-	if s.Pool != rootRP {
+	if _, s, _ := e.getVM(t, "deep"); s.Pool != rootRP {
 		t.Errorf("VM of the destroyed pools is in %s, want %s", s.Pool, rootRP)
 	}
 	e.mustCreate(t, pool(rootRP+"/dev", alloc(2000, -1, true), nil))
 	e.mustCreate(t, vm("next", rootRP+"/dev", 1000, api.PoweredOn))
-	info, err := e.admin.Pool(ctxT(t), rootRP)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := e.poolCPU(t, rootRP)
 	// deep (1000, now in the root pool) + dev's 2000 reservation, which covers next.
-	if info.CPU.ReservationUsed != 3000 {
-		t.Errorf("root reservationUsed = %d MHz, want 3000", info.CPU.ReservationUsed)
+	if info.ReservationUsed != 3000 {
+		t.Errorf("root reservationUsed = %d MHz, want 3000", info.ReservationUsed)
 	}
 }
 
@@ -123,12 +109,9 @@ func TestMovingRunningVMsRespectsQuotaAndCountsOnce(t *testing.T) {
 	if err := e.movePool(t, "big", rootRP+"/b"); err != nil {
 		t.Fatalf("moving a running 6000 MHz VM between pools: %v", err)
 	}
-	info, err := e.admin.Pool(ctxT(t), rootRP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.CPU.ReservationUsedForVm != 6000 {
-		t.Errorf("root reservationUsedForVm after the move = %d, want 6000", info.CPU.ReservationUsedForVm)
+	info := e.poolCPU(t, rootRP)
+	if info.ReservationUsedForVm != 6000 {
+		t.Errorf("root reservationUsedForVm after the move = %d, want 6000", info.ReservationUsedForVm)
 	}
 }
 
@@ -145,13 +128,10 @@ func TestMaintenanceHostKeepsItsVMsReservations(t *testing.T) {
 	if h := e.hostOf(t, "next"); h != "esx-02" {
 		t.Errorf("next placed on %s, want esx-02", h)
 	}
-	info, err := e.admin.Pool(ctxT(t), rootRP)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := e.poolCPU(t, rootRP)
 	// Capacity: esx-02's 10000 plus the 6000 still reserved on esx-01.
-	if info.CPU.Reservation != 16000 || info.CPU.UnreservedForVm != 5000 {
-		t.Errorf("root pool: reservation %d, unreservedForVm %d; want 16000 and 5000", info.CPU.Reservation, info.CPU.UnreservedForVm)
+	if info.Reservation != 16000 || info.UnreservedForVm != 5000 {
+		t.Errorf("root pool: reservation %d, unreservedForVm %d; want 16000 and 5000", info.Reservation, info.UnreservedForVm)
 	}
 }
 
