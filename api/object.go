@@ -21,18 +21,23 @@ const (
 )
 
 // Kinds lists every kind the store accepts, in display order.
-var Kinds = []string{KindDatacenter, KindCluster, KindHost, KindResourcePool, KindVirtualMachine, KindEvent, KindTask, KindImage}
+var Kinds = []string{KindDatacenter, KindCluster, KindHost, KindResourcePool, KindVirtualMachine,
+	KindDeployment, KindReplicaSet, KindDaemonSet, KindJob, KindAutoscaler, KindEvent, KindTask, KindImage}
 
 // Meta is the part every object has. Path is the object's identity: its
 // govc-style inventory path (/dc1/host/c1/Resources/dev).
 type Meta struct {
-	Kind            string            `json:"kind"`
-	Path            string            `json:"path"`
-	UID             string            `json:"uid,omitempty"`
-	Labels          map[string]string `json:"labels,omitempty"`
-	ResourceVersion uint64            `json:"resourceVersion,omitempty"`
-	Created         time.Time         `json:"created,omitzero"`
-	Modified        time.Time         `json:"modified,omitzero"`
+	Kind   string            `json:"kind"`
+	Path   string            `json:"path"`
+	UID    string            `json:"uid,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Owner is the inventory path of the workload that made and keeps this
+	// object (a ReplicaSet for its VMs, a Deployment for its sets); "" for
+	// objects admins own. Deleting the owner deletes what it owns.
+	Owner           string    `json:"owner,omitempty"`
+	ResourceVersion uint64    `json:"resourceVersion,omitempty"`
+	Created         time.Time `json:"created,omitzero"`
+	Modified        time.Time `json:"modified,omitzero"`
 }
 
 // Name is the last element of the object's path.

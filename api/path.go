@@ -13,7 +13,10 @@ import (
 //	/DC/host/CLUSTER/HOST       HostSystem
 //	/DC/host/CLUSTER/Resources  root ResourcePool (made with the cluster)
 //	/DC/host/CLUSTER/Resources/a/b  nested ResourcePools
-//	/DC/vm/NAME                 VirtualMachine
+//	/DC/vm/NAME                 VirtualMachine (default namespace)
+//	/DC/vm/NS/NAME              VirtualMachine in namespace NS
+//	/DC/replicaset/[NS/]NAME    ReplicaSet, and likewise deployment,
+//	                            daemonset, job, hpa (see workloads.go)
 //	/library/NAME               Image (Content Library)
 //	/events/KEY, /tasks/KEY     Event, Task
 //
@@ -30,7 +33,10 @@ type Ref struct {
 	Datacenter string
 	Cluster    string   // set for clusters, hosts and pools
 	Pools      []string // pool names below Resources; empty for the root pool
-	Name       string   // last element
+	// Namespace is the namespace folder of a VM or workload, "" for the
+	// default namespace (the folder's top).
+	Namespace string
+	Name      string // last element
 }
 
 // ClusterPath is /DC/host/CLUSTER for refs inside a cluster.
@@ -90,19 +96,30 @@ func ParsePath(p string) (Ref, error) {
 		r.Kind = KindDatacenter
 		return r, nil
 	}
-	switch parts[1] {
-	case "vm":
-		if len(parts) != 3 {
-			return bad("expected /DC/vm/NAME")
+	folderKind, namespaced := workloadFolders[parts[1]]
+	if parts[1] == "vm" {
+		folderKind, namespaced = KindVirtualMachine, true
+	}
+	switch {
+	case namespaced:
+		switch len(parts) {
+		case 3:
+		case 4:
+			if parts[2] == DefaultNamespace {
+				return bad(fmt.Sprintf("the default namespace is the folder itself: use /%s/%s/%s", parts[0], parts[1], parts[3]))
+			}
+			r.Namespace = parts[2]
+		default:
+			return bad(fmt.Sprintf("expected /DC/%s/NAME or /DC/%s/NAMESPACE/NAME", parts[1], parts[1]))
 		}
-		r.Kind = KindVirtualMachine
+		r.Kind = folderKind
 		return r, nil
-	case "host":
+	case parts[1] == "host":
 		if len(parts) < 3 {
 			return bad("expected /DC/host/CLUSTER")
 		}
 	default:
-		return bad(fmt.Sprintf("unknown folder %q (want host or vm)", parts[1]))
+		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job or hpa)", parts[1]))
 	}
 	r.Cluster = parts[2]
 	switch {

@@ -146,6 +146,46 @@ type VMSpec struct {
 	ResetGeneration int64    `json:"resetGeneration,omitempty"`
 	HA              HAPolicy `json:"ha"`
 	Volumes         []Volume `json:"volumes,omitempty"`
+	// InitContainers run in order, each to completion, before Containers start.
+	InitContainers []Container `json:"initContainers,omitempty"`
+	// HostSelector restricts placement to hosts carrying these labels
+	// (Kubernetes' nodeSelector).
+	HostSelector map[string]string `json:"hostSelector,omitempty"`
+	// Affinity is the VM's own placement rules (Kubernetes' node and pod
+	// affinity), weighed by DRS beside the cluster's rules.
+	Affinity *Affinity `json:"affinity,omitempty"`
+	// TerminationGracePeriodSeconds is how long containers get to stop
+	// before they are killed (default: the host's stop timeout).
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	// Hostname is the guest's host name (default: the VM's name).
+	Hostname string `json:"hostname,omitempty"`
+}
+
+// Affinity holds the placement rules a VM brings with it. Required terms
+// are DRS "must" rules, preferred ones "should" rules.
+type Affinity struct {
+	// HostRequired: the VM runs only on a host matching one of these
+	// selectors (Kubernetes' requiredDuringScheduling nodeSelectorTerms, ORed).
+	HostRequired []LabelSelector `json:"hostRequired,omitempty"`
+	// HostPreferred: hosts matching a term score its weight (1-100).
+	HostPreferred []WeightedSelector `json:"hostPreferred,omitempty"`
+	// VMAffinity and VMAntiAffinity: run on (or away from) the hosts of
+	// VMs matching the selector (topologyKey kubernetes.io/hostname).
+	VMAffinity     []VMAffinityTerm `json:"vmAffinity,omitempty"`
+	VMAntiAffinity []VMAffinityTerm `json:"vmAntiAffinity,omitempty"`
+}
+
+// WeightedSelector is a preferred host term.
+type WeightedSelector struct {
+	Weight   int           `json:"weight"`
+	Selector LabelSelector `json:"selector"`
+}
+
+// VMAffinityTerm is one VM-to-VM placement rule, within the VM's namespace.
+type VMAffinityTerm struct {
+	Selector LabelSelector `json:"selector"`
+	Required bool          `json:"required,omitempty"` // must; otherwise should, with Weight
+	Weight   int           `json:"weight,omitempty"`
 }
 
 // HAPolicy is the VM's HA override (cluster.override.change).
@@ -170,6 +210,57 @@ type Container struct {
 	Env        []EnvVar `json:"env,omitempty"`
 	Ports      []Port   `json:"ports,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
+	// ImagePullPolicy: IfNotPresent (default), Always, Never. Images come
+	// from the Content Library; Always re-fetches the item at every start.
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
+	// Probes run by the host agent (Kubernetes' semantics).
+	LivenessProbe  *Probe `json:"livenessProbe,omitempty"`
+	ReadinessProbe *Probe `json:"readinessProbe,omitempty"`
+	StartupProbe   *Probe `json:"startupProbe,omitempty"`
+	// RunAsUser is the uid the container's processes run as.
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+	// ReadOnlyRootFilesystem mounts the image read-only.
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+}
+
+// Probe is a health check of a container: exactly one of Exec, HTTPGet and
+// TCPSocket. Zero timings take Kubernetes' defaults (period 10 s, timeout
+// 1 s, success threshold 1, failure threshold 3).
+type Probe struct {
+	Exec                *ExecAction      `json:"exec,omitempty"`
+	HTTPGet             *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
+	InitialDelaySeconds int              `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int              `json:"periodSeconds,omitempty"`
+	TimeoutSeconds      int              `json:"timeoutSeconds,omitempty"`
+	SuccessThreshold    int              `json:"successThreshold,omitempty"`
+	FailureThreshold    int              `json:"failureThreshold,omitempty"`
+}
+
+// ExecAction runs Command in the container; exit 0 is success.
+type ExecAction struct {
+	Command []string `json:"command"`
+}
+
+// HTTPGetAction asks for Path on Port of the VM's address (or Host); a
+// status from 200 to 399 is success.
+type HTTPGetAction struct {
+	Path        string       `json:"path,omitempty"`
+	Port        IntOrString  `json:"port"`
+	Host        string       `json:"host,omitempty"`
+	Scheme      string       `json:"scheme,omitempty"` // HTTP (default), HTTPS
+	HTTPHeaders []HTTPHeader `json:"httpHeaders,omitempty"`
+}
+
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TCPSocketAction succeeds when a TCP connection to Port opens.
+type TCPSocketAction struct {
+	Port IntOrString `json:"port"`
+	Host string      `json:"host,omitempty"`
 }
 
 type EnvVar struct {
@@ -197,6 +288,14 @@ type VMStatus struct {
 	MemUsageMB  int64 `json:"memUsageMB,omitempty"`
 	// ResetGeneration echoes the spec's once the host has carried out the reset.
 	ResetGeneration int64 `json:"resetGeneration,omitempty"`
+	// Ready: every container is running and passes its readiness probe
+	// (a container without one is ready once started).
+	Ready bool `json:"ready,omitempty"`
+	// ReadySince is when the VM last became ready (for minReadySeconds).
+	ReadySince time.Time `json:"readySince,omitzero"`
+	// Phase of a run-to-completion VM (restartPolicy Never or OnFailure):
+	// Succeeded once every container exited 0, Failed once one failed for good.
+	Phase string `json:"phase,omitempty"`
 }
 
 type ContainerStatus struct {
@@ -205,6 +304,12 @@ type ContainerStatus struct {
 	Restarts  int       `json:"restarts"`
 	ExitCode  int       `json:"exitCode,omitempty"`
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// Ready is the readiness probe's verdict (true once started when there is none).
+	Ready bool `json:"ready,omitempty"`
+	// Started is false until the startup probe has passed (true when there is none).
+	Started bool `json:"started,omitempty"`
+	// Init marks an init container's status.
+	Init bool `json:"init,omitempty"`
 }
 
 // EventSpec is one entry of `psc events`, as vSphere's Event.
