@@ -23,6 +23,10 @@ type Host struct {
 	CPUCapacity, MemCapacity int64 // MHz, MB
 	CPUReserved, MemReserved int64 // sum of reservations of powered-on VMs already on it
 	VMs                      int   // powered-on VMs already on it
+	// Peers counts powered-on members of the placed VM's own replica set
+	// (or other workload) on the host: fewer wins right after the should
+	// rules, the soft anti-affinity that spreads a set's replicas.
+	Peers int
 }
 
 // VM is the VM being powered on.
@@ -90,6 +94,7 @@ type Decision struct {
 //
 // Scoring, among eligible hosts, compared in this order:
 //  1. fewer broken "should" vm-host rules naming the VM;
+//     then fewer Peers (members of the VM's own workload) on the host;
 //  2. higher Score = min(free CPU fraction, free memory fraction) of the host
 //     after this VM's reservations are taken, in [0, 1]: the host left with
 //     the most headroom in its scarcer resource wins, so load spreads;
@@ -161,6 +166,9 @@ func Place(st *State, vm VM) (Decision, error) {
 func better(a *Host, va *HostVerdict, brokenA int, b *Host, vb *HostVerdict, brokenB int) bool {
 	if brokenA != brokenB {
 		return brokenA < brokenB
+	}
+	if a.Peers != b.Peers {
+		return a.Peers < b.Peers
 	}
 	if va.Score != vb.Score {
 		return va.Score > vb.Score

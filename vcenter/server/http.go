@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
 
@@ -135,7 +137,7 @@ func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %s: %w", jsonProblem(err), api.ErrInvalid)
+		return fmt.Errorf("request body: %s: %w", api.JSONProblem(err), api.ErrInvalid)
 	}
 	if dec.More() {
 		return fmt.Errorf("request body: more than one JSON value: %w", api.ErrInvalid)
@@ -171,7 +173,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, _ string) err
 func query(r *http.Request) (store.Query, error) {
 	v := r.URL.Query()
 	q := store.Query{Kind: v.Get("kind"), Prefix: v.Get("prefix")}
-	if q.Kind != "" && !contains(api.Kinds, q.Kind) {
+	if q.Kind != "" && !slices.Contains(api.Kinds, q.Kind) {
 		return q, fmt.Errorf("kind %q: want one of %v: %w", q.Kind, api.Kinds, api.ErrInvalid)
 	}
 	if q.Prefix != "" && q.Prefix != "/" {
@@ -190,31 +192,9 @@ func query(r *http.Request) (store.Query, error) {
 		q.Labels = m
 	}
 	if h := v.Get("host"); h != "" {
-		q.Filter = onHost(h)
+		q.Filter = inventory.OnHost(h)
 	}
 	return q, nil
-}
-
-// onHost matches VMs that are placed on host h or that h still reports
-// running, so a host's watch also sees a VM that moved away from it.
-func onHost(h string) func(*api.Object) bool {
-	return func(o *api.Object) bool {
-		if o.Kind != api.KindVirtualMachine {
-			return false
-		}
-		var spec struct {
-			Host string `json:"host"`
-		}
-		_ = json.Unmarshal(o.Spec, &spec)
-		if spec.Host == h {
-			return true
-		}
-		var st struct {
-			Host string `json:"host"`
-		}
-		_ = json.Unmarshal(o.Status, &st)
-		return st.Host == h
-	}
 }
 
 func (s *Server) handleList(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -299,7 +279,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, user strin
 	if err := readJSON(r, &o); err != nil {
 		return err
 	}
-	out, err := s.create(user, &o)
+	out, err := s.inv.Create(user, &o)
 	if err != nil {
 		return err
 	}
@@ -312,7 +292,7 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request, user strin
 	if err := readJSON(r, &o); err != nil {
 		return err
 	}
-	out, err := s.change(user, &o)
+	out, err := s.inv.Change(user, &o)
 	if err != nil {
 		return err
 	}
@@ -329,7 +309,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, user strin
 			return fmt.Errorf("resourceVersion %q is not a number: %w", s, api.ErrInvalid)
 		}
 	}
-	if err := s.remove(user, v.Get("path"), rv, v.Get("children") == "true"); err != nil {
+	if err := s.remove(user, v.Get("path"), inventory.RemoveOptions{ResourceVersion: rv, Children: v.Get("children") == "true"}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -341,7 +321,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request, user strin
 	if err := readJSON(r, &o); err != nil {
 		return err
 	}
-	out, err := s.setStatus(user, &o)
+	out, err := s.inv.SetStatus(user, &o)
 	if err != nil {
 		return err
 	}
@@ -354,7 +334,7 @@ func (s *Server) handlePower(w http.ResponseWriter, r *http.Request, user string
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	out, err := s.power(user, req.Path, req.Action)
+	out, err := s.inv.Power(user, req.Path, req.Action)
 	if err != nil {
 		return err
 	}
@@ -363,7 +343,7 @@ func (s *Server) handlePower(w http.ResponseWriter, r *http.Request, user string
 }
 
 func (s *Server) handlePool(w http.ResponseWriter, r *http.Request, _ string) error {
-	info, err := s.poolInfo(r.URL.Query().Get("path"))
+	info, err := s.inv.PoolInfo(r.URL.Query().Get("path"))
 	if err != nil {
 		return err
 	}
@@ -372,7 +352,7 @@ func (s *Server) handlePool(w http.ResponseWriter, r *http.Request, _ string) er
 }
 
 func (s *Server) handleQuota(w http.ResponseWriter, r *http.Request, _ string) error {
-	info, err := s.quotaInfo(r.URL.Query().Get("path"))
+	info, err := s.inv.QuotaInfo(r.URL.Query().Get("path"))
 	if err != nil {
 		return err
 	}
@@ -385,10 +365,23 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request, user string)
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	reply, err := s.join(req)
+	reply, err := s.inv.Join(req)
 	if err != nil {
 		return err
 	}
+	if s.member != nil {
+		reply.GossipSeed = []string{s.member.Addr()}
+	}
 	writeJSON(w, http.StatusOK, reply)
 	return nil
+}
+
+// remove deletes an object; removing a library item is ordered with
+// imports, so one request never removes an archive another just committed.
+func (s *Server) remove(user, path string, opt inventory.RemoveOptions) error {
+	if ref, err := api.ParsePath(path); err == nil && ref.Kind == api.KindImage {
+		s.libMu.Lock()
+		defer s.libMu.Unlock()
+	}
+	return s.inv.Remove(user, path, opt)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
 
@@ -26,17 +27,7 @@ const (
 	annotationRefName   = "org.opencontainers.image.ref.name"
 )
 
-// libraryFile is where the archive of library item name with digest is
-// kept. Naming files by content lets an import write its file before the
-// inventory changes, outside the store's lock: the object only ever points
-// at a complete, fsynced archive, and a failed commit leaves the old one.
-func (s *Server) libraryFile(name, digest string) string {
-	d := strings.TrimPrefix(digest, "sha256:")
-	if len(d) > 16 {
-		d = d[:16]
-	}
-	return filepath.Join(s.library, name+"-"+d+".tar")
-}
+func (s *Server) libraryFile(name, digest string) string { return s.inv.LibraryFile(name, digest) }
 
 // handleLibraryImport stores the request body, an OCI (or docker save)
 // image archive, as library item ?name=: streamed to a temp file with its
@@ -87,7 +78,7 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 	syncDir(s.library)
 	var out *api.Object
 	var old api.ImageSpec
-	err = s.update(user, func(t *txn) error {
+	err = s.inv.Update(user, func(t *inventory.Txn) error {
 		cur, err := t.Get(path)
 		if err != nil && !isNotFound(err) {
 			return err
@@ -104,10 +95,10 @@ func (s *Server) handleLibraryImport(w http.ResponseWriter, r *http.Request, use
 		if err != nil {
 			return err
 		}
-		if err := t.event("info", "LibraryItemImportedEvent", path, "Image %s imported into the content library (%s, %s, %d bytes)", name, orNone(ref), spec.Digest, n); err != nil {
+		if err := t.Event("info", "LibraryItemImportedEvent", path, "Image %s imported into the content library (%s, %s, %d bytes)", name, orNone(ref), spec.Digest, n); err != nil {
 			return err
 		}
-		return t.task("ImportLibraryItem_Task", path, started, nil)
+		return t.Task("ImportLibraryItem_Task", path, started, nil)
 	})
 	if err != nil {
 		if !s.libraryUses(path, spec.Digest) {

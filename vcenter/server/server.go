@@ -1,6 +1,7 @@
-// Package server is vcenter: the HTTP/JSON API over the Badger inventory,
-// with validation, pool and quota admission, DRS placement, events and
-// tasks, and the gossip membership that tells connected hosts from failed ones.
+// Package server is vcenter's HTTP layer: routes, authentication,
+// decoding and the relays to host agents. Every write goes through
+// vcenter/inventory; the server also runs the gossip member that tells
+// connected hosts from failed ones and the controllers.
 package server
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/membership"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
@@ -46,8 +48,8 @@ type Server struct {
 	cfg        Config
 	log        *log.Logger
 	now        func() time.Time
-	store      *store.Store
-	ix         *index
+	inv        *inventory.Inventory
+	store      *store.Store // inv's store, for reads and watches
 	adminToken string
 	joinToken  string
 	member     *membership.Member
@@ -83,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %v: %w", cfg.DataDir, err, api.ErrUnavailable)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, ix: newIndex(), stop: make(chan struct{}),
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, stop: make(chan struct{}),
 		library: filepath.Join(cfg.DataDir, "library")}
 	var err error
 	if s.adminToken, err = loadToken(filepath.Join(cfg.DataDir, "admin.token")); err != nil {
@@ -92,12 +94,12 @@ func New(cfg Config) (*Server, error) {
 	if s.joinToken, err = loadToken(filepath.Join(cfg.DataDir, "join.token")); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "inventory"), store.Options{Logger: cfg.Logger, Now: cfg.Now, LogRetention: cfg.LogRetention})
+	inv, err := inventory.Open(filepath.Join(cfg.DataDir, "inventory"), inventory.Options{
+		Logger: cfg.Logger, Now: cfg.Now, LogRetention: cfg.LogRetention, LibraryDir: s.library})
 	if err != nil {
 		return nil, err
 	}
-	s.store = st
-	st.AddIndex(s.ix.apply)
+	s.inv, s.store = inv, inv.Store()
 	s.sweepLibrary()
 	return s, nil
 }
@@ -188,7 +190,7 @@ func (s *Server) Close() error {
 			_ = s.member.Close()
 		}
 		s.wg.Wait()
-		s.closeErr = s.store.Close()
+		s.closeErr = s.inv.Close()
 	})
 	return s.closeErr
 }
@@ -214,4 +216,62 @@ func (s *Server) roleOf(r *http.Request) role {
 		return roleHost
 	}
 	return roleNone
+}
+
+// Inventory is the write path, for controllers and tests.
+func (s *Server) Inventory() *inventory.Inventory { return s.inv }
+
+// HostAlive is memberlist telling us a host gossips (joined or came back).
+func (s *Server) HostAlive(name, addr string) { s.inv.SetConnection(name, true) }
+
+// HostFailed is memberlist declaring a host dead or gone.
+func (s *Server) HostFailed(name string) { s.inv.SetConnection(name, false) }
+
+// hostLoop records lastSeen of live hosts every LastSeenInterval. It also
+// catches hosts the inventory calls connected that gossip never reported
+// after a vcenter restart: once the detection bound has passed since start,
+// such a host is notResponding.
+func (s *Server) hostLoop() {
+	if s.member == nil {
+		return
+	}
+	every := s.cfg.Timings.LastSeenInterval
+	if every <= 0 {
+		every = time.Second
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	start := s.now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		alive := map[string]bool{}
+		for _, p := range s.member.Alive() {
+			alive[p] = true
+		}
+		stale, err := s.inv.RecordLastSeen(alive)
+		if err != nil {
+			s.log.Printf("recording lastSeen: %v", err)
+		}
+		if s.now().Sub(start) > 2*s.cfg.Timings.DetectionBound(len(alive)+1) {
+			for _, p := range stale {
+				s.inv.SetConnection(p, false)
+			}
+		}
+	}
+}
+
+// rejoinHosts asks gossip to contact every host the inventory knows, so a
+// restarted vcenter finds its hosts again without waiting for them.
+func (s *Server) rejoinHosts() {
+	addrs := s.inv.HostAddresses()
+	if len(addrs) == 0 {
+		return
+	}
+	if n, err := s.member.Join(addrs); err != nil && n == 0 {
+		s.log.Printf("rejoining %d known hosts: %v (they will rejoin on their own)", len(addrs), err)
+	}
 }

@@ -1,14 +1,14 @@
-package server
+package inventory
 
 import (
 	"encoding/json"
-	"sort"
-	"strconv"
+		"strconv"
 	"strings"
 	"sync"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/quota"
+	"github.com/podsphere/podsphere/vcenter/admission"
 )
 
 // index keeps the aggregates admission and placement need (per-pool
@@ -22,6 +22,7 @@ type index struct {
 	hosts    map[string]*hostEntry // host path -> entry
 	clusters map[string]api.ClusterSpec
 	vms      map[string]vmEntry // vm path -> entry
+	owned    map[string][]string // workload path -> paths of the VMs it owns
 	events   []string           // event paths, oldest first
 	tasks    []string
 	nextKey  uint64 // next event/task key
@@ -43,6 +44,7 @@ type poolEntry struct {
 
 type hostEntry struct {
 	cluster        string
+	labels         map[string]string
 	spec           api.HostSpec
 	status         api.HostStatus
 	cpuRes, memRes int64 // reservations of powered-on VMs placed here
@@ -55,6 +57,7 @@ type vmEntry struct {
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
+	owner            string // the workload that keeps this VM
 }
 
 func newIndex() *index {
@@ -63,39 +66,23 @@ func newIndex() *index {
 		hosts:    map[string]*hostEntry{},
 		clusters: map[string]api.ClusterSpec{},
 		vms:      map[string]vmEntry{},
+		owned:    map[string][]string{},
 		nextKey:  1,
 	}
 }
-
-// MHzPerVCPU is the CPU a vCPU counts for in quota totals when the VM has no
-// CPU limit: the same figure the manifest mapping uses for one Kubernetes core.
-const MHzPerVCPU = 1000
 
 func vmEntryOf(o *api.Object) vmEntry {
 	var s api.VMSpec
 	_ = json.Unmarshal(o.Spec, &s)
 	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
-		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
-	e.cpuFoot, e.memFoot = footprint(s)
+		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation, owner: o.Owner}
+	e.cpuFoot, e.memFoot = admission.Footprint(s)
 	if e.on {
 		var st api.VMStatus
 		_ = json.Unmarshal(o.Status, &st)
 		e.cpuUse, e.memUse = st.CPUUsageMHz, st.MemUsageMB
 	}
 	return e
-}
-
-// footprint is what a VM counts against cpu and memory quota totals: its
-// limit, or its size when it has none.
-func footprint(s api.VMSpec) (cpu, mem int64) {
-	cpu, mem = s.CPU.Limit, s.Mem.Limit
-	if cpu < 0 {
-		cpu = int64(max(s.NumCPU, 1)) * MHzPerVCPU
-	}
-	if mem < 0 {
-		mem = s.MemoryMB
-	}
-	return cpu, mem
 }
 
 func (ix *index) pool(p string) *poolEntry {
@@ -162,6 +149,7 @@ func (ix *index) apply(old, new *api.Object) {
 		h := ix.host(new.Path)
 		ref, _ := api.ParsePath(new.Path)
 		h.cluster = ref.ClusterPath()
+		h.labels = new.Labels
 		h.spec = api.HostSpec{}
 		h.status = api.HostStatus{}
 		_ = json.Unmarshal(new.Spec, &h.spec)
@@ -207,6 +195,9 @@ func (ix *index) dropIfUnused(p string) {
 
 func (ix *index) vmIn(path string, e vmEntry) {
 	ix.vms[path] = e
+	if e.owner != "" {
+		ix.owned[e.owner] = append(ix.owned[e.owner], path)
+	}
 	p := ix.pool(e.pool)
 	p.vms++
 	if e.on {
@@ -231,6 +222,21 @@ func (ix *index) vmOut(path string) {
 		return
 	}
 	delete(ix.vms, path)
+	if e.owner != "" {
+		list := ix.owned[e.owner]
+		for i, q := range list {
+			if q == path {
+				list[i] = list[len(list)-1]
+				list = list[:len(list)-1]
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(ix.owned, e.owner)
+		} else {
+			ix.owned[e.owner] = list
+		}
+	}
 	p := ix.pool(e.pool)
 	p.vms--
 	defer ix.dropIfUnused(e.pool)
@@ -273,73 +279,49 @@ func (ix *index) oldest(kind string, keep int) []string {
 	return append([]string(nil), list[:len(list)-keep]...)
 }
 
-// clusterView is a consistent copy of what admission needs about one cluster.
-type clusterView struct {
-	path  string
-	spec  api.ClusterSpec
-	pools map[string]poolEntry
-	hosts map[string]hostEntry
-	// running maps powered-on VM names in this cluster to their host names, for DRS rules.
-	running map[string]string
-}
-
-// pools under a cluster live below /DC/host/C/Resources.
-func (ix *index) cluster(clusterPath string, withRunning bool) clusterView {
+// cluster is a consistent snapshot of what admission needs about one
+// cluster. With running, it maps the powered-on VMs the cluster's DRS rules
+// name to their hosts; with owner, each host counts the powered-on VMs of
+// that workload it runs (Peers), so a set's replicas spread.
+func (ix *index) cluster(clusterPath string, running bool, owner string) admission.Cluster {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	v := clusterView{path: clusterPath, spec: ix.clusters[clusterPath],
-		pools: map[string]poolEntry{}, hosts: map[string]hostEntry{}}
+	v := admission.Cluster{Path: clusterPath, Spec: ix.clusters[clusterPath],
+		Pools: map[string]admission.Pool{}, Hosts: map[string]admission.Host{}}
 	root := clusterPath + "/" + api.RootPoolName
 	for p, e := range ix.pools {
 		if e.exists && (p == root || strings.HasPrefix(p, root+"/")) {
-			v.pools[p] = *e
+			v.Pools[p] = admission.Pool{Spec: e.spec, VMCPUReservation: e.onCPURes, VMMemReservation: e.onMemRes}
 		}
 	}
 	for p, h := range ix.hosts {
 		if h.cluster == clusterPath {
-			v.hosts[p] = *h
+			v.Hosts[p] = admission.Host{Spec: h.spec, Status: h.status, Labels: h.labels,
+				CPUReserved: h.cpuRes, MemReserved: h.memRes, Running: h.running}
 		}
 	}
-	if withRunning {
-		v.running = map[string]string{}
-		for _, r := range v.spec.Rules {
+	if owner != "" {
+		for _, e := range ix.owned[owner] {
+			if vm, ok := ix.vms[e]; ok && vm.on {
+				if h, ok := v.Hosts[vm.host]; ok {
+					h.Peers++
+					v.Hosts[vm.host] = h
+				}
+			}
+		}
+	}
+	if running {
+		v.Running = map[string]string{}
+		dc := "/" + strings.Split(clusterPath, "/")[1] + "/vm/"
+		for _, r := range v.Spec.Rules {
 			for _, name := range r.VMs {
-				vp := "/" + strings.Split(clusterPath, "/")[1] + "/vm/" + name
-				if e, ok := ix.vms[vp]; ok && e.on && e.host != "" {
-					v.running[name] = api.Base(e.host)
+				if e, ok := ix.vms[dc+name]; ok && e.on && e.host != "" {
+					v.Running[name] = api.Base(e.host)
 				}
 			}
 		}
 	}
 	return v
-}
-
-// sortedHosts returns host paths in name order so placement is deterministic.
-func (v clusterView) sortedHosts() []string {
-	out := make([]string, 0, len(v.hosts))
-	for p := range v.hosts {
-		out = append(out, p)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// capacity is the root pool's capacity: the connected hosts not in
-// maintenance, plus, for a host in maintenance or not responding, exactly
-// what its running VMs still reserve there. Those VMs keep running and keep
-// their reservations, so the excluded host lends no free capacity but the
-// pool tree still balances.
-func (v clusterView) capacity() (cpu, mem int64) {
-	for _, h := range v.hosts {
-		if h.status.State == api.HostConnected && !h.spec.Maintenance {
-			cpu += h.status.CPUCapacity
-			mem += h.status.MemCapacity
-			continue
-		}
-		cpu += min(h.cpuRes, h.status.CPUCapacity)
-		mem += min(h.memRes, h.status.MemCapacity)
-	}
-	return cpu, mem
 }
 
 // subtreeUse sums quota usage of the pool at p and every pool below it.

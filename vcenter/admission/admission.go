@@ -1,0 +1,297 @@
+// Package admission holds vcenter's admission decisions as pure functions:
+// a snapshot of one cluster (its pools, hosts and rules) and of the quotas
+// on a pool's path goes in, a decision (admitted, where, or refused and
+// why) comes out. No store, no HTTP, no clock: the inventory takes the
+// snapshot inside its transaction and acts on the answer, and tests build
+// snapshots by hand.
+package admission
+
+import (
+	"fmt"
+	"net"
+	"sort"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/pools"
+	"github.com/podsphere/podsphere/quota"
+	"github.com/podsphere/podsphere/vcenter/placement"
+)
+
+// MHzPerVCPU is the CPU a vCPU counts for in quota totals when the VM has no
+// CPU limit: the same figure the manifest mapping uses for one Kubernetes core.
+const MHzPerVCPU = 1000
+
+// Cluster is what admission knows of one cluster.
+type Cluster struct {
+	Path  string
+	Spec  api.ClusterSpec
+	Pools map[string]Pool // pool path -> pool, the root pool included
+	Hosts map[string]Host // host path -> host
+	// Running maps the names of powered-on VMs that DRS rules name to their
+	// host names.
+	Running map[string]string
+}
+
+// Pool is one resource pool with the reservations of the powered-on VMs
+// directly in it.
+type Pool struct {
+	Spec                         api.PoolSpec
+	VMCPUReservation, VMMemReservation int64
+}
+
+// Host is one host with what its powered-on VMs reserve there.
+type Host struct {
+	Spec   api.HostSpec
+	Status api.HostStatus
+	Labels map[string]string
+	// CPUReserved and MemReserved sum the reservations of powered-on VMs placed here.
+	CPUReserved, MemReserved int64
+	Running                  int
+	// Peers counts the powered-on members of the VM's own workload on this
+	// host (filled by the caller for the VM being placed), so replicas spread.
+	Peers int
+}
+
+// Footprint is what a VM counts against cpu and memory quota totals: its
+// limit, or its size when it has none.
+func Footprint(s api.VMSpec) (cpu, mem int64) {
+	cpu, mem = s.CPU.Limit, s.Mem.Limit
+	if cpu < 0 {
+		cpu = int64(max(s.NumCPU, 1)) * MHzPerVCPU
+	}
+	if mem < 0 {
+		mem = s.MemoryMB
+	}
+	return cpu, mem
+}
+
+// SortedHosts returns host paths in name order so placement is deterministic.
+func (c Cluster) SortedHosts() []string {
+	out := make([]string, 0, len(c.Hosts))
+	for p := range c.Hosts {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Capacity is the root pool's capacity: the connected hosts not in
+// maintenance, plus, for a host in maintenance or not responding, exactly
+// what its running VMs still reserve there. Those VMs keep running and keep
+// their reservations, so the excluded host lends no free capacity but the
+// pool tree still balances.
+func (c Cluster) Capacity() (cpu, mem int64) {
+	for _, h := range c.Hosts {
+		if h.Status.State == api.HostConnected && !h.Spec.Maintenance {
+			cpu = addCapped(cpu, h.Status.CPUCapacity)
+			mem = addCapped(mem, h.Status.MemCapacity)
+			continue
+		}
+		cpu = addCapped(cpu, min(h.CPUReserved, h.Status.CPUCapacity))
+		mem = addCapped(mem, min(h.MemReserved, h.Status.MemCapacity))
+	}
+	return cpu, mem
+}
+
+// addCapped adds without wrapping past the largest int64.
+func addCapped(a, b int64) int64 {
+	if b > 0 && a > (1<<63-1)-b {
+		return 1<<63 - 1
+	}
+	return a + b
+}
+
+// Tree builds the cluster's pool tree with its current reservations.
+func (c Cluster) Tree() (*pools.Tree, error) {
+	list := make([]pools.Pool, 0, len(c.Pools))
+	root := c.Path + "/" + api.RootPoolName
+	for p, e := range c.Pools {
+		parent := ""
+		if p != root {
+			parent = api.Parent(p)
+		}
+		list = append(list, pools.Pool{Path: p, Parent: parent, CPU: pools.Allocation(e.Spec.CPU), Mem: pools.Allocation(e.Spec.Mem),
+			VMCPUReservation: e.VMCPUReservation, VMMemReservation: e.VMMemReservation})
+	}
+	cpu, mem := c.Capacity()
+	return pools.NewTree(root, cpu, mem, list)
+}
+
+// CreatePool admits a new (or reconfigured) pool at path under parent.
+func CreatePool(c Cluster, path, parent string, spec api.PoolSpec) error {
+	tree, err := c.Tree()
+	if err != nil {
+		return err
+	}
+	return tree.AdmitPool(path, parent, pools.Allocation(spec.CPU), pools.Allocation(spec.Mem))
+}
+
+// CreateVM admits one more VM in the pool whose quota levels are given.
+func CreateVM(levels []quota.Level) error {
+	return quota.Check(levels, quota.Usage{VMs: 1})
+}
+
+// PowerOn admits a powered-off VM and places it: quota totals on its pool's
+// path, the pool tree's reservations, then DRS initial placement over the
+// cluster's hosts (only its pinned host when it is pinned). The decision
+// names the host and why it was chosen.
+func PowerOn(c Cluster, levels []quota.Level, path string, spec api.VMSpec) (placement.Decision, error) {
+	cpuFoot, memFoot := Footprint(spec)
+	if err := quota.Check(levels, quota.Usage{CPUMHz: cpuFoot, MemMB: memFoot}); err != nil {
+		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return placement.Decision{}, err
+	}
+	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+	}
+	st := &placement.State{Running: c.Running}
+	for _, r := range c.Spec.Rules {
+		st.Rules = append(st.Rules, PlacementRule(r))
+	}
+	if spec.Pinned {
+		if _, ok := c.Hosts[spec.Host]; !ok {
+			return placement.Decision{}, fmt.Errorf("cannot power on %s: it is pinned to host %s, which is not in cluster %s: %w", path, spec.Host, c.Path, api.ErrInsufficientResources)
+		}
+	}
+	for _, hp := range c.SortedHosts() {
+		if spec.Pinned && hp != spec.Host {
+			continue // pinned with -host: only that host may run it
+		}
+		h := c.Hosts[hp]
+		st.Hosts = append(st.Hosts, placement.Host{
+			Name:        api.Base(hp),
+			Connected:   h.Status.State == api.HostConnected || h.Status.State == api.HostMaintenance,
+			Maintenance: h.Spec.Maintenance,
+			CPUCapacity: h.Status.CPUCapacity, MemCapacity: h.Status.MemCapacity,
+			CPUReserved: h.CPUReserved, MemReserved: h.MemReserved, VMs: h.Running,
+			Peers: h.Peers,
+		})
+	}
+	return placement.Place(st, placement.VM{Name: api.Base(path), CPUReservation: spec.CPU.Reservation,
+		MemReservation: spec.Mem.Reservation, NumCPU: spec.NumCPU, MemoryMB: spec.MemoryMB})
+}
+
+// ChangeQuota checks a VM's change against quotas. Pools that hold the VM
+// both before and after (common ancestors) see only its growth; pools it
+// enters see all of it: one more VM and, if it runs, its whole footprint.
+func ChangeQuota(levels []quota.Level, oldSpec, spec api.VMSpec, on bool) error {
+	oc, om := Footprint(oldSpec)
+	nc, nm := Footprint(spec)
+	if !on {
+		oc, om, nc, nm = 0, 0, 0, 0
+	}
+	kept := map[string]bool{}
+	for p := oldSpec.Pool; p != ""; p = api.Parent(p) {
+		kept[p] = true
+	}
+	var shared, entered []quota.Level
+	for _, l := range levels {
+		if kept[l.Pool] {
+			shared = append(shared, l)
+		} else {
+			entered = append(entered, l)
+		}
+	}
+	if err := quota.Check(entered, quota.Usage{VMs: 1, CPUMHz: nc, MemMB: nm}); err != nil {
+		return err
+	}
+	return quota.Check(shared, quota.Usage{CPUMHz: max(nc-oc, 0), MemMB: max(nm-om, 0)})
+}
+
+// ChangeRunning admits a new reservation (or pool) for a running VM. The
+// tree is built without the VM's current reservation, then asked for the
+// new one in full, so a move is never counted twice; the VM's host must
+// cover the growth.
+func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
+	if e, ok := c.Pools[oldSpec.Pool]; ok {
+		e.VMCPUReservation -= oldSpec.CPU.Reservation
+		e.VMMemReservation -= oldSpec.Mem.Reservation
+		pools := make(map[string]Pool, len(c.Pools))
+		for k, v := range c.Pools {
+			pools[k] = v
+		}
+		pools[oldSpec.Pool] = e
+		c.Pools = pools
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return err
+	}
+	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+		return err
+	}
+	dCPU := max(spec.CPU.Reservation-oldSpec.CPU.Reservation, 0)
+	dMem := max(spec.Mem.Reservation-oldSpec.Mem.Reservation, 0)
+	if h, ok := c.Hosts[oldSpec.Host]; ok {
+		if free := h.Status.CPUCapacity - h.CPUReserved; dCPU > free {
+			return fmt.Errorf("host %s has %d MHz unreserved CPU, the new reservation needs %d MHz more: %w", api.Base(oldSpec.Host), free, dCPU, api.ErrInsufficientResources)
+		}
+		if free := h.Status.MemCapacity - h.MemReserved; dMem > free {
+			return fmt.Errorf("host %s has %d MB unreserved memory, the new reservation needs %d MB more: %w", api.Base(oldSpec.Host), free, dMem, api.ErrInsufficientResources)
+		}
+	}
+	return nil
+}
+
+// PlacementRule is a cluster's DRS rule as placement reads it.
+func PlacementRule(r api.ClusterRule) placement.Rule {
+	return placement.Rule{Name: r.Name, Enabled: r.Enabled, Kind: placement.RuleKind(r.Kind),
+		Mandatory: r.Mandatory, Affine: r.Affine, VMs: r.VMs, Hosts: r.Hosts}
+}
+
+// ChosenWhy says why placement chose its host, for the event.
+func ChosenWhy(d placement.Decision) string {
+	for _, v := range d.Verdicts {
+		if v.Host == d.Host {
+			return fmt.Sprintf("score %.3f of %d candidate hosts", v.Score, len(d.Verdicts))
+		}
+	}
+	return "chosen"
+}
+
+// PodCIDR checks a cluster's wanted pod CIDR against the other clusters'
+// (path -> CIDR), or picks the first free /16 of 10.244.0.0 to 10.255.0.0
+// when none is wanted: VM addresses must be unique across the inventory.
+func PodCIDR(others map[string]string, cluster, want string) (string, error) {
+	var taken []*net.IPNet
+	names := map[*net.IPNet]string{}
+	paths := make([]string, 0, len(others))
+	for p := range others {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if _, n, err := net.ParseCIDR(others[p]); err == nil {
+			taken = append(taken, n)
+			names[n] = p
+		}
+	}
+	overlaps := func(n *net.IPNet) string {
+		for _, o := range taken {
+			if o.Contains(n.IP) || n.Contains(o.IP) {
+				return names[o]
+			}
+		}
+		return ""
+	}
+	if want != "" {
+		_, n, err := net.ParseCIDR(want)
+		if err != nil {
+			return "", fmt.Errorf("spec.podCIDR %q is not a CIDR: %w", want, api.ErrInvalid)
+		}
+		if other := overlaps(n); other != "" {
+			return "", fmt.Errorf("spec.podCIDR %s overlaps the pod CIDR of cluster %s: VM addresses must be unique: %w", want, other, api.ErrConflict)
+		}
+		return want, nil
+	}
+	for b := 244; b <= 255; b++ {
+		_, n, _ := net.ParseCIDR(fmt.Sprintf("10.%d.0.0/16", b))
+		if overlaps(n) == "" {
+			return n.String(), nil
+		}
+	}
+	return "", fmt.Errorf("no free pod CIDR between 10.244.0.0/16 and 10.255.0.0/16 for %s: give spec.podCIDR: %w", cluster, api.ErrConflict)
+}

@@ -1,0 +1,362 @@
+package inventory
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/pools"
+	"github.com/podsphere/podsphere/vcenter/admission"
+	"github.com/podsphere/podsphere/vcenter/store"
+)
+
+// vm is a VirtualMachine: containers sharing one network namespace, sized
+// and allocated like a vSphere VM, placed by DRS at every power-on.
+type vm struct{ base }
+
+func init() { register(api.KindVirtualMachine, vm{}) }
+
+func (vm) names() kindNames {
+	return kindNames{word: "VM", createTask: "CreateVM_Task", changeTask: "ReconfigVM_Task", removeTask: "Destroy_Task",
+		createdEvent: "VmCreatedEvent", changedEvent: "VmReconfiguredEvent", goneEvent: "VmRemovedEvent",
+		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+}
+
+// defaultVMSpec is a VM's spec before the request's fields are decoded onto it.
+func defaultVMSpec() api.VMSpec {
+	return api.VMSpec{CPU: defaultAlloc(), Mem: defaultAlloc(), NumCPU: 1, MemoryMB: 512}
+}
+
+func (vm) prepare(ref api.Ref, o *api.Object) error {
+	s := defaultVMSpec()
+	if err := decodeStrict(o.Spec, &s, "spec"); err != nil {
+		return err
+	}
+	if err := validateVMSpec("spec", ref.Datacenter, &s, false); err != nil {
+		return err
+	}
+	if err := inNamespace(ref, "spec.pool", s.Pool); err != nil {
+		return err
+	}
+	o.SetSpec(s)
+	return nil
+}
+
+// inNamespace checks that an object in a namespace folder uses a pool of
+// that namespace (the namespace's pool or one below it). Objects at the
+// top of a folder (the default namespace) may use any pool.
+func inNamespace(ref api.Ref, field, pool string) error {
+	if ref.Namespace == "" {
+		return nil
+	}
+	if got := api.NamespaceOfPool(pool); got != ref.Namespace {
+		return fmt.Errorf("%s %q is not in namespace %s: objects at %s must use the pool /%s/host/CLUSTER/%s/%s or one below it: %w",
+			field, pool, ref.Namespace, ref.Path, ref.Datacenter, api.RootPoolName, ref.Namespace, api.ErrInvalid)
+	}
+	return nil
+}
+
+var restartPolicies = map[string]bool{"": true, "Always": true, "OnFailure": true, "Never": true}
+
+// validateVMSpec checks a VM spec whose fields are named below f ("spec",
+// or "spec.template.spec" in a workload). A template's pool, host and power
+// state are its controller's to fill in, so they may be empty there.
+func validateVMSpec(f, dc string, s *api.VMSpec, template bool) error {
+	if s.Pool == "" && !template {
+		return fmt.Errorf("%s.pool is required (the VM's resource pool, e.g. /%s/host/CLUSTER/Resources): %w", f, dc, api.ErrInvalid)
+	}
+	if s.Pool != "" {
+		pr, err := api.ParsePath(s.Pool)
+		if err != nil {
+			return fmt.Errorf("%s.pool: %w", f, err)
+		}
+		if pr.Kind != api.KindResourcePool || pr.Datacenter != dc {
+			return fmt.Errorf("%s.pool %q is not a resource pool in datacenter %s: %w", f, s.Pool, dc, api.ErrInvalid)
+		}
+		if s.Host != "" {
+			hr, err := api.ParsePath(s.Host)
+			if err != nil {
+				return fmt.Errorf("%s.host: %w", f, err)
+			}
+			if hr.Kind != api.KindHost || hr.ClusterPath() != pr.ClusterPath() {
+				return fmt.Errorf("%s.host %q is not a host of the pool's cluster %s: %w", f, s.Host, pr.ClusterPath(), api.ErrInvalid)
+			}
+		}
+	}
+	if s.Pinned && s.Host == "" {
+		return fmt.Errorf("%s.pinned is set but %s.host is empty: name the host to pin the VM to: %w", f, f, api.ErrInvalid)
+	}
+	if s.NumCPU < 1 || s.NumCPU > 768 {
+		return fmt.Errorf("%s.numCPU %d: want 1 to 768 vCPUs: %w", f, s.NumCPU, api.ErrInvalid)
+	}
+	if s.MemoryMB < 4 {
+		return fmt.Errorf("%s.memoryMB %d: want at least 4 MB: %w", f, s.MemoryMB, api.ErrInvalid)
+	}
+	if err := pools.Allocation(s.CPU).Validate(f + ".cpu"); err != nil {
+		return err
+	}
+	if err := pools.Allocation(s.Mem).Validate(f + ".mem"); err != nil {
+		return err
+	}
+	if s.Mem.Reservation > s.MemoryMB {
+		return fmt.Errorf("%s.mem.reservation %d MB is above the VM's memory size %d MB: %w", f, s.Mem.Reservation, s.MemoryMB, api.ErrInvalid)
+	}
+	switch s.PowerState {
+	case "":
+		s.PowerState = api.PoweredOff
+	case api.PoweredOn, api.PoweredOff, api.Suspended:
+	default:
+		return fmt.Errorf("%s.powerState %q: want poweredOn, poweredOff or suspended: %w", f, s.PowerState, api.ErrInvalid)
+	}
+	if !restartPolicies[s.RestartPolicy] {
+		return fmt.Errorf("%s.restartPolicy %q: want Always, OnFailure or Never: %w", f, s.RestartPolicy, api.ErrInvalid)
+	}
+	if err := validateHA(f+".ha", s.HA); err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	for i, c := range s.Containers {
+		if err := validateContainer(fmt.Sprintf("%s.containers[%d]", f, i), c, names); err != nil {
+			return err
+		}
+	}
+	for i, c := range s.InitContainers {
+		if err := validateContainer(fmt.Sprintf("%s.initContainers[%d]", f, i), c, names); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateHA(f string, ha api.HAPolicy) error {
+	if p := ha.RestartPriority; p != "" && !contains(api.RestartPriorities, p) {
+		return fmt.Errorf("%s.restartPriority %q: want one of %s: %w", f, p, strings.Join(api.RestartPriorities, ", "), api.ErrInvalid)
+	}
+	if r := ha.IsolationResponse; r != "" && r != "powerOff" && r != "shutdown" && r != "none" {
+		return fmt.Errorf("%s.isolationResponse %q: want powerOff, shutdown or none: %w", f, r, api.ErrInvalid)
+	}
+	return nil
+}
+
+func validateContainer(f string, c api.Container, names map[string]bool) error {
+	if err := api.ValidName(c.Name); err != nil {
+		return fmt.Errorf("%s.name: %w", f, err)
+	}
+	if names[c.Name] {
+		return fmt.Errorf("%s.name %q is used twice: %w", f, c.Name, api.ErrInvalid)
+	}
+	names[c.Name] = true
+	if c.Image == "" {
+		return fmt.Errorf("%s.image is required: %w", f, api.ErrInvalid)
+	}
+	for j, p := range c.Ports {
+		if p.ContainerPort < 1 || p.ContainerPort > 65535 {
+			return fmt.Errorf("%s.ports[%d].containerPort %d: want 1-65535: %w", f, j, p.ContainerPort, api.ErrInvalid)
+		}
+		if p.Protocol != "" && p.Protocol != "TCP" && p.Protocol != "UDP" {
+			return fmt.Errorf("%s.ports[%d].protocol %q: want TCP or UDP: %w", f, j, p.Protocol, api.ErrInvalid)
+		}
+	}
+	for j, e := range c.Env {
+		if e.Name == "" || strings.ContainsAny(e.Name, "= \x00") {
+			return fmt.Errorf("%s.env[%d].name %q is not a variable name: %w", f, j, e.Name, api.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+func (vm) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
+	var spec api.VMSpec
+	_ = o.DecodeSpec(&spec)
+	if _, err := mustExist(t, spec.Pool, "resource pool"); err != nil {
+		return err
+	}
+	if spec.Host != "" {
+		if _, err := mustExist(t, spec.Host, "host"); err != nil {
+			return err
+		}
+	}
+	if ref.Namespace == "" {
+		// /DC/vm/NAME is also the folder of namespace NAME: one or the other.
+		if inside := t.List(store.Query{Prefix: o.Path}); len(inside) > 0 {
+			return fmt.Errorf("%s is the folder of namespace %s (it holds %s): choose another VM name: %w", o.Path, ref.Name, inside[0].Path, api.ErrConflict)
+		}
+	} else if _, err := t.Get(api.Parent(o.Path)); err == nil {
+		return fmt.Errorf("%s: %s is a VM, not a namespace folder: %w", o.Path, api.Parent(o.Path), api.ErrConflict)
+	}
+	return admission.CreateVM(t.inv.ix.quotaLevels(spec.Pool))
+}
+
+func (vm) created(t *Txn, out *api.Object) (*api.Object, error) {
+	var spec api.VMSpec
+	_ = out.DecodeSpec(&spec)
+	if spec.PowerState != api.PoweredOn {
+		return out, nil
+	}
+	return powerOn(t, out, spec)
+}
+
+func (vm) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
+	var oldSpec, spec api.VMSpec
+	_ = cur.DecodeSpec(&oldSpec)
+	_ = o.DecodeSpec(&spec)
+	if oldSpec.PowerState == api.PoweredOn && spec.PowerState != api.PoweredOn {
+		return "", fmt.Errorf("%s: change the power state with vm.power, not by editing spec.powerState: %w", o.Path, api.ErrInvalid)
+	}
+	if spec.Host != oldSpec.Host && oldSpec.PowerState == api.PoweredOn {
+		return "", fmt.Errorf("%s is powered on on %s: moving it needs vm.migrate: %w", o.Path, oldSpec.Host, api.ErrInvalid)
+	}
+	if spec.Pool != oldSpec.Pool {
+		if _, err := mustExist(t, spec.Pool, "resource pool"); err != nil {
+			return "", err
+		}
+	}
+	on := oldSpec.PowerState == api.PoweredOn
+	if err := admission.ChangeQuota(t.inv.ix.quotaLevels(spec.Pool), oldSpec, spec, on); err != nil {
+		return "", err
+	}
+	if !on {
+		return "", nil
+	}
+	// A running VM's reservation may change, or move to another pool, only
+	// if the pool tree and its host can cover it.
+	pref, _ := api.ParsePath(spec.Pool)
+	return "", admission.ChangeRunning(t.inv.ix.cluster(pref.ClusterPath(), false, ""), oldSpec, spec)
+}
+
+func (vm) changed(t *Txn, cur, out *api.Object) (*api.Object, error) {
+	var oldSpec, spec api.VMSpec
+	_ = cur.DecodeSpec(&oldSpec)
+	_ = out.DecodeSpec(&spec)
+	if oldSpec.PowerState != api.PoweredOn && spec.PowerState == api.PoweredOn {
+		return powerOn(t, out, spec)
+	}
+	return out, nil
+}
+
+// report takes a host's observation of its VM: the whole VM status is the
+// host's, and changes of power state and restarts leave events.
+func (vm) report(t *Txn, cur *api.Object, raw json.RawMessage) error {
+	var st, old api.VMStatus
+	if err := decodeStrict(raw, &st, "status"); err != nil {
+		return err
+	}
+	_ = cur.DecodeStatus(&old)
+	cur.SetStatus(st)
+	if st.PowerState != old.PowerState && st.PowerState != "" {
+		if err := t.Event("info", "VmStateChangedEvent", cur.Path, "%s is %s on %s%s", cur.Name(), st.PowerState, api.Base(st.Host), withMessage(st.Message)); err != nil {
+			return err
+		}
+	}
+	if st.Restarts > old.Restarts {
+		return t.Event("warning", "VmRestartedEvent", cur.Path, "containers of %s were restarted on %s (restart count %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message))
+	}
+	return nil
+}
+
+func withMessage(m string) string {
+	if m == "" {
+		return ""
+	}
+	return ": " + m
+}
+
+// powerOn admits and places a powered-off VM inside t and writes it with
+// its host and an event saying where it went and why.
+func powerOn(t *Txn, vm *api.Object, spec api.VMSpec) (*api.Object, error) {
+	pref, _ := api.ParsePath(spec.Pool)
+	view := t.inv.ix.cluster(pref.ClusterPath(), true, vm.Owner)
+	d, err := admission.PowerOn(view, t.inv.ix.quotaLevels(spec.Pool), vm.Path, spec)
+	if err != nil {
+		return nil, err
+	}
+	pinned := spec.Pinned
+	spec.Host = view.Path + "/" + d.Host
+	spec.PowerState = api.PoweredOn
+	vm.SetSpec(spec)
+	out, err := t.Update(vm)
+	if err != nil {
+		return nil, err
+	}
+	if pinned {
+		err = t.Event("info", "VmPoweredOnEvent", vm.Path, "%s powered on on its pinned host %s", vm.Name(), d.Host)
+	} else {
+		err = t.Event("info", "DrsVmPoweredOnEvent", vm.Path, "DRS placed %s on %s (%s)", vm.Name(), d.Host, admission.ChosenWhy(d))
+	}
+	return out, err
+}
+
+// Power runs vm.power: on, off, shutdown, suspend, reset or reboot.
+func (inv *Inventory) Power(user, path, action string) (*api.Object, error) {
+	started := inv.now()
+	taskName := map[string]string{"on": "PowerOnVM_Task", "off": "PowerOffVM_Task", "shutdown": "ShutdownGuest",
+		"reset": "ResetVM_Task", "reboot": "RebootGuest", "suspend": "SuspendVM_Task"}[action]
+	if taskName == "" {
+		return nil, fmt.Errorf("power action %q: want on, off, shutdown, reset, reboot or suspend: %w", action, api.ErrInvalid)
+	}
+	if ref, err := api.ParsePath(path); err != nil {
+		return nil, err
+	} else if ref.Kind != api.KindVirtualMachine {
+		return nil, fmt.Errorf("%s is a %s, not a VM: %w", path, ref.Kind, api.ErrInvalid)
+	}
+	var out *api.Object
+	err := inv.Update(user, func(t *Txn) error {
+		vm, err := t.Get(path)
+		if err != nil {
+			return err
+		}
+		var spec api.VMSpec
+		if err := vm.DecodeSpec(&spec); err != nil {
+			return err
+		}
+		switch action {
+		case "on":
+			if spec.PowerState == api.PoweredOn {
+				out = vm
+				return nil // already on: like vSphere, nothing to do
+			}
+			if out, err = powerOn(t, vm, spec); err != nil {
+				return err
+			}
+		case "off", "shutdown", "suspend":
+			target := api.PoweredOff
+			if action == "suspend" {
+				target = api.Suspended
+			}
+			if spec.PowerState == target {
+				out = vm
+				return nil
+			}
+			spec.PowerState = target
+			vm.SetSpec(spec)
+			if out, err = t.Update(vm); err != nil {
+				return err
+			}
+			typ := map[string]string{api.PoweredOff: "VmPoweredOffEvent", api.Suspended: "VmSuspendedEvent"}[target]
+			if err := t.Event("info", typ, path, "%s is %s", vm.Name(), map[string]string{api.PoweredOff: "powered off", api.Suspended: "suspended"}[target]); err != nil {
+				return err
+			}
+		case "reset", "reboot":
+			if spec.PowerState != api.PoweredOn {
+				return fmt.Errorf("%s is %s: only a powered-on VM can be reset: %w", path, spec.PowerState, api.ErrConflict)
+			}
+			spec.ResetGeneration++
+			vm.SetSpec(spec)
+			if out, err = t.Update(vm); err != nil {
+				return err
+			}
+			if err := t.Event("info", "VmResettingEvent", path, "%s is being reset", vm.Name()); err != nil {
+				return err
+			}
+		}
+		return t.Task(taskName, path, started, nil)
+	})
+	if err != nil {
+		if Refusal(err) {
+			return nil, inv.Refuse(user, taskName, path, "VmFailedToPowerOnEvent", started, err)
+		}
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,5 +1,0 @@
-package server
-
-import "errors"
-
-func asErr(err error, target any) bool { return errors.As(err, target) }
