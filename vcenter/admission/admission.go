@@ -35,7 +35,7 @@ type Cluster struct {
 // Pool is one resource pool with the reservations of the powered-on VMs
 // directly in it.
 type Pool struct {
-	Spec                         api.PoolSpec
+	Spec                               api.PoolSpec
 	VMCPUReservation, VMMemReservation int64
 }
 

@@ -2,7 +2,7 @@ package inventory
 
 import (
 	"encoding/json"
-		"strconv"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,9 +21,9 @@ type index struct {
 	pools    map[string]*poolEntry // pool path -> entry
 	hosts    map[string]*hostEntry // host path -> entry
 	clusters map[string]api.ClusterSpec
-	vms      map[string]vmEntry // vm path -> entry
+	vms      map[string]vmEntry  // vm path -> entry
 	owned    map[string][]string // workload path -> paths of the VMs it owns
-	events   []string           // event paths, oldest first
+	events   []string            // event paths, oldest first
 	tasks    []string
 	nextKey  uint64 // next event/task key
 }

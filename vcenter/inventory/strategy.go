@@ -60,8 +60,8 @@ func strategyOf(kind string) (strategy, error) {
 // base gives a kind the do-nothing hooks it does not need.
 type base struct{}
 
-func (base) admitCreate(*Txn, api.Ref, *api.Object) error               { return nil }
-func (base) created(_ *Txn, out *api.Object) (*api.Object, error)       { return out, nil }
+func (base) admitCreate(*Txn, api.Ref, *api.Object) error         { return nil }
+func (base) created(_ *Txn, out *api.Object) (*api.Object, error) { return out, nil }
 func (base) admitChange(*Txn, api.Ref, *api.Object, *api.Object) (string, error) {
 	return "", nil
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/podsphere/podsphere/pools"
 )
 
-func decodeStrict(raw json.RawMessage, v any, what string) error { return api.DecodeStrict(raw, v, what) }
+func decodeStrict(raw json.RawMessage, v any, what string) error {
+	return api.DecodeStrict(raw, v, what)
+}
 
 func validLabel(k, v string) error {
 	if k == "" || len(k) > 63 || len(v) > 63 {

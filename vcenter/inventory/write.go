@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
-	
 )
 
 // RemoveOptions qualify Remove.
