@@ -47,8 +47,8 @@ func TestPoolCreateGovcFlags(t *testing.T) {
 	}
 	// A reservation beyond what is left is refused by vcenter's admission.
 	_, errOut, code = l.psc("", nil, "pool.create", "-cpu.reservation", "33000", "big")
-	if code != ExitInsufficient || !strings.Contains(errOut, "big") || l.exists(labRoot+"/big") {
-		t.Errorf("pool.create over the cluster's capacity: exit %d, %q, want %d and no pool", code, errOut, ExitInsufficient)
+	if code != api.ExitInsufficient || !strings.Contains(errOut, "big") || l.exists(labRoot+"/big") {
+		t.Errorf("pool.create over the cluster's capacity: exit %d, %q, want %d and no pool", code, errOut, api.ExitInsufficient)
 	}
 }
 
@@ -65,13 +65,13 @@ func TestPoolChangeOnlySetFlags(t *testing.T) {
 	if !reflect.DeepEqual(got, before) {
 		t.Errorf("spec = %+v\nwant %+v", got, before)
 	}
-	if _, errOut, code = l.psc("", nil, "pool.change", "-name", "prod", "dev"); code != ExitUsage || !strings.Contains(errOut, "not supported yet") {
+	if _, errOut, code = l.psc("", nil, "pool.change", "-name", "prod", "dev"); code != api.ExitUsage || !strings.Contains(errOut, "not supported yet") {
 		t.Errorf("pool.change -name: exit %d, %q", code, errOut)
 	}
 	// dev is fixed at 6000 MHz: below what its child and VMs hold is fine
 	// (they hold none), above the root's 40000 MHz is refused and changes nothing.
-	if _, errOut, code = l.psc("", nil, "pool.change", "-cpu.reservation", "50000", "dev"); code != ExitInsufficient {
-		t.Errorf("pool.change over capacity: exit %d, %q, want %d", code, errOut, ExitInsufficient)
+	if _, errOut, code = l.psc("", nil, "pool.change", "-cpu.reservation", "50000", "dev"); code != api.ExitInsufficient {
+		t.Errorf("pool.change over capacity: exit %d, %q, want %d", code, errOut, api.ExitInsufficient)
 	}
 	if got := l.poolSpec(labDev); !reflect.DeepEqual(got, before) {
 		t.Errorf("a refused change changed the pool: %+v", got)
@@ -96,8 +96,8 @@ func TestQuotaSet(t *testing.T) {
 	if q := l.poolSpec(labDev).Quota; !reflect.DeepEqual(q, want) {
 		t.Fatalf("quota = %+v, want %+v", q, want)
 	}
-	if _, _, code := l.psc("", nil, "quota.set", "dev"); code != ExitUsage {
-		t.Errorf("quota.set without limits: exit %d, want %d", code, ExitUsage)
+	if _, _, code := l.psc("", nil, "quota.set", "dev"); code != api.ExitUsage {
+		t.Errorf("quota.set without limits: exit %d, want %d", code, api.ExitUsage)
 	}
 	// The quota counts dev's subtree: web-01 in dev and web-02 in dev/web.
 	qi, err := l.api.Quota(l.ctx(), labDev)
@@ -110,7 +110,7 @@ func TestQuotaSet(t *testing.T) {
 	// The third VM fits the quota of 3, the fourth is refused when created.
 	l.ok("vm.create", "-pool", "dev", "-on=false", "web-03")
 	_, errOut, code = l.psc("", nil, "vm.create", "-pool", "dev/web", "-on=false", "web-04")
-	if code != ExitInsufficient || !strings.Contains(errOut, "vms 3 + 1 > 3") || l.exists("/dc1/vm/web-04") {
+	if code != api.ExitInsufficient || !strings.Contains(errOut, "vms 3 + 1 > 3") || l.exists("/dc1/vm/web-04") {
 		t.Errorf("4th VM in a 3-VM quota: exit %d, %q", code, errOut)
 	}
 }
@@ -161,8 +161,8 @@ func TestVMCreatePowerOnRefusedKeepsVM(t *testing.T) {
 	// dev's quota allows 3 VMs and 2 GB of VM memory; web-01 and web-02 use 2 GB.
 	l.ok("quota.set", "dev", "-vms", "3", "-mem", "2048")
 	out, errOut, code := l.psc("", nil, "vm.create", "-pool", "dev", "web-04")
-	if code != ExitInsufficient {
-		t.Errorf("exit %d, want %d", code, ExitInsufficient)
+	if code != api.ExitInsufficient {
+		t.Errorf("exit %d, want %d", code, api.ExitInsufficient)
 	}
 	reason := "cannot power on /dc1/vm/web-04: quota exceeded in /dc1/host/c1/Resources/dev: memory 2048 + 1024 > 2048 MB"
 	if errOut != "psc: "+reason+"\n" {
@@ -183,7 +183,7 @@ func TestVMCreatePowerOnRefusedKeepsVM(t *testing.T) {
 	// by the pool's reservation, not the quota (which no longer limits anything).
 	l.ok("quota.set", "dev", "-vms", "-1", "-mem", "-1")
 	_, errOut, code = l.psc("", nil, "vm.create", "-pool", "dev", "-cpu.reservation", "7000", "web-05")
-	if code != ExitInsufficient || !strings.HasPrefix(errOut, "psc: cannot power on /dc1/vm/web-05: ") || strings.Contains(errOut, "quota") {
+	if code != api.ExitInsufficient || !strings.HasPrefix(errOut, "psc: cannot power on /dc1/vm/web-05: ") || strings.Contains(errOut, "quota") {
 		t.Errorf("power-on over dev's reservation: exit %d, stderr %q", code, errOut)
 	}
 	if vmSpec(l.get("/dc1/vm/web-05")).PowerState != api.PoweredOff {
@@ -199,10 +199,10 @@ func TestVMCreatePowerOnRefusedKeepsVM(t *testing.T) {
 func TestVMPower(t *testing.T) {
 	t.Parallel()
 	l := labInventory(t)
-	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "-off", "db-01"); code != ExitUsage {
+	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "-off", "db-01"); code != api.ExitUsage {
 		t.Errorf("two actions: exit %d (%s)", code, errOut)
 	}
-	if _, _, code := l.psc("", nil, "vm.power", "db-01"); code != ExitUsage {
+	if _, _, code := l.psc("", nil, "vm.power", "db-01"); code != api.ExitUsage {
 		t.Errorf("no action: exit %d", code)
 	}
 	out := l.ok("vm.power", "-s", "web-*")
@@ -216,7 +216,7 @@ func TestVMPower(t *testing.T) {
 		})
 	}
 	// A powered-off VM cannot be rebooted: vcenter says so.
-	if _, errOut, code := l.psc("", nil, "vm.power", "-r", "web-01"); code != ExitConflict || !strings.Contains(errOut, "poweredOff") {
+	if _, errOut, code := l.psc("", nil, "vm.power", "-r", "web-01"); code != api.ExitConflict || !strings.Contains(errOut, "poweredOff") {
 		t.Errorf("reboot of a powered-off VM: exit %d, %q", code, errOut)
 	}
 	if out := l.ok("vm.power", "-on", "web-01"); out != "Powering on /dc1/vm/web-01... OK (host esx-01)\n" {
@@ -240,8 +240,8 @@ func TestVMPower(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("events of web-01 = %q, want %q", got, want)
 	}
-	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "nope"); code != ExitNotFound {
-		t.Errorf("missing VM: exit %d, want %d (%s)", code, ExitNotFound, errOut)
+	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "nope"); code != api.ExitNotFound {
+		t.Errorf("missing VM: exit %d, want %d (%s)", code, api.ExitNotFound, errOut)
 	}
 }
 
@@ -264,13 +264,13 @@ func TestVMChangeAndDestroy(t *testing.T) {
 		t.Errorf("dev memory = %+v, want 1024 MB reserved by web-01", pi.Mem)
 	}
 	// A reservation above the VM's size is a mistake vcenter points out.
-	if _, errOut, code := l.psc("", nil, "vm.change", "-mem.reservation", "8192", "web-01"); code != ExitUsage || !strings.Contains(errOut, "above the VM's memory size") {
+	if _, errOut, code := l.psc("", nil, "vm.change", "-mem.reservation", "8192", "web-01"); code != api.ExitUsage || !strings.Contains(errOut, "above the VM's memory size") {
 		t.Errorf("reservation above the VM's memory: exit %d, %q", code, errOut)
 	}
 	// Growing it beyond what its host (64 GB, 1 GB reserved) has left is
 	// refused and changes nothing.
 	_, errOut, code := l.psc("", nil, "vm.change", "-m", "100000", "-mem.reservation", "66000", "web-01")
-	if code != ExitInsufficient || !strings.Contains(errOut, "esx-01") {
+	if code != api.ExitInsufficient || !strings.Contains(errOut, "esx-01") {
 		t.Errorf("reservation over the host's memory: exit %d, %q", code, errOut)
 	}
 	if s := vmSpec(l.get("/dc1/vm/web-01")); s.MemoryMB != 4096 || s.Mem.Reservation != 1024 {
@@ -290,7 +290,7 @@ func TestVMChangeAndDestroy(t *testing.T) {
 	if got := eventTypes(l.events("/dc1/vm/web-01")); !slices.Equal(got, wantEvents) {
 		t.Errorf("events of web-01 = %q, want %q", got, wantEvents)
 	}
-	if _, _, code := l.psc("", nil, "vm.destroy", "web-01"); code != ExitNotFound {
+	if _, _, code := l.psc("", nil, "vm.destroy", "web-01"); code != api.ExitNotFound {
 		t.Errorf("destroying it again: exit %d", code)
 	}
 }
@@ -306,7 +306,7 @@ func TestClusterAndHostVerbs(t *testing.T) {
 	if !cs.DRS.Enabled || cs.DRS.Mode != "manual" || !cs.HA.Enabled || cs.HA.AdmissionControlEnabled {
 		t.Errorf("cluster spec = %+v", cs)
 	}
-	if _, _, code := l.psc("", nil, "cluster.change", "-drs-mode", "auto", "c1"); code != ExitUsage {
+	if _, _, code := l.psc("", nil, "cluster.change", "-drs-mode", "auto", "c1"); code != api.ExitUsage {
 		t.Errorf("bad -drs-mode: exit %d", code)
 	}
 	out := l.ok("cluster.rule.create", "-name", "pin", "-enable", "-mandatory", "-vm-host", "-host", "esx-01,esx-02", "-affine=false", "db-01")
@@ -325,10 +325,10 @@ func TestClusterAndHostVerbs(t *testing.T) {
 	if out := l.ok("cluster.rule.ls"); !strings.Contains(out, "pin    vm-host (not on)   true      true        db-01   esx-01,esx-02\n") {
 		t.Errorf("cluster.rule.ls:\n%s", out)
 	}
-	if _, _, code := l.psc("", nil, "cluster.rule.create", "-name", "pin", "-vm-host", "-host", "esx-01", "db-01"); code != ExitConflict {
-		t.Errorf("duplicate rule: exit %d, want %d", code, ExitConflict)
+	if _, _, code := l.psc("", nil, "cluster.rule.create", "-name", "pin", "-vm-host", "-host", "esx-01", "db-01"); code != api.ExitConflict {
+		t.Errorf("duplicate rule: exit %d, want %d", code, api.ExitConflict)
 	}
-	if _, _, code := l.psc("", nil, "cluster.rule.create", "-name", "x", "-affinity", "-anti-affinity", "web-01", "web-02"); code != ExitUsage {
+	if _, _, code := l.psc("", nil, "cluster.rule.create", "-name", "x", "-affinity", "-anti-affinity", "web-01", "web-02"); code != api.ExitUsage {
 		t.Errorf("two rule kinds: exit %d", code)
 	}
 	out, errOut, code := l.psc("", nil, "host.maintenance.enter", "esx-01")
@@ -344,7 +344,7 @@ func TestClusterAndHostVerbs(t *testing.T) {
 		t.Error("host.info does not show esx-01 in maintenance")
 	}
 	// Nothing new lands on a host in maintenance.
-	if _, errOut, code := l.psc("", nil, "vm.create", "-host", "esx-01", "web-07"); code != ExitInsufficient {
+	if _, errOut, code := l.psc("", nil, "vm.create", "-host", "esx-01", "web-07"); code != api.ExitInsufficient {
 		t.Errorf("power-on pinned to a host in maintenance: exit %d, %q", code, errOut)
 	}
 	if out := l.ok("host.maintenance.exit", "esx-01"); out != "Exiting maintenance mode on /dc1/host/c1/esx-01... OK\n" {
@@ -364,20 +364,20 @@ func TestExitCodes(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"ls"}, map[string]string{"PSC_TOKEN": ""}, ExitUnauthorized, "DIR/admin.token"},
-		{[]string{"ls"}, map[string]string{"PSC_TOKEN": "not-the-admin-token-0123456789"}, ExitUnauthorized, "bearer token"},
-		{[]string{"ls"}, map[string]string{"PSC_URL": "http://127.0.0.1:1"}, ExitUnavailable, "cannot reach vcenter"},
-		{[]string{"nosuchverb"}, nil, ExitUsage, `unknown command "nosuchverb"`},
-		{[]string{"ls", "-bogus"}, nil, ExitUsage, "unknown flag: --bogus"},
-		{[]string{"pool.info"}, nil, ExitUsage, "at least one POOL"},
-		{[]string{"pool.info", "nope"}, nil, ExitNotFound, `"/dc1/host/c1/Resources/nope"`},
-		{[]string{"pool.create", "dev"}, nil, ExitConflict, "already exists"},
-		{[]string{"pool.create", "-cpu.limit", "5", "-cpu.reservation", "10", "x"}, nil, ExitUsage, "cpu.limit 5 is below cpu.reservation 10"},
-		{[]string{"pool.create", "-cpu.shares", "lots", "x"}, nil, ExitUsage, "-cpu.shares"},
-		{[]string{"pool.create", "nope/x"}, nil, ExitUsage, "parent pool"},
-		{[]string{"pool.destroy", "Resources"}, nil, ExitUsage, "root pool"},
-		{[]string{"pool.destroy", "dev"}, nil, ExitConflict, "child pool"},
-		{[]string{"ls", "-t", "zz"}, nil, ExitUsage, "unknown type"},
+		{[]string{"ls"}, map[string]string{"PSC_TOKEN": ""}, api.ExitUnauthorized, "DIR/admin.token"},
+		{[]string{"ls"}, map[string]string{"PSC_TOKEN": "not-the-admin-token-0123456789"}, api.ExitUnauthorized, "bearer token"},
+		{[]string{"ls"}, map[string]string{"PSC_URL": "http://127.0.0.1:1"}, api.ExitUnavailable, "cannot reach vcenter"},
+		{[]string{"nosuchverb"}, nil, api.ExitUsage, `unknown command "nosuchverb"`},
+		{[]string{"ls", "-bogus"}, nil, api.ExitUsage, "unknown flag: --bogus"},
+		{[]string{"pool.info"}, nil, api.ExitUsage, "at least one POOL"},
+		{[]string{"pool.info", "nope"}, nil, api.ExitNotFound, `"/dc1/host/c1/Resources/nope"`},
+		{[]string{"pool.create", "dev"}, nil, api.ExitConflict, "already exists"},
+		{[]string{"pool.create", "-cpu.limit", "5", "-cpu.reservation", "10", "x"}, nil, api.ExitUsage, "cpu.limit 5 is below cpu.reservation 10"},
+		{[]string{"pool.create", "-cpu.shares", "lots", "x"}, nil, api.ExitUsage, "-cpu.shares"},
+		{[]string{"pool.create", "nope/x"}, nil, api.ExitUsage, "parent pool"},
+		{[]string{"pool.destroy", "Resources"}, nil, api.ExitUsage, "root pool"},
+		{[]string{"pool.destroy", "dev"}, nil, api.ExitConflict, "child pool"},
+		{[]string{"ls", "-t", "zz"}, nil, api.ExitUsage, "unknown type"},
 	}
 	for _, tt := range tests {
 		_, errOut, code := l.psc("", tt.env, tt.args...)
@@ -387,11 +387,14 @@ func TestExitCodes(t *testing.T) {
 	}
 	for err, code := range map[error]int{
 		api.ErrInvalid: 2, api.ErrNotFound: 3, api.ErrConflict: 4, api.ErrQuotaExceeded: 5,
-		api.ErrInsufficientResources: 5, api.ErrUnavailable: 6, api.ErrUnauthorized: 7, errors.New("x"): 1,
+		api.ErrInsufficientResources: 5, api.ErrUnavailable: 6, api.ErrGone: 6, api.ErrUnauthorized: 7, errors.New("x"): 1,
 	} {
 		if got := ExitCode(fmt.Errorf("wrapped: %w", err)); got != code {
 			t.Errorf("ExitCode(%v) = %d, want %d", err, got, code)
 		}
+	}
+	if got := ExitCode(nil); got != api.ExitOK {
+		t.Errorf("ExitCode(nil) = %d", got)
 	}
 }
 
@@ -476,12 +479,12 @@ func TestApplyAndDelete(t *testing.T) {
 	if l.exists(labRoot+"/team") || l.exists("/dc1/vm/api-01") {
 		t.Error("pool or VM still there")
 	}
-	if _, errOut, code := l.psc("kind: Bogus\n", nil, "apply", "-f", "-"); code != ExitUsage {
+	if _, errOut, code := l.psc("kind: Bogus\n", nil, "apply", "-f", "-"); code != api.ExitUsage {
 		t.Errorf("bad manifest: exit %d: %s", code, errOut)
 	}
 	// Deleting what is gone says so.
 	out, _, code = l.psc(devManifest, nil, "delete", "-f", "-")
-	if code != ExitNotFound || !strings.Contains(out, "virtualmachine /dc1/vm/api-01 not found") {
+	if code != api.ExitNotFound || !strings.Contains(out, "virtualmachine /dc1/vm/api-01 not found") {
 		t.Errorf("second delete: exit %d:\n%s", code, out)
 	}
 }
@@ -588,7 +591,7 @@ func TestClusterRuleEnforced(t *testing.T) {
 	// The mandatory rule keeps db-01 off esx-01 and esx-02, the only
 	// connected hosts: vcenter's placement refuses the power-on, naming the rule.
 	_, errOut, code := l.psc("", nil, "vm.power", "-on", "db-01")
-	if code != ExitInsufficient || !strings.Contains(errOut, "pin") {
+	if code != api.ExitInsufficient || !strings.Contains(errOut, "pin") {
 		t.Errorf("power-on against a mandatory rule: exit %d, %q", code, errOut)
 	}
 	if vmSpec(l.get("/dc1/vm/db-01")).PowerState != api.PoweredOff {

@@ -121,37 +121,16 @@ func Run(ctx context.Context, env *Env, getenv func(string) string, args []strin
 	return ExitCode(err)
 }
 
-// Exit codes, one per sentinel (docs/cli.md lists them).
-const (
-	ExitOK           = 0
-	ExitError        = 1
-	ExitUsage        = 2
-	ExitNotFound     = 3
-	ExitConflict     = 4
-	ExitInsufficient = 5 // quota exceeded or insufficient resources
-	ExitUnavailable  = 6
-	ExitUnauthorized = 7
-)
-
-// ExitCode maps an error onto psc's exit codes by the sentinel it wraps.
+// ExitCode maps an error onto psc's exit codes (api.ExitOK...) by the
+// sentinel it wraps (api.Sentinels); one that wraps none exits api.ExitError.
 func ExitCode(err error) int {
-	switch {
-	case err == nil:
-		return ExitOK
-	case errors.Is(err, api.ErrInvalid):
-		return ExitUsage
-	case errors.Is(err, api.ErrNotFound):
-		return ExitNotFound
-	case errors.Is(err, api.ErrConflict):
-		return ExitConflict
-	case errors.Is(err, api.ErrQuotaExceeded), errors.Is(err, api.ErrInsufficientResources):
-		return ExitInsufficient
-	case errors.Is(err, api.ErrUnavailable), errors.Is(err, client.ErrGone):
-		return ExitUnavailable
-	case errors.Is(err, api.ErrUnauthorized):
-		return ExitUnauthorized
+	if err == nil {
+		return api.ExitOK
 	}
-	return ExitError
+	if s, ok := api.FindSentinel(err); ok {
+		return s.ExitCode
+	}
+	return api.ExitError
 }
 
 // cliError is a message of psc's own that still matches a sentinel (and so

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,28 +62,9 @@ func (o ListOptions) values() url.Values {
 	return v
 }
 
-var reasons = map[string]error{
-	"NotFound":              api.ErrNotFound,
-	"Conflict":              api.ErrConflict,
-	"Invalid":               api.ErrInvalid,
-	"QuotaExceeded":         api.ErrQuotaExceeded,
-	"InsufficientResources": api.ErrInsufficientResources,
-	"Unavailable":           api.ErrUnavailable,
-	"Unauthorized":          api.ErrUnauthorized,
-	"Gone":                  ErrGone,
-}
-
-// sentinelOf maps an answer's reason back to its sentinel; an unknown one
-// counts as vcenter being unavailable.
-func sentinelOf(reason string) error {
-	if s := reasons[reason]; s != nil {
-		return s
-	}
-	return api.ErrUnavailable
-}
-
-// ErrGone is a watch asked to resume from a compacted revision: re-list and watch again.
-var ErrGone = errors.New("gone")
+// ErrGone is api.ErrGone: a watch asked to resume from a compacted revision;
+// re-list and watch again.
+var ErrGone = api.ErrGone
 
 // remoteError keeps vcenter's message verbatim while matching the sentinel.
 type remoteError struct {
@@ -153,7 +133,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if !ok {
 		eb.Error = method + " " + path + ": " + eb.Error
 	}
-	return nil, &remoteError{msg: eb.Error, sentinel: sentinelOf(eb.Reason)}
+	return nil, &remoteError{msg: eb.Error, sentinel: api.ErrorForReason(eb.Reason)}
 }
 
 // About reports vcenter's identity and store revision.
@@ -266,7 +246,7 @@ func (c *Client) Watch(ctx context.Context, opts ListOptions, from uint64) (<-ch
 			if ev.Type == "ERROR" {
 				var eb api.ErrorBody
 				_ = json.Unmarshal(ev.Object.Status, &eb)
-				werr = &remoteError{msg: eb.Error, sentinel: sentinelOf(eb.Reason)}
+				werr = &remoteError{msg: eb.Error, sentinel: api.ErrorForReason(eb.Reason)}
 				return
 			}
 			select {

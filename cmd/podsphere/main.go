@@ -24,7 +24,7 @@ import (
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
-	"github.com/podsphere/podsphere/vcenter/membership"
+	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/server"
 )
 
@@ -92,7 +92,7 @@ func hostCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = log.New(os.Stderr, "host "+cfg.Name+": ", log.LstdFlags)
-			cfg.Timings = membership.DefaultTimings()
+			cfg.Timings = gossip.DefaultTimings()
 			if status > 0 {
 				cfg.Timings.StatusInterval = status
 			}

@@ -22,7 +22,7 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
 	"github.com/podsphere/podsphere/host/runtime"
-	"github.com/podsphere/podsphere/vcenter/membership"
+	"github.com/podsphere/podsphere/internal/gossip"
 )
 
 // Config is one host agent's configuration.
@@ -44,8 +44,8 @@ type Config struct {
 	// CPUMHz and MemMB override the capacity the runtime reports (0 = ask the runtime).
 	CPUMHz, MemMB int64
 
-	Timings membership.Timings // zero value = membership.DefaultTimings()
-	Logger  *log.Logger        // nil = stderr
+	Timings gossip.Timings // zero value = gossip.DefaultTimings()
+	Logger  *log.Logger    // nil = stderr
 }
 
 // Agent runs one host. Make it with New, run it with Run.
@@ -90,15 +90,15 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.GossipBind == "" {
 		cfg.GossipBind = "0.0.0.0:7946"
 	}
-	if cfg.Timings == (membership.Timings{}) {
-		cfg.Timings = membership.DefaultTimings()
+	if cfg.Timings == (gossip.Timings{}) {
+		cfg.Timings = gossip.DefaultTimings()
 	}
 	if err := cfg.Timings.ValidateAgent(); err != nil {
 		return bad("Timings", err.Error())
 	}
 	host := cfg.Cluster + "/" + cfg.Name
 	// Checked early: a bad bind address would otherwise fail only in Run.
-	if _, err := membership.MemberlistConfig(host, cfg.GossipBind, membership.GossipKey(cfg.JoinToken), cfg.Timings); err != nil {
+	if _, err := gossip.MemberlistConfig(host, cfg.GossipBind, gossip.GossipKey(cfg.JoinToken), cfg.Timings); err != nil {
 		return bad("GossipBind", err.Error())
 	}
 	if cfg.Logger == nil {
@@ -148,12 +148,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// Gossip first, to tell vcenter the address; joining the cluster waits for the join reply.
-	mc, err := membership.MemberlistConfig(a.host, a.cfg.GossipBind, membership.GossipKey(a.cfg.JoinToken), t)
+	mc, err := gossip.MemberlistConfig(a.host, a.cfg.GossipBind, gossip.GossipKey(a.cfg.JoinToken), t)
 	if err != nil {
 		return err
 	}
 	mc.LogOutput = nil
-	mc.Logger = membership.Logger(a.log)
+	mc.Logger = gossip.Logger(a.log)
 	list, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("host %s: start gossip on %s: %w", a.host, a.cfg.GossipBind, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/membership"
 )
 
@@ -222,8 +223,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func fastTimings() membership.Timings {
-	t := membership.DefaultTimings()
+func fastTimings() gossip.Timings {
+	t := gossip.DefaultTimings()
 	t.StatusInterval = 100 * time.Millisecond
 	t.RejoinInterval = 100 * time.Millisecond
 	t.RetryMin = 10 * time.Millisecond

@@ -45,27 +45,14 @@ func (a *Agent) apiHandler() http.Handler {
 	return mux
 }
 
+// writeAPIError answers err as vcenter does: the status and reason of the
+// sentinel it wraps (api.Sentinels) and its message without the sentinel's
+// name (api.Message).
 func writeAPIError(w http.ResponseWriter, err error) {
-	code, reason := http.StatusServiceUnavailable, "Unavailable"
-	switch {
-	case errors.Is(err, api.ErrUnauthorized):
-		code, reason = http.StatusUnauthorized, "Unauthorized"
-	case errors.Is(err, api.ErrNotFound):
-		code, reason = http.StatusNotFound, "NotFound"
-	case errors.Is(err, api.ErrInvalid):
-		code, reason = http.StatusBadRequest, "Invalid"
-	case errors.Is(err, api.ErrConflict):
-		code, reason = http.StatusConflict, "Conflict"
-	}
-	msg := err.Error()
-	for _, s := range []error{api.ErrUnauthorized, api.ErrNotFound, api.ErrInvalid, api.ErrConflict, api.ErrUnavailable} {
-		if errors.Is(err, s) {
-			msg = strings.TrimSuffix(msg, ": "+s.Error())
-		}
-	}
+	s := api.SentinelOf(err)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: msg, Reason: reason})
+	w.WriteHeader(s.HTTPStatus)
+	_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: api.Message(err), Reason: s.Reason})
 }
 
 func vmParam(r *http.Request) (string, error) {

@@ -76,26 +76,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// statusOf maps a sentinel to its HTTP status and reason.
+// statusOf maps a sentinel to its HTTP status and reason (api.Sentinels).
 func statusOf(err error) (int, string) {
-	switch {
-	case errors.Is(err, api.ErrUnauthorized):
-		return http.StatusUnauthorized, "Unauthorized"
-	case errors.Is(err, api.ErrNotFound):
-		return http.StatusNotFound, "NotFound"
-	case errors.Is(err, store.ErrCompacted):
-		return http.StatusGone, "Gone"
-	case errors.Is(err, api.ErrConflict):
-		return http.StatusConflict, "Conflict"
-	case errors.Is(err, api.ErrInvalid):
-		return http.StatusBadRequest, "Invalid"
-	case errors.Is(err, api.ErrQuotaExceeded):
-		return http.StatusForbidden, "QuotaExceeded"
-	case errors.Is(err, api.ErrInsufficientResources):
-		return http.StatusConflict, "InsufficientResources"
-	default:
-		return http.StatusServiceUnavailable, "Unavailable"
-	}
+	s := api.SentinelOf(err)
+	return s.HTTPStatus, s.Reason
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -103,27 +87,9 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, code, api.ErrorBody{Error: trimSentinel(err), Reason: reason})
 }
 
-// trimSentinel drops the trailing ": invalid" style suffix that %w
-// wrapping leaves, so users read the message rather than the sentinel's name
-// repeated. "not found" stays: it is the message.
-func trimSentinel(err error) string {
-	msg := err.Error()
-	for _, s := range []error{api.ErrConflict, api.ErrInvalid, api.ErrInsufficientResources, api.ErrUnavailable, api.ErrUnauthorized} {
-		if errors.Is(err, s) {
-			if m, ok := cutSuffix(msg, ": "+s.Error()); ok {
-				return m
-			}
-		}
-	}
-	return msg
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
-}
+// trimSentinel is err's message without the sentinel's name repeated at
+// its end (api.Message).
+func trimSentinel(err error) string { return api.Message(err) }
 
 // readJSON decodes a bounded body strictly into v.
 func readJSON(r *http.Request, v any) error {

@@ -67,8 +67,19 @@ func logKey(rev uint64) []byte {
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 // ErrCompacted is wrapped by Watch when the requested revision is older than
-// the oldest change the log still holds.
-var ErrCompacted = errors.New("revision compacted")
+// the oldest change the log still holds. It is an api.ErrGone, so the API
+// answers 410 Gone.
+var ErrCompacted error = &sentinelError{msg: "revision compacted", sentinel: api.ErrGone}
+
+// sentinelError is a store error of its own that also matches an api sentinel,
+// without the sentinel's text in its message.
+type sentinelError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.sentinel }
 
 // ErrFellBehind is wrapped by Watcher.Err when the watcher's consumer fell
 // more than Options.WatchBacklog events behind and was closed.

@@ -122,8 +122,8 @@ func TestWatchCompacted(t *testing.T) {
 	}
 	_, err := s.Watch(t.Context(), Query{}, 5)
 	want := "revision 5 has been compacted; the oldest retained is 21: re-list and watch again"
-	if !errors.Is(err, ErrCompacted) || !strings.Contains(err.Error(), want) {
-		t.Fatalf("err = %v; want %q", err, want)
+	if !errors.Is(err, ErrCompacted) || !errors.Is(err, api.ErrGone) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v; want %q wrapping ErrCompacted and api.ErrGone", err, want)
 	}
 	// The oldest retained one can still be resumed from just before it.
 	w, err := s.Watch(t.Context(), Query{}, 20)
