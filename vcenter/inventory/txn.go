@@ -116,21 +116,4 @@ func Refusal(err error) bool {
 }
 
 // Message is err as users read it, without the trailing sentinel name.
-func Message(err error) string {
-	msg := err.Error()
-	for _, s := range []error{api.ErrConflict, api.ErrInvalid, api.ErrInsufficientResources, api.ErrUnavailable, api.ErrUnauthorized} {
-		if errors.Is(err, s) {
-			if m, ok := cutSuffix(msg, ": "+s.Error()); ok {
-				return m
-			}
-		}
-	}
-	return msg
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
-}
+func Message(err error) string { return api.Message(err) }

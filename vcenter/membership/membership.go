@@ -21,22 +21,6 @@ import (
 	"github.com/podsphere/podsphere/internal/gossip"
 )
 
-// The gossip settings as vcenter/server names them; they live in
-// internal/gossip, which host agents import too. New code uses gossip's
-// names.
-type Timings = gossip.Timings
-
-// DefaultTimings is gossip.DefaultTimings.
-func DefaultTimings() Timings { return gossip.DefaultTimings() }
-
-// MemberlistConfig is gossip.MemberlistConfig.
-func MemberlistConfig(name, bind string, key []byte, t Timings) (*memberlist.Config, error) {
-	return gossip.MemberlistConfig(name, bind, key, t)
-}
-
-// GossipKey is gossip.GossipKey.
-func GossipKey(joinToken string) []byte { return gossip.GossipKey(joinToken) }
-
 // Handler hears about hosts. name is the host's inventory path (its gossip
 // node name), addr its gossip address host:port. Calls for one host arrive in
 // the order memberlist saw them, never concurrently for that host, and never

@@ -107,16 +107,11 @@ func (s *Server) relay(ctx context.Context, g guestTarget, method, path string, 
 
 // reasonErr maps an ErrorBody reason back to its sentinel.
 func reasonErr(reason string) error {
-	switch reason {
-	case "NotFound":
-		return api.ErrNotFound
-	case "Conflict":
-		return api.ErrConflict
-	case "Invalid":
-		return api.ErrInvalid
+	if reason == "Unauthorized" {
+		// The agent refused vcenter's join token, which is not the caller's doing.
+		return api.ErrUnavailable
 	}
-	// Unauthorized too: the agent refused vcenter's join token, which is not the caller's doing.
-	return api.ErrUnavailable
+	return api.ErrorForReason(reason)
 }
 
 // handleVMLogs relays GET /api/v1/vm/logs?path=&container=&follow= to the VM's host.

@@ -14,13 +14,13 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/agent"
 	"github.com/podsphere/podsphere/host/sim"
-	"github.com/podsphere/podsphere/vcenter/membership"
+	"github.com/podsphere/podsphere/internal/gossip"
 )
 
 // testTimings are membership's defaults (the gossip figures docs/membership.md
 // documents) with the agent's own loops and backoff shortened.
-func testTimings() membership.Timings {
-	t := membership.DefaultTimings()
+func testTimings() gossip.Timings {
+	t := gossip.DefaultTimings()
 	t.StatusInterval = 200 * time.Millisecond
 	t.RejoinInterval = 200 * time.Millisecond
 	t.RetryMin = 10 * time.Millisecond
@@ -224,7 +224,7 @@ func TestMembership(t *testing.T) {
 		CPUCapacity: 8000, MemCapacity: 16384, Address: "127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
-	mc, err := membership.MemberlistConfig(cluster+"/"+crashName, "127.0.0.1:0", membership.GossipKey(e.s.JoinToken()), tm)
+	mc, err := gossip.MemberlistConfig(cluster+"/"+crashName, "127.0.0.1:0", gossip.GossipKey(e.s.JoinToken()), tm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/membership"
 	"github.com/podsphere/podsphere/vcenter/store"
@@ -34,7 +35,7 @@ type Config struct {
 	DataDir string
 	Listen  string // HTTP API, 127.0.0.1:8989
 	Gossip  string // memberlist bind, 127.0.0.1:7946
-	Timings membership.Timings
+	Timings gossip.Timings
 	Logger  *log.Logger
 	// Now is the clock; tests inject one. Defaults to time.Now.
 	Now func() time.Time
@@ -79,8 +80,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Timings == (membership.Timings{}) {
-		cfg.Timings = membership.DefaultTimings()
+	if cfg.Timings == (gossip.Timings{}) {
+		cfg.Timings = gossip.DefaultTimings()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %v: %w", cfg.DataDir, err, api.ErrUnavailable)
