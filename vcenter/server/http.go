@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
@@ -150,13 +151,11 @@ func query(r *http.Request) (store.Query, error) {
 	if q.Prefix == "/" {
 		q.Prefix = ""
 	}
-	if sel := v.Get("selector"); sel != "" {
-		m, err := store.ParseSelector(sel)
-		if err != nil {
-			return q, err
-		}
-		q.Labels = m
+	sel, err := labels.Parse(v.Get("selector"))
+	if err != nil {
+		return q, err
 	}
+	q.Selector = sel
 	if h := v.Get("host"); h != "" {
 		q.Filter = inventory.OnHost(h)
 	}

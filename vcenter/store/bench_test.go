@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 )
 
 // BenchmarkCreate measures durable creates (one object per Update, each
@@ -78,7 +79,7 @@ func BenchmarkList100k(b *testing.B) {
 		{"all", Query{}, total},
 		{"kind", Query{Kind: api.KindVirtualMachine}, total},
 		{"prefix", Query{Prefix: "/dc1"}, total / 4},
-		{"labels", Query{Labels: map[string]string{"app": "app3"}}, total / 10},
+		{"labels", Query{Selector: labels.MustParse("app=app3")}, total / 10},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {

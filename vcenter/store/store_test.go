@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 )
 
 func TestMain(m *testing.M) {
@@ -55,9 +56,9 @@ func newStore(t testing.TB, opt Options) (*Store, string) {
 	return s, dir
 }
 
-func vm(path, host string, labels map[string]string) *api.Object {
+func vm(path, host string, lbls map[string]string) *api.Object {
 	o := api.New(api.KindVirtualMachine, path, api.VMSpec{Host: host, NumCPU: 1, MemoryMB: 512})
-	o.Labels = labels
+	o.Labels = lbls
 	return o
 }
 
@@ -209,9 +210,13 @@ func TestQuery(t *testing.T) {
 		{"no such prefix", Query{Prefix: "/dc1/host/c"}, ""},
 		{"kind", Query{Kind: api.KindCluster}, "/dc1/host/c1 /dc1/host/c1-x /dc1/host/c10"},
 		{"kind and prefix", Query{Kind: api.KindResourcePool, Prefix: "/dc1/host/c1"}, "/dc1/host/c1/Resources /dc1/host/c1/Resources/dev"},
-		{"labels", Query{Labels: map[string]string{"app": "web"}}, "/dc1/vm/a /dc1/vm/b"},
-		{"labels all must match", Query{Labels: map[string]string{"app": "web", "tier": "db"}}, "/dc1/vm/b"},
-		{"label prefix", Query{Prefix: "/dc1", Labels: map[string]string{"app": "db"}}, ""},
+		{"labels", Query{Selector: labels.MustParse("app=web")}, "/dc1/vm/a /dc1/vm/b"},
+		{"labels all must match", Query{Selector: labels.MustParse("app=web,tier=db")}, "/dc1/vm/b"},
+		{"label prefix", Query{Prefix: "/dc1", Selector: labels.MustParse("app=db")}, ""},
+		{"label set", Query{Selector: labels.MustParse("tier in (db,fe)")}, "/dc1/vm/a /dc1/vm/b"},
+		{"label != includes unlabelled", Query{Kind: api.KindVirtualMachine, Selector: labels.MustParse("tier!=db")}, "/dc1/vm/a /dc2/vm/c"},
+		{"label does not exist", Query{Prefix: "/dc1/host/c1", Selector: labels.MustParse("!app")}, "/dc1/host/c1 /dc1/host/c1/Resources /dc1/host/c1/Resources/dev /dc1/host/c1/h1"},
+		{"label exists", Query{Selector: labels.MustParse("tier")}, "/dc1/vm/a /dc1/vm/b"},
 		{"filter", Query{Kind: api.KindVirtualMachine, Filter: onH1}, "/dc1/vm/a /dc2/vm/c"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -233,38 +238,6 @@ func TestQuery(t *testing.T) {
 	for p, want := range map[string]bool{"/dc1/host/c1": true, "/dc1/host/c1/h1": true, "/dc1/host/c10": false, "/dc1/host": false, "/dc1/host/c1-x": false} {
 		if got := q.Matches(&api.Object{Meta: api.Meta{Path: p}}); got != want {
 			t.Errorf("Matches(%s) = %v", p, got)
-		}
-	}
-}
-
-func TestParseSelector(t *testing.T) {
-	for in, want := range map[string]map[string]string{
-		"":                  nil,
-		"app=web":           {"app": "web"},
-		"app=web, tier=db ": {"app": "web", "tier": "db"},
-		"app==web":          {"app": "web"},
-		"empty=":            {"empty": ""},
-		"podsphere.io/ha=1": {"podsphere.io/ha": "1"},
-	} {
-		got, err := ParseSelector(in)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseSelector(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for in, term := range map[string]string{
-		"app":             `term "app"`,
-		"app=web,":        `term ""`,
-		"app!=web":        `term "app!=web"`,
-		"=web":            `term "=web"`,
-		"app=we b":        `term "app=we b"`,
-		"a=1,a=2":         `term "a=2"`,
-		"app=web,tier":    `term "tier"`,
-		"app=web/x":       `term "app=web/x"`,
-		"app=web,,tier=1": `term ""`,
-	} {
-		_, err := ParseSelector(in)
-		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), term) {
-			t.Errorf("ParseSelector(%q) error = %v; want ErrInvalid naming %s", in, err, term)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 )
 
 // next reads one event or fails after a timeout.
@@ -161,7 +162,7 @@ func TestWatchFilters(t *testing.T) {
 		var spec api.VMSpec
 		return o.DecodeSpec(&spec) == nil && spec.Host == "h1"
 	}}, 0)
-	web, _ := s.Watch(ctx, Query{Labels: map[string]string{"app": "web"}}, 0)
+	web, _ := s.Watch(ctx, Query{Selector: labels.MustParse("app=web")}, 0)
 
 	create(t, s,
 		api.New(api.KindHost, "/dc1/host/c1/h1", nil),          // 3
