@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -596,5 +597,92 @@ func TestClusterRuleEnforced(t *testing.T) {
 	}
 	if vmSpec(l.get("/dc1/vm/db-01")).PowerState != api.PoweredOff {
 		t.Error("db-01 was powered on against the rule")
+	}
+}
+
+// TestSelectors runs ls and find with set-based label selectors against
+// labelled VMs and pools in vcenter, which evaluates them.
+func TestSelectors(t *testing.T) {
+	t.Parallel()
+	l := labBase(t)
+	pool := api.New(api.KindResourcePool, labDev, api.PoolSpec{CPU: defaultPoolAlloc(), Mem: defaultPoolAlloc()})
+	pool.Labels = map[string]string{"team": "web"}
+	l.create(pool)
+	for name, lbls := range map[string]map[string]string{
+		"a": {"env": "prod", "tier": "web"},
+		"b": {"env": "prod", "tier": "db"},
+		"c": {"env": "qa", "tier": "web", "canary": ""},
+		"d": {"env": "dev", "tier": "web"},
+		"e": nil,
+	} {
+		o := api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot, NumCPU: 1, MemoryMB: 512,
+			CPU: vmAllocation(), Mem: vmAllocation(), PowerState: api.PoweredOff, Containers: []api.Container{{Name: "main", Image: "busybox"}}})
+		o.Labels = lbls
+		l.create(o)
+	}
+	lines := func(names ...string) string {
+		var b strings.Builder
+		for _, n := range names {
+			b.WriteString(n + "\n")
+		}
+		return b.String()
+	}
+	vms := func(names ...string) string {
+		for i, n := range names {
+			names[i] = "/dc1/vm/" + n
+		}
+		return lines(names...)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"find", "-type", "m", "-selector", "env in (prod,qa),tier!=db,!canary"}, vms("a")},
+		{[]string{"find", "-type", "m", "-selector", "env in (prod,qa)"}, vms("a", "b", "c")},
+		{[]string{"find", "-type", "m", "-selector", "!canary"}, vms("a", "b", "d", "e")},
+		{[]string{"find", "-type", "m", "-selector=tier!=db"}, vms("a", "c", "d", "e")},
+		{[]string{"find", "-type", "m", "-selector", " env notin ( prod , qa ) "}, vms("d", "e")},
+		{[]string{"find", "-type", "m", "-selector", "canary"}, vms("c")},
+		{[]string{"find", "-selector", "env==prod", "/dc1/vm"}, vms("a", "b")},
+		{[]string{"find", "-selector", "team=web"}, lines(labDev)},
+		{[]string{"find", "-selector", "env=nope"}, ""},
+		{[]string{"ls", "-selector", "env in (prod,qa),tier!=db,!canary", "/dc1/vm"}, vms("a")},
+		{[]string{"ls", "-selector", "tier!=db", "/dc1/vm"}, vms("a", "c", "d", "e")},
+		// The root pool lists its child pools and its VMs; only dev has a team.
+		{[]string{"ls", "-selector", "team", "c1/Resources"}, lines(labDev)},
+		{[]string{"ls", "-selector", "!team", "c1/Resources"}, vms("a", "b", "c", "d", "e")},
+		// Folders have no labels: !canary selects them, env=prod does not.
+		{[]string{"ls", "-selector", "!canary", "/dc1"}, lines("/dc1/host", "/dc1/vm")},
+		{[]string{"ls", "-selector", "env=prod", "/dc1"}, ""},
+	} {
+		if got := l.ok(c.args...); got != c.want {
+			t.Errorf("psc %q:\n%s\nwant:\n%s", c.args, got, c.want)
+		}
+	}
+	long := l.ok("ls", "-l", "-selector", "env in (prod,qa),!canary", "/dc1/vm")
+	if !strings.Contains(long, "/dc1/vm/a ") || !strings.Contains(long, "/dc1/vm/b ") || strings.Contains(long, "/dc1/vm/c") || !strings.Contains(long, "VirtualMachine") {
+		t.Errorf("ls -l -selector:\n%s", long)
+	}
+	var found []string
+	if err := json.Unmarshal([]byte(l.ok("find", "-json", "-selector", "env in (prod,qa),tier!=db,!canary")), &found); err != nil ||
+		!slices.Equal(found, []string{"/dc1/vm/a"}) {
+		t.Errorf("find -json -selector = %q", found)
+	}
+
+	// A bad selector is a usage error naming the term, before vcenter is asked.
+	for _, args := range [][]string{
+		{"find", "-selector", "env in (prod"},
+		{"ls", "-selector", "env in (prod,qa),tier=x/y", "/dc1/vm"},
+	} {
+		_, errOut, code := l.psc("", nil, args...)
+		if code != api.ExitUsage || !strings.Contains(errOut, "label selector") || !strings.Contains(errOut, "term ") || strings.HasSuffix(strings.TrimSpace(errOut), ": invalid") {
+			t.Errorf("psc %q: exit %d, %q; want a usage error naming the term", args, code, errOut)
+		}
+	}
+	// A label value with '/' could never be selected, so it is refused.
+	manifest := "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: f, labels: {app: web/x}}\nspec: {pool: Resources}\n"
+	if _, errOut, code := l.psc(manifest, nil, "apply", "-f", "-"); code != api.ExitUsage || !strings.Contains(errOut, `label "app"="web/x"`) ||
+		!strings.Contains(errOut, "'/' is only allowed in keys") || l.exists("/dc1/vm/f") {
+		t.Errorf("apply of a label value with '/': exit %d, %q", code, errOut)
 	}
 }

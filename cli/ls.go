@@ -12,12 +12,13 @@ import (
 	"github.com/podsphere/podsphere/api"
 )
 
-// lsOptions runs `psc ls [-l] [-t TYPE] [PATH...]`.
+// lsOptions runs `psc ls [-l] [-t TYPE] [-selector SEL] [PATH...]`.
 type lsOptions struct {
 	env   *Env
 	long  bool
 	typ   string
 	kind  string
+	sel   selectorFlag
 	paths []string
 }
 
@@ -29,11 +30,13 @@ func newLsCommand(env *Env) *cobra.Command {
 		Example: `  psc ls
   psc ls -l /dc1/host/c1
   psc ls -t m
-  psc ls '*/Resources/*'`,
+  psc ls '*/Resources/*'
+  psc ls -selector 'env in (prod,qa),!canary' /dc1/vm`,
 		RunE: runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.long, "l", "l", false, "long listing: kind and key figures")
 	cmd.Flags().StringVarP(&o.typ, "t", "t", "", "only objects of this type (d c h p m f, or datacenter cluster host pool vm folder)")
+	o.sel.register(cmd)
 	return cmd
 }
 
@@ -43,8 +46,10 @@ func (o *lsOptions) Complete(_ *cobra.Command, args []string) error {
 }
 
 func (o *lsOptions) Validate() (err error) {
-	o.kind, err = parseType(o.typ)
-	return err
+	if o.kind, err = parseType(o.typ); err != nil {
+		return err
+	}
+	return o.sel.parse()
 }
 
 func (o *lsOptions) Run(ctx context.Context) error {
@@ -98,6 +103,9 @@ func (o *lsOptions) Run(ctx context.Context) error {
 			}
 		}
 		listed = keep
+	}
+	if listed, err = o.sel.keep(ctx, r.API, listed); err != nil {
+		return err
 	}
 	if o.env.JSON {
 		if listed == nil {
@@ -175,27 +183,30 @@ func hostState(o *api.Object) string {
 	return st.State
 }
 
-// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN]`.
+// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN] [-selector SEL]`.
 type findOptions struct {
 	env  *Env
 	typ  string
 	kind string
 	name string
+	sel  selectorFlag
 	root string
 }
 
 func newFindCommand(env *Env) *cobra.Command {
 	o := &findOptions{env: env}
 	cmd := &cobra.Command{
-		Use:   "find [ROOT] [-type T] [-name PATTERN]",
-		Short: "Find inventory objects below ROOT (default /) by type and name",
+		Use:   "find [ROOT] [-type T] [-name PATTERN] [-selector SEL]",
+		Short: "Find inventory objects below ROOT (default /) by type, name and labels",
 		Example: `  psc find -type m -name 'web-*'
-  psc find /dc1/host/c1 -type p`,
+  psc find /dc1/host/c1 -type p
+  psc find -type m -selector 'env in (prod,qa),tier!=db'`,
 		Args: maxArgs(1, "one ROOT"),
 		RunE: runE(o),
 	}
 	cmd.Flags().StringVar(&o.typ, "type", "", "object type (d c h p m f)")
 	cmd.Flags().StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
+	o.sel.register(cmd)
 	return cmd
 }
 
@@ -210,8 +221,10 @@ func (o *findOptions) Validate() (err error) {
 	if _, err := path.Match(o.name, ""); err != nil {
 		return usagef("bad -name pattern %q: %v", o.name, err)
 	}
-	o.kind, err = parseType(o.typ)
-	return err
+	if o.kind, err = parseType(o.typ); err != nil {
+		return err
+	}
+	return o.sel.parse()
 }
 
 func (o *findOptions) Run(ctx context.Context) error {
@@ -230,11 +243,18 @@ func (o *findOptions) Run(ctx context.Context) error {
 	if _, err := inv.lookup(root); err != nil {
 		return err
 	}
-	var paths []string
+	var found []*api.Object
 	for _, obj := range inv.objects(o.kind, root) {
 		if ok, _ := path.Match(o.name, obj.Name()); ok {
-			paths = append(paths, obj.Path)
+			found = append(found, obj)
 		}
+	}
+	if found, err = o.sel.keep(ctx, r.API, found); err != nil {
+		return err
+	}
+	var paths []string
+	for _, obj := range found {
+		paths = append(paths, obj.Path)
 	}
 	if o.env.JSON {
 		if paths == nil {
