@@ -34,10 +34,14 @@ type Meta struct {
 	// Owner is the inventory path of the workload that made and keeps this
 	// object (a ReplicaSet for its VMs, a Deployment for its sets); "" for
 	// objects admins own. Deleting the owner deletes what it owns.
-	Owner           string    `json:"owner,omitempty"`
-	ResourceVersion uint64    `json:"resourceVersion,omitempty"`
-	Created         time.Time `json:"created,omitzero"`
-	Modified        time.Time `json:"modified,omitzero"`
+	Owner           string `json:"owner,omitempty"`
+	ResourceVersion uint64 `json:"resourceVersion,omitempty"`
+	// Generation counts the changes of the spec (1 at creation); status
+	// writes leave it alone, so a controller's observedGeneration says
+	// which spec its status describes.
+	Generation int64     `json:"generation,omitempty"`
+	Created    time.Time `json:"created,omitzero"`
+	Modified   time.Time `json:"modified,omitzero"`
 }
 
 // Name is the last element of the object's path.

@@ -159,6 +159,10 @@ type VMSpec struct {
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 	// Hostname is the guest's host name (default: the VM's name).
 	Hostname string `json:"hostname,omitempty"`
+	// Removing is set by the VM's owner (a replica set scaling down): the
+	// VM is powered off and removed once its host reports it off, so it is
+	// counted until it has really stopped.
+	Removing bool `json:"removing,omitempty"`
 }
 
 // Affinity holds the placement rules a VM brings with it. Required terms

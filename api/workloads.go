@@ -135,8 +135,8 @@ type MemberWait struct {
 
 // ReplicaSetStatus is what the replica-set controller observed.
 type ReplicaSetStatus struct {
-	// ObservedVersion is the resourceVersion of the spec this status describes.
-	ObservedVersion uint64 `json:"observedVersion,omitempty"`
+	// ObservedGeneration is the generation of the spec this status describes.
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Replicas counts members (any power state, not being removed).
 	Replicas int `json:"replicas"`
 	// Running counts members powered on and reported running by their host.
@@ -181,7 +181,7 @@ type Strategy struct {
 
 // DeploymentStatus is what the Deployment controller observed.
 type DeploymentStatus struct {
-	ObservedVersion     uint64       `json:"observedVersion,omitempty"`
+	ObservedGeneration  int64        `json:"observedGeneration,omitempty"`
 	Revision            int64        `json:"revision,omitempty"`
 	Replicas            int          `json:"replicas"`
 	UpdatedReplicas     int          `json:"updatedReplicas"`
@@ -202,7 +202,7 @@ type DaemonSetSpec struct {
 
 // DaemonSetStatus is what the DaemonSet controller observed.
 type DaemonSetStatus struct {
-	ObservedVersion        uint64       `json:"observedVersion,omitempty"`
+	ObservedGeneration     int64        `json:"observedGeneration,omitempty"`
 	DesiredNumberScheduled int          `json:"desiredNumberScheduled"`
 	CurrentNumberScheduled int          `json:"currentNumberScheduled"`
 	NumberReady            int          `json:"numberReady"`

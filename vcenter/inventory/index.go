@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type poolEntry struct {
 	spec     api.PoolSpec
 	children int // direct child pools
 	vms      int // VMs directly in this pool, any power state
+	sets     int // replica sets directly in this pool (quota's replicasets)
 	// Reservations and quota footprint of powered-on VMs directly in this pool.
 	onCPURes, onMemRes   int64
 	onCPUFoot, onMemFoot int64
@@ -57,7 +59,6 @@ type vmEntry struct {
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
-	owner            string // the workload that keeps this VM
 }
 
 func newIndex() *index {
@@ -75,7 +76,7 @@ func vmEntryOf(o *api.Object) vmEntry {
 	var s api.VMSpec
 	_ = json.Unmarshal(o.Spec, &s)
 	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
-		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation, owner: o.Owner}
+		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
 	e.cpuFoot, e.memFoot = admission.Footprint(s)
 	if e.on {
 		var st api.VMStatus
@@ -111,7 +112,21 @@ func (ix *index) apply(old, new *api.Object) {
 	if o == nil {
 		o = old
 	}
+	if old != nil && old.Owner != "" && (new == nil || new.Owner != old.Owner) {
+		ix.disown(old.Owner, old.Path)
+	}
+	if new != nil && new.Owner != "" && (old == nil || old.Owner != new.Owner) {
+		ix.owned[new.Owner] = append(ix.owned[new.Owner], new.Path)
+	}
 	switch o.Kind {
+	case api.KindReplicaSet:
+		if old != nil {
+			ix.pool(poolOf(old)).sets--
+			ix.dropIfUnused(poolOf(old))
+		}
+		if new != nil {
+			ix.pool(poolOf(new)).sets++
+		}
 	case api.KindVirtualMachine:
 		if old != nil {
 			ix.vmOut(old.Path)
@@ -185,19 +200,50 @@ func (ix *index) apply(old, new *api.Object) {
 	}
 }
 
+// poolOf is the pool of a workload object.
+func poolOf(o *api.Object) string {
+	var s struct {
+		Pool string `json:"pool"`
+	}
+	_ = json.Unmarshal(o.Spec, &s)
+	return s.Pool
+}
+
+func (ix *index) disown(owner, path string) {
+	list := ix.owned[owner]
+	for i, q := range list {
+		if q == path {
+			list[i] = list[len(list)-1]
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(ix.owned, owner)
+	} else {
+		ix.owned[owner] = list
+	}
+}
+
+// ownedBy lists the paths of the objects owner owns.
+func (ix *index) ownedBy(owner string) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := append([]string(nil), ix.owned[owner]...)
+	sort.Strings(out)
+	return out
+}
+
 // dropIfUnused forgets the entry of a pool that is gone once nothing is
 // counted against it any more.
 func (ix *index) dropIfUnused(p string) {
-	if e := ix.pools[p]; e != nil && !e.exists && e.vms == 0 && e.children == 0 {
+	if e := ix.pools[p]; e != nil && !e.exists && e.vms == 0 && e.sets == 0 && e.children == 0 {
 		delete(ix.pools, p)
 	}
 }
 
 func (ix *index) vmIn(path string, e vmEntry) {
 	ix.vms[path] = e
-	if e.owner != "" {
-		ix.owned[e.owner] = append(ix.owned[e.owner], path)
-	}
 	p := ix.pool(e.pool)
 	p.vms++
 	if e.on {
@@ -222,21 +268,6 @@ func (ix *index) vmOut(path string) {
 		return
 	}
 	delete(ix.vms, path)
-	if e.owner != "" {
-		list := ix.owned[e.owner]
-		for i, q := range list {
-			if q == path {
-				list[i] = list[len(list)-1]
-				list = list[:len(list)-1]
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(ix.owned, e.owner)
-		} else {
-			ix.owned[e.owner] = list
-		}
-	}
 	p := ix.pool(e.pool)
 	p.vms--
 	defer ix.dropIfUnused(e.pool)
@@ -332,6 +363,7 @@ func (ix *index) subtreeUse(p string) api.QuotaLimits {
 	for q, e := range ix.pools {
 		if q == p || strings.HasPrefix(q, p+"/") {
 			u.VMs += int64(e.vms)
+			u.ReplicaSets += int64(e.sets)
 			u.CPUMHz += e.onCPUFoot
 			u.MemMB += e.onMemFoot
 		}

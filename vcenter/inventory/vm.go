@@ -360,3 +360,59 @@ func (inv *Inventory) Power(user, path, action string) (*api.Object, error) {
 	}
 	return out, nil
 }
+
+// Retire powers off a member its owner no longer wants and marks it
+// Removing; the owner removes it once its host reports it off.
+func (inv *Inventory) Retire(user, path, why string) (*api.Object, error) {
+	var out *api.Object
+	err := inv.Update(user, func(t *Txn) error {
+		o, err := t.Get(path)
+		if err != nil {
+			return err
+		}
+		var spec api.VMSpec
+		_ = o.DecodeSpec(&spec)
+		if spec.Removing {
+			out = o
+			return nil
+		}
+		spec.Removing, spec.PowerState = true, api.PoweredOff
+		o.SetSpec(spec)
+		if out, err = t.Update(o); err != nil {
+			return err
+		}
+		return t.Event("info", "VmPoweredOffEvent", path, "%s is powered off to be removed: %s", o.Name(), why)
+	})
+	return out, err
+}
+
+// SetOwner makes owner the owner of the object at path (adoption), or
+// releases it when owner is "". rv, when not 0, must be the object's
+// current resourceVersion, so a VM whose labels just changed is not
+// adopted on stale information.
+func (inv *Inventory) SetOwner(user, path, owner string, rv uint64) (*api.Object, error) {
+	var out *api.Object
+	err := inv.Update(user, func(t *Txn) error {
+		o, err := t.Get(path)
+		if err != nil {
+			return err
+		}
+		if rv != 0 && rv != o.ResourceVersion {
+			return fmt.Errorf("%s has been modified (resourceVersion %d, expected %d): %w", path, o.ResourceVersion, rv, api.ErrConflict)
+		}
+		old := o.Owner
+		if old == owner {
+			out = o
+			return nil
+		}
+		o.Owner = owner
+		if out, err = t.Update(o); err != nil {
+			return err
+		}
+		if owner == "" {
+			return t.Event("info", "VmReleasedEvent", path, "%s is no longer a member of %s: its labels no longer match the selector", o.Name(), old)
+		}
+		return t.Event("info", "VmAdoptedEvent", path, "%s is now a member of %s: its labels match the selector", o.Name(), owner)
+	})
+	return out, err
+}

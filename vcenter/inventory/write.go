@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -48,7 +49,7 @@ func validate(o *api.Object) (api.Ref, strategy, error) {
 // Create validates, admits and writes a new object on behalf of user.
 func (inv *Inventory) Create(user string, o *api.Object) (*api.Object, error) {
 	started := inv.now()
-	o.ResourceVersion, o.UID, o.Status = 0, "", nil
+	o.ResourceVersion, o.UID, o.Status, o.Generation = 0, "", nil, 1
 	o.Created, o.Modified = time.Time{}, time.Time{}
 	ref, st, err := validate(o)
 	if err != nil {
@@ -109,10 +110,14 @@ func (inv *Inventory) Change(user string, o *api.Object) (*api.Object, error) {
 		if o.ResourceVersion != cur.ResourceVersion {
 			return fmt.Errorf("%s has been modified (resourceVersion %d, you sent %d): re-read and try again: %w", o.Path, cur.ResourceVersion, o.ResourceVersion, api.ErrConflict)
 		}
-		o.Status = cur.Status
+		o.Status, o.UID, o.Created = cur.Status, cur.UID, cur.Created
+		o.Generation = cur.Generation
 		extra, err := st.admitChange(t, ref, cur, o)
 		if err != nil {
 			return err
+		}
+		if !bytes.Equal(o.Spec, cur.Spec) {
+			o.Generation++
 		}
 		if out, err = t.Update(o); err != nil {
 			return err

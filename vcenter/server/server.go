@@ -22,6 +22,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/internal/gossip"
+	"github.com/podsphere/podsphere/vcenter/controllers"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/membership"
 	"github.com/podsphere/podsphere/vcenter/store"
@@ -62,6 +63,10 @@ type Server struct {
 	// removes a file another has just committed.
 	libMu sync.Mutex
 
+	controllers *controllers.Runner
+	ctrlStop    context.CancelFunc
+	ctrlDone    *sync.WaitGroup
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -101,6 +106,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.inv, s.store = inv, inv.Store()
+	s.controllers = controllers.New(inv, controllers.Options{Logger: cfg.Logger},
+		controllers.NewReplicaSets(inv, nil, 0))
 	s.sweepLibrary()
 	return s, nil
 }
@@ -146,6 +153,8 @@ func (s *Server) Serve() error {
 		s.member = m
 	}
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.ctrlStop, s.ctrlDone = cancel, s.controllers.Start(ctx)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -189,6 +198,10 @@ func (s *Server) Close() error {
 		}
 		if s.member != nil {
 			_ = s.member.Close()
+		}
+		if s.ctrlStop != nil {
+			s.ctrlStop()
+			s.ctrlDone.Wait()
 		}
 		s.wg.Wait()
 		s.closeErr = s.inv.Close()
