@@ -13,13 +13,14 @@ import (
 //
 //	Namespace N       ResourcePool /DC/host/CLUSTER/Resources/N, govc's default allocations
 //	ResourceQuota     the quota of its namespace's pool (MergeQuota)
-//	Pod P in N        VirtualMachine /DC/vm/P in N's pool, powered on
+//	Pod P in N        VirtualMachine /DC/vm/N/P in N's pool, powered on
 //
-// The namespace "default" is the cluster's root pool /DC/host/CLUSTER/Resources.
+// The namespace "default" is the cluster's root pool /DC/host/CLUSTER/Resources,
+// and its objects sit at the top of their folder (/DC/vm/P).
 
 // DefaultNamespace is the namespace of objects that name none; it maps to
 // the cluster's root pool.
-const DefaultNamespace = "default"
+const DefaultNamespace = api.DefaultNamespace
 
 // kubeMeta is Kubernetes ObjectMeta, as far as podsphere reads it.
 type kubeMeta struct {
@@ -76,13 +77,12 @@ type kubeResources struct {
 
 // namespacePool is the pool path of a Kubernetes namespace in the context's cluster.
 func (d *document) namespacePool(ns string) (string, *fieldError) {
-	if ns == "" || ns == DefaultNamespace {
-		return d.ctx.rootPool(), nil
+	if ns != "" && ns != DefaultNamespace {
+		if err := api.ValidName(ns); err != nil {
+			return "", &fieldError{field: "metadata.namespace", msg: apiMessage(err)}
+		}
 	}
-	if err := api.ValidName(ns); err != nil {
-		return "", &fieldError{field: "metadata.namespace", msg: apiMessage(err)}
-	}
-	return d.ctx.rootPool() + "/" + ns, nil
+	return api.NamespacePool(d.ctx.clusterPath(), ns), nil
 }
 
 func (d *document) kubeContext() *fieldError {
@@ -293,7 +293,7 @@ func (d *document) pod() ([]Item, *fieldError) {
 		s.MemoryMB = 1 // a limit of 0 would make a VM with no memory
 	}
 
-	o := api.New(api.KindVirtualMachine, "/"+d.ctx.Datacenter+"/vm/"+md.Name, s)
+	o := api.New(api.KindVirtualMachine, api.NamespacedPath(api.KindVirtualMachine, d.ctx.Datacenter, md.Namespace, md.Name), s)
 	o.Labels = md.Labels
 	return []Item{{Object: o}}, nil
 }

@@ -238,6 +238,15 @@ spec:
 			Pool: root, NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn", RestartPolicy: "Always",
 			Containers: []api.Container{{Name: "nginx", Image: "nginx"}},
 		}}}},
+		{"pod in namespace default is at the top of the vm folder", `
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default}
+spec:
+  containers: [{name: nginx, image: nginx}]`, []want{{kind: "VirtualMachine", path: "/dc1/vm/web", spec: api.VMSpec{
+			Pool: root, NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn", RestartPolicy: "Always",
+			Containers: []api.Container{{Name: "nginx", Image: "nginx"}},
+		}}}},
 		{"pod: everything, two containers, sums and sizing from limits", `
 apiVersion: v1
 kind: Pod
@@ -263,7 +272,7 @@ spec:
   - name: sidecar
     image: busybox
     resources:
-      limits: {cpu: 250m, memory: 1000M}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/web", labels: map[string]string{"app": "web", "tier": "front"}, spec: api.VMSpec{
+      limits: {cpu: 250m, memory: 1000M}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/dev/web", labels: map[string]string{"app": "web", "tier": "front"}, spec: api.VMSpec{
 			Pool: root + "/dev", NumCPU: 2, MemoryMB: 1024 + 954,
 			CPU:        alloc(500+250, 1500+250), // the sidecar's request defaults to its limit
 			Mem:        alloc(512+954, 1024+954),
@@ -286,7 +295,7 @@ spec:
     resources: {requests: {cpu: 2.5, memory: 128974848}, limits: {cpu: 3}}
   - name: b
     image: b
-    resources: {requests: {cpu: "1"}}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/w2", spec: api.VMSpec{
+    resources: {requests: {cpu: "1"}}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/dev/w2", spec: api.VMSpec{
 			Pool: root + "/dev", NumCPU: 4, MemoryMB: 123,
 			CPU: alloc(3500, -1), Mem: alloc(123, -1), PowerState: "poweredOn", RestartPolicy: "Always",
 			Containers: []api.Container{{Name: "a", Image: "a"}, {Name: "b", Image: "b"}},
@@ -436,7 +445,7 @@ func TestErrors(t *testing.T) {
 		{"path of the wrong kind", "apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {path: /dc1/vm/x}\n", ctx,
 			`document 1 (ResourcePool "/dc1/vm/x"): metadata.path: /dc1/vm/x is a VirtualMachine path, not a ResourcePool path`},
 		{"invalid path", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {path: /dc1/vms/x}\n", ctx,
-			`document 1 (VirtualMachine "/dc1/vms/x"): metadata.path: path "/dc1/vms/x": unknown folder "vms" (want host or vm)`},
+			`document 1 (VirtualMachine "/dc1/vms/x"): metadata.path: path "/dc1/vms/x": unknown folder "vms" (want host, vm, replicaset, deployment, daemonset, job or hpa)`},
 		{"root pool", "apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {path: /dc1/host/c1/Resources}\n", ctx,
 			`document 1 (ResourcePool "/dc1/host/c1/Resources"): metadata: /dc1/host/c1/Resources is the cluster's root pool, which is made with the cluster and sized by its hosts`},
 		{"path and name", "apiVersion: podsphere.io/v1\nkind: Datacenter\nmetadata: {path: /a, name: a}\n", ctx,
