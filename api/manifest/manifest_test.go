@@ -164,6 +164,32 @@ kind: VirtualMachine
 metadata: {path: /dc3/vm/db}`, ctx, []want{{kind: "VirtualMachine", path: "/dc3/vm/db", spec: api.VMSpec{
 			Pool: "/dc3/host/c1/Resources", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
 		}}}},
+		{"vm with the Pod-like fields, spelled as the api's", `
+apiVersion: podsphere.io/v1
+kind: VirtualMachine
+metadata: {path: /dc1/vm/team-a/web}
+spec:
+  pool: team-a
+  initContainers: [{name: init, image: busybox}]
+  containers:
+  - name: app
+    image: nginx
+    imagePullPolicy: Never
+    readinessProbe: {httpGet: {port: 80, path: /}}
+    runAsUser: 101
+  hostSelector: {disk: ssd}
+  affinity:
+    vmAntiAffinity: [{selector: {matchLabels: {app: web}}, weight: 50}]
+  terminationGracePeriodSeconds: 0
+  hostname: web`, ctx, []want{{kind: "VirtualMachine", path: "/dc1/vm/team-a/web", spec: api.VMSpec{
+			Pool: "/dc1/host/c1/Resources/team-a", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
+			InitContainers: []api.Container{{Name: "init", Image: "busybox"}},
+			Containers: []api.Container{{Name: "app", Image: "nginx", ImagePullPolicy: "Never", RunAsUser: i64(101),
+				ReadinessProbe: &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Int(80), Path: "/"}}}},
+			HostSelector:                  map[string]string{"disk": "ssd"},
+			Affinity:                      &api.Affinity{VMAntiAffinity: []api.VMAffinityTerm{{Selector: api.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Weight: 50}}},
+			TerminationGracePeriodSeconds: i64(0), Hostname: "web",
+		}}}},
 		{"kubernetes metadata and status are ignored", `
 apiVersion: podsphere.io/v1
 kind: Datacenter
@@ -387,10 +413,10 @@ func TestErrors(t *testing.T) {
 			`document 1 (Pod "web"): spec.containers[0].resources.limits["nvidia.com/gpu"]: not supported (cpu and memory are)`},
 		{"env valueFrom", podHead + "    env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n", ctx,
 			`document 1 (Pod "web"): spec.containers[0].env[0].valueFrom: not supported yet: set value (ConfigMaps and Secrets arrive with storage)`},
-		{"unknown container field", podHead + "    imagePullPolicy: Always\n", ctx,
-			`document 1 (Pod "web"): spec.containers[0].imagePullPolicy: unknown field (known fields: args, command, env, image, name, ports, resources, workingDir)`},
-		{"unknown pod spec field", podHead + "  nodeSelector: {disk: ssd}\n", ctx,
-			`document 1 (Pod "web"): spec.nodeSelector: unknown field (known fields: containers, restartPolicy)`},
+		{"unknown container field", podHead + "    lifecycle: {preStop: {exec: {command: [x]}}}\n", ctx,
+			`document 1 (Pod "web"): spec.containers[0].lifecycle: unknown field (known fields: args, command, env, image, imagePullPolicy, livenessProbe, name, ports, readinessProbe, resources, securityContext, startupProbe, workingDir)`},
+		{"unknown pod spec field", podHead + "  tolerations: [{key: k, operator: Exists}]\n", ctx,
+			`document 1 (Pod "web"): spec.tolerations: unknown field (known fields: affinity, containers, hostname, initContainers, nodeName, nodeSelector, restartPolicy, securityContext, terminationGracePeriodSeconds)`},
 		{"unknown top-level field", "apiVersion: v1\nkind: Namespace\nmetdata: {name: a}\n", ctx,
 			`document 1 (Namespace): metdata: unknown field (known fields: apiVersion, kind, metadata, spec)`},
 		{"metadata fields that change meaning are not ignored", "apiVersion: v1\nkind: Namespace\nmetadata: {generateName: a-}\n", ctx,
@@ -472,6 +498,12 @@ func TestErrors(t *testing.T) {
 			`document 1 (VirtualMachine "v"): spec.powerState: want a string, got true`},
 		{"bad restart priority", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {ha: {restartPriority: urgent}}\n", ctx,
 			`document 1 (VirtualMachine "v"): spec.ha.restartPriority: "urgent" is not one of disabled, lowest, low, medium, high, highest`},
+		{"vm affinity weight", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {affinity: {vmAffinity: [{selector: {matchLabels: {a: b}}}]}}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.affinity.vmAffinity[0].weight: 0 is not a weight from 1 to 100`},
+		{"vm host selector operator", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {affinity: {hostRequired: [{matchExpressions: [{key: a, operator: Lt, values: ['1']}]}]}}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.affinity.hostRequired[0].matchExpressions[0].operator: "Lt" is not supported (In, NotIn, Exists, DoesNotExist are)`},
+		{"vm init container probe", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {initContainers: [{name: i, image: i, livenessProbe: {exec: {command: [x]}}}]}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.initContainers[0]: init containers run to completion and take no probes (as in Kubernetes)`},
 		{"pod without containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {}\n", ctx,
 			`document 1 (Pod "p"): spec.containers: a Pod needs at least one container`},
 		{"pod without name", "apiVersion: v1\nkind: Pod\nmetadata: {namespace: dev}\n", ctx,
