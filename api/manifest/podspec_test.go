@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -9,89 +10,9 @@ import (
 
 func i64(v int64) *int64 { return &v }
 
-// podFields is a Pod using every PodSpec field podsphere maps beyond
+// podFieldsFile is a Pod using every PodSpec field podsphere maps beyond
 // containers and resources; podFieldsSpec is what it becomes.
-const podFields = `
-apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-  namespace: team-a
-  labels: {app: web}
-spec:
-  nodeName: esx-01
-  nodeSelector:
-    disktype: ssd
-    kubernetes.io/hostname: esx-01
-  hostname: web-0
-  terminationGracePeriodSeconds: 45
-  securityContext:
-    runAsUser: 1000
-  affinity:
-    nodeAffinity:
-      requiredDuringSchedulingIgnoredDuringExecution:
-        nodeSelectorTerms:
-        - matchExpressions:
-          - {key: zone, operator: In, values: [a, b]}
-          - {key: gpu, operator: DoesNotExist}
-        - matchExpressions:
-          - {key: kubernetes.io/hostname, operator: NotIn, values: [esx-03]}
-      preferredDuringSchedulingIgnoredDuringExecution:
-      - weight: 20
-        preference:
-          matchExpressions: [{key: rack, operator: Exists}]
-    podAffinity:
-      requiredDuringSchedulingIgnoredDuringExecution:
-      - labelSelector: {matchLabels: {app: cache}}
-        topologyKey: kubernetes.io/hostname
-        namespaces: [team-a]
-    podAntiAffinity:
-      preferredDuringSchedulingIgnoredDuringExecution:
-      - weight: 100
-        podAffinityTerm:
-          labelSelector:
-            matchExpressions: [{key: app, operator: In, values: [web]}]
-          topologyKey: kubernetes.io/hostname
-          namespaceSelector:
-            matchLabels: {kubernetes.io/metadata.name: team-a}
-  initContainers:
-  - name: wait-db
-    image: busybox
-    command: [sh, -c, "until nc -z db 5432; do sleep 1; done"]
-    resources:
-      limits: {cpu: "3", memory: 64Mi}
-  containers:
-  - name: app
-    image: nginx:1.27
-    imagePullPolicy: Always
-    ports: [{name: http, containerPort: 80}]
-    securityContext: {readOnlyRootFilesystem: true}
-    resources:
-      limits: {cpu: 500m, memory: 128Mi}
-    livenessProbe:
-      httpGet:
-        path: /healthz
-        port: http
-        scheme: HTTP
-        httpHeaders: [{name: X-Probe, value: live}]
-      initialDelaySeconds: 3
-      periodSeconds: 5
-      timeoutSeconds: 2
-      failureThreshold: 4
-    readinessProbe:
-      tcpSocket: {port: 80}
-      successThreshold: 2
-    startupProbe:
-      exec: {command: [cat, /tmp/started]}
-      failureThreshold: 30
-      periodSeconds: 1
-  - name: sidecar
-    image: busybox
-    imagePullPolicy: IfNotPresent
-    securityContext: {runAsUser: 0}
-    resources:
-      limits: {cpu: 250m, memory: 32Mi}
-`
+const podFieldsFile = "testdata/k8s/pod.yaml"
 
 var podFieldsSpec = api.VMSpec{
 	Pool: "/dc1/host/c1/Resources/team-a", Host: "/dc1/host/c1/esx-01", Pinned: true,
@@ -128,7 +49,7 @@ var podFieldsSpec = api.VMSpec{
 }
 
 func TestPodFields(t *testing.T) {
-	checkItems(t, decodeOK(t, podFields, ctx), []want{{kind: "VirtualMachine", path: "/dc1/vm/team-a/web",
+	checkItems(t, decodeOK(t, readFile(t, podFieldsFile), ctx), []want{{kind: "VirtualMachine", path: "/dc1/vm/team-a/web",
 		labels: map[string]string{"app": "web"}, spec: podFieldsSpec}})
 }
 
@@ -300,4 +221,13 @@ func TestPodAffinityDefaultNamespace(t *testing.T) {
 	if s := string(items[0].Object.Spec); strings.Contains(s, "affinity") {
 		t.Errorf("spec %s has an affinity", s)
 	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
