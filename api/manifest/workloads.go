@@ -469,6 +469,8 @@ func (d *document) job() ([]Item, *fieldError) {
 		s.ActiveDeadlineSeconds = *a
 	}
 	switch {
+	case ks.Selector == nil && ks.ManualSelector:
+		return nil, fieldErr("spec.selector", "is required with spec.manualSelector: true")
 	case ks.Selector != nil && !ks.ManualSelector:
 		return nil, fieldErr("spec.selector", "a Job's selector is made from its template's labels: leave it out, or set spec.manualSelector: true (as Kubernetes asks)")
 	case ks.Selector != nil:
@@ -482,10 +484,11 @@ func (d *document) job() ([]Item, *fieldError) {
 		if len(w.md.Name) > 63 {
 			return nil, fieldErr("metadata.name", "a Job's name becomes the %s label of its VMs, which takes at most 63 characters", LegacyJobNameLabel)
 		}
-		labels := map[string]string{JobNameLabel: w.md.Name, LegacyJobNameLabel: w.md.Name}
+		labels := make(map[string]string, len(tmpl.Labels)+2)
 		for k, v := range tmpl.Labels {
 			labels[k] = v
 		}
+		labels[JobNameLabel], labels[LegacyJobNameLabel] = w.md.Name, w.md.Name
 		s.Template.Labels = labels
 		s.Selector = api.LabelSelector{MatchLabels: make(map[string]string, len(labels))}
 		for k, v := range labels {
