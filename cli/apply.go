@@ -246,10 +246,16 @@ var errUnchanged = errors.New("unchanged")
 // The spec fields the manifest left out and asks to keep (it.Keep: the
 // replicas of a Deployment an autoscaler scales) are cur's.
 func keepServerFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) {
-	want := it.Object
-	if len(it.Keep) > 0 {
-		return keepFields(want.Spec, cur.Spec, it.Keep)
+	spec, err := keepKindFields(it, cur)
+	if err != nil || len(it.Keep) == 0 {
+		return spec, err
 	}
+	return keepFields(spec, cur.Spec, it.Keep)
+}
+
+// keepKindFields is keepServerFields for the fields each kind's vcenter owns.
+func keepKindFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) {
+	want := it.Object
 	switch want.Kind {
 	case api.KindResourcePool:
 		if it.Kind != "Namespace" {
