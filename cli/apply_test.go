@@ -26,6 +26,10 @@ func newMemAPI() *memAPI { return &memAPI{objs: map[string]*api.Object{}} }
 
 var errNotInFake = errors.New("not in the fake API")
 
+// exitNotFound is psc's "not found" exit code (docs/cli.md), spelled out so
+// this file does not depend on which package holds the constant.
+const exitNotFound = 3
+
 func (m *memAPI) About(context.Context) (*api.About, error) { return nil, errNotInFake }
 
 func (m *memAPI) Get(_ context.Context, path string) (*api.Object, error) {
@@ -177,7 +181,7 @@ func TestApplyWorkloads(t *testing.T) {
 		t.Errorf("left after delete: %v", m.objs)
 	}
 	out, _, code = m.psc(t, manifest, "delete", "-f", "-")
-	if code != ExitNotFound || !strings.Contains(out, "Job pi -> /dc1/job/pi not found\n") {
+	if code != exitNotFound || !strings.Contains(out, "Job pi -> /dc1/job/pi not found\n") {
 		t.Errorf("second delete: exit %d\n%s", code, out)
 	}
 }
@@ -257,7 +261,7 @@ func TestItemLabel(t *testing.T) {
 		t.Error("VM not created")
 	}
 	out, _, code := m.psc(t, in, "delete", "-f", "-")
-	if want := "Pod web -> /dc1/vm/team-a/web not found\nVirtualMachine /dc1/vm/team-a/db deleted\n"; code != ExitNotFound || out != want {
+	if want := "Pod web -> /dc1/vm/team-a/web not found\nVirtualMachine /dc1/vm/team-a/db deleted\n"; code != exitNotFound || out != want {
 		t.Errorf("delete: exit %d %q, want %q", code, out, want)
 	}
 }
