@@ -11,7 +11,6 @@ import (
 	"os"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,7 +38,7 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 	o := &manifestOptions{env: env, delete: del}
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
-		Short: "Create or update the objects of a YAML manifest (podsphere kinds, Namespace, ResourceQuota, Pod)",
+		Short: "Create or update the objects of a YAML manifest (podsphere kinds; Kubernetes Namespace, ResourceQuota, Pod, Deployment, ReplicaSet, DaemonSet, Job, HorizontalPodAutoscaler)",
 		Example: `  psc apply -f dev.yaml
   cat dev.yaml | psc apply -f -`,
 		Args: exactArgs(0, "no arguments (the manifest comes from -f)"),
@@ -78,13 +77,23 @@ func (o *manifestOptions) Run(ctx context.Context) error {
 	for _, it := range items {
 		result, err := applyItem(ctx, r.API, it)
 		if result != "" {
-			fmt.Fprintf(o.env.Out, "%s %s %s\n", strings.ToLower(it.Kind), it.Object.Path, result)
+			fmt.Fprintf(o.env.Out, "%s %s\n", itemLabel(it), result)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", it, err)
 		}
 	}
 	return nil
+}
+
+// itemLabel names an item in apply's and delete's output as the manifest
+// does and says where it lands: "Deployment web -> /dc1/deployment/team-a/web",
+// or "VirtualMachine /dc1/vm/db" when the manifest gave the path itself.
+func itemLabel(it manifest.Item) string {
+	if it.Name == "" || it.Name == it.Object.Path {
+		return it.Kind + " " + it.Object.Path
+	}
+	return it.Kind + " " + it.Name + " -> " + it.Object.Path
 }
 
 // decode reads every -f file with the datacenter and cluster as context.
@@ -234,7 +243,18 @@ var errUnchanged = errors.New("unchanged")
 // (changed through power operations instead) and reset generation; a
 // cluster's pod CIDR when the manifest gives none. A Kubernetes Namespace
 // leaves its pool's quota alone: that belongs to ResourceQuota documents.
+// The spec fields the manifest left out and asks to keep (it.Keep: the
+// replicas of a Deployment an autoscaler scales) are cur's.
 func keepServerFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) {
+	spec, err := keepKindFields(it, cur)
+	if err != nil || len(it.Keep) == 0 {
+		return spec, err
+	}
+	return keepFields(spec, cur.Spec, it.Keep)
+}
+
+// keepKindFields is keepServerFields for the fields each kind's vcenter owns.
+func keepKindFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) {
 	want := it.Object
 	switch want.Kind {
 	case api.KindResourcePool:
@@ -269,6 +289,26 @@ func keepServerFields(it manifest.Item, cur *api.Object) (json.RawMessage, error
 		return json.Marshal(w)
 	}
 	return want.Spec, nil
+}
+
+// keepFields returns want with the top-level fields keep taken from cur
+// (left as they are in want when cur has none).
+func keepFields(want, cur json.RawMessage, keep []string) (json.RawMessage, error) {
+	var w, c map[string]json.RawMessage
+	if err := json.Unmarshal(want, &w); err != nil {
+		return nil, err
+	}
+	if len(cur) > 0 {
+		if err := json.Unmarshal(cur, &c); err != nil {
+			return nil, fmt.Errorf("spec of the existing object: %v: %w", err, api.ErrInvalid)
+		}
+	}
+	for _, k := range keep {
+		if v, ok := c[k]; ok {
+			w[k] = v
+		}
+	}
+	return json.Marshal(w)
 }
 
 // powerAction is the power operation that takes a VM from cur to want, "" if none.
@@ -308,21 +348,20 @@ func sameJSON(a, b json.RawMessage) bool {
 func sameLabels(a, b map[string]string) bool { return maps.Equal(a, b) }
 
 // deleteItems deletes the manifest's objects last first, so VMs go before
-// their pools and pools before their cluster.
+// their pools and pools before their cluster. A workload's VMs and replica
+// sets go with it (vcenter deletes what an object owns).
 func (o *manifestOptions) deleteItems(ctx context.Context, c API, items []manifest.Item) error {
 	missing := 0
 	for _, it := range slices.Backward(items) {
-		p := it.Object.Path
-		word := strings.ToLower(it.Kind)
 		err := deleteItem(ctx, c, it)
 		switch {
 		case errors.Is(err, api.ErrNotFound):
 			missing++
-			fmt.Fprintf(o.env.Out, "%s %s not found\n", word, p)
+			fmt.Fprintf(o.env.Out, "%s not found\n", itemLabel(it))
 		case err != nil:
 			return fmt.Errorf("%s: %w", it, err)
 		default:
-			fmt.Fprintf(o.env.Out, "%s %s deleted\n", word, p)
+			fmt.Fprintf(o.env.Out, "%s deleted\n", itemLabel(it))
 		}
 	}
 	if missing > 0 {

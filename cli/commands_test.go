@@ -436,9 +436,9 @@ func TestApplyAndDelete(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := "namespace /dc1/host/c1/Resources/team created\n" +
-		"resourcequota /dc1/host/c1/Resources/team configured\n" +
-		"virtualmachine /dc1/vm/api-01 created\n"
+	want := "Namespace team -> /dc1/host/c1/Resources/team created\n" +
+		"ResourceQuota team-quota -> /dc1/host/c1/Resources/team configured\n" +
+		"VirtualMachine api-01 -> /dc1/vm/api-01 created\n"
 	if out != want {
 		t.Errorf("first apply:\n%s\nwant:\n%s", out, want)
 	}
@@ -461,7 +461,7 @@ func TestApplyAndDelete(t *testing.T) {
 	}
 	// A changed quota is configured, the rest stays.
 	out, _, _ = l.psc(strings.Replace(devManifest, `pods: "4"`, `pods: "5"`, 1), nil, "apply", "-f", "-")
-	if !strings.Contains(out, "resourcequota /dc1/host/c1/Resources/team configured\n") || !strings.Contains(out, "api-01 unchanged") {
+	if !strings.Contains(out, "ResourceQuota team-quota -> /dc1/host/c1/Resources/team configured\n") || !strings.Contains(out, "api-01 unchanged") {
 		t.Errorf("third apply:\n%s", out)
 	}
 	if q := l.poolSpec(labRoot + "/team").Quota; q == nil || q.VMs != 5 {
@@ -471,9 +471,9 @@ func TestApplyAndDelete(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want = "virtualmachine /dc1/vm/api-01 deleted\n" +
-		"resourcequota /dc1/host/c1/Resources/team deleted\n" +
-		"namespace /dc1/host/c1/Resources/team deleted\n"
+	want = "VirtualMachine api-01 -> /dc1/vm/api-01 deleted\n" +
+		"ResourceQuota team-quota -> /dc1/host/c1/Resources/team deleted\n" +
+		"Namespace team -> /dc1/host/c1/Resources/team deleted\n"
 	if out != want {
 		t.Errorf("delete:\n%s\nwant:\n%s", out, want)
 	}
@@ -485,7 +485,7 @@ func TestApplyAndDelete(t *testing.T) {
 	}
 	// Deleting what is gone says so.
 	out, _, code = l.psc(devManifest, nil, "delete", "-f", "-")
-	if code != api.ExitNotFound || !strings.Contains(out, "virtualmachine /dc1/vm/api-01 not found") {
+	if code != api.ExitNotFound || !strings.Contains(out, "VirtualMachine api-01 -> /dc1/vm/api-01 not found") {
 		t.Errorf("second delete: exit %d:\n%s", code, out)
 	}
 }

@@ -352,9 +352,9 @@ func TestAdminSession(t *testing.T) {
 	if err := os.WriteFile(file, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	contains(t, "apply", l.ok("apply", "-f", file), "namespace /dc1/host/c1/Resources/team created\n", "resourcequota /dc1/host/c1/Resources/team configured\n")
-	contains(t, "apply again", l.ok("apply", "-f", file), "namespace /dc1/host/c1/Resources/team unchanged\n", "resourcequota /dc1/host/c1/Resources/team unchanged\n")
-	contains(t, "delete", l.ok("delete", "-f", file), "resourcequota /dc1/host/c1/Resources/team deleted\nnamespace /dc1/host/c1/Resources/team deleted\n")
+	contains(t, "apply", l.ok("apply", "-f", file), "Namespace team -> /dc1/host/c1/Resources/team created\n", "ResourceQuota q -> /dc1/host/c1/Resources/team configured\n")
+	contains(t, "apply again", l.ok("apply", "-f", file), "Namespace team -> /dc1/host/c1/Resources/team unchanged\n", "ResourceQuota q -> /dc1/host/c1/Resources/team unchanged\n")
+	contains(t, "delete", l.ok("delete", "-f", file), "ResourceQuota q -> /dc1/host/c1/Resources/team deleted\nNamespace team -> /dc1/host/c1/Resources/team deleted\n")
 
 	if _, errOut, code := l.psc("pool.info", "nope"); code != 3 {
 		t.Errorf("pool.info nope: exit %d %q, want 3", code, errOut)

@@ -68,7 +68,7 @@ for vm in web-01 web-02 web-03; do
 done
 run psc cluster.rule.create -name web-spread -enable -mandatory -anti-affinity web-01 web-02 web-03
 run psc vm.power -on web-01 web-02 web-03
-say "psc apply -f - <<EOF   # a Kubernetes Pod: namespace web is the pool c1/Resources/web"
+say "psc apply -f - <<EOF   # a Kubernetes Pod: namespace web is the pool c1/Resources/web, the VM is web/client"
 psc apply -f - <<'EOF'
 apiVersion: v1
 kind: Pod
@@ -86,14 +86,14 @@ psc vm.create -pool c1/Resources/web -m 64 web-04 || true
 
 run psc tree
 run psc ls -l /dc1/vm
-run psc vm.ip web-01 web-02 web-03 client
+run psc vm.ip web-01 web-02 web-03 web/client
 
 # 5. VM to VM across hosts, by IP.
 host_of() { psc vm.info "$1" | awk '$1 == "Host:" {n = split($2, p, "/"); print p[n]}'; }
 IP2=$(psc vm.ip web-02); IP3=$(psc vm.ip web-03)
 note "web-01 runs on $(host_of web-01), web-02 on $(host_of web-02), web-03 on $(host_of web-03)"
 run psc guest.run web-01 -- wget -qO- "http://$IP2/"
-run psc guest.run client -- wget -qO- "http://$IP3/"
+run psc guest.run web/client -- wget -qO- "http://$IP3/"
 note "web-02's httpd logged that request (-v):"
 run psc vm.logs web-02
 

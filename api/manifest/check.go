@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // checkShape walks a decoded JSON value (from decodeJSON: objects, lists,
@@ -21,6 +23,18 @@ import (
 func checkShape(v any, t reflect.Type, path string) *fieldError {
 	if v == nil || t == rawMessageType {
 		return nil
+	}
+	if t == intOrStringType {
+		switch v := v.(type) {
+		case string:
+			return nil
+		case json.Number:
+			if _, err := strconv.ParseInt(string(v), 10, 32); err != nil {
+				return &fieldError{field: path, msg: fmt.Sprintf("%s is not an integer in range", v)}
+			}
+			return nil
+		}
+		return mismatch(path, "a number or a string", v)
 	}
 	if t == quantityType {
 		switch v.(type) {
@@ -101,8 +115,9 @@ func checkShape(v any, t reflect.Type, path string) *fieldError {
 }
 
 var (
-	rawMessageType = reflect.TypeFor[json.RawMessage]()
-	quantityType   = reflect.TypeFor[quantityText]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+	quantityType    = reflect.TypeFor[quantityText]()
+	intOrStringType = reflect.TypeFor[api.IntOrString]()
 )
 
 // quantityText is a Kubernetes quantity as written: YAML lets users write

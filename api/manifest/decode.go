@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
@@ -23,16 +24,54 @@ var notApplyable = map[string]string{
 	api.KindImage: "Image objects are added to the Content Library with library.import, not by apply",
 }
 
-// kubeKinds are the Kubernetes kinds podsphere maps onto its inventory.
-var kubeKinds = []string{"Namespace", "ResourceQuota", "Pod"}
+// kubeKinds are the Kubernetes kinds podsphere maps onto its inventory,
+// by apiVersion, in the order messages list them.
+var kubeKinds = []struct {
+	apiVersion string
+	kinds      []string
+}{
+	{"v1", []string{"Namespace", "ResourceQuota", "Pod"}},
+	{"apps/v1", []string{api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet}},
+	{"batch/v1", []string{api.KindJob}},
+	{"autoscaling/v2", []string{api.KindAutoscaler}},
+	{"autoscaling/v1", []string{api.KindAutoscaler}},
+}
+
+// kubeAPIVersions are the apiVersions of a mapped Kubernetes kind ("" if
+// podsphere does not map it), newest first.
+func kubeAPIVersions(kind string) []string {
+	var vs []string
+	for _, g := range kubeKinds {
+		if slices.Contains(g.kinds, kind) {
+			vs = append(vs, g.apiVersion)
+		}
+	}
+	return vs
+}
+
+// kubeKindList is "v1 Namespace, ResourceQuota, Pod; apps/v1 Deployment, ...;
+// autoscaling/v2 or autoscaling/v1 HorizontalPodAutoscaler".
+func kubeKindList() string {
+	var groups []string
+	for i := 0; i < len(kubeKinds); i++ {
+		g := kubeKinds[i]
+		versions := g.apiVersion
+		for i+1 < len(kubeKinds) && slices.Equal(kubeKinds[i+1].kinds, g.kinds) {
+			i++
+			versions += " or " + kubeKinds[i].apiVersion
+		}
+		groups = append(groups, versions+" "+strings.Join(g.kinds, ", "))
+	}
+	return strings.Join(groups, "; ")
+}
 
 // notYetSupported are Kubernetes kinds users will hand us that have a
-// podsphere meaning on the roadmap (replica sets, load balancing, storage),
-// so they get "not supported yet" rather than "unknown".
-var notYetSupported = map[string]bool{
-	"Deployment": true, "ReplicaSet": true, "StatefulSet": true, "DaemonSet": true,
-	"Job": true, "CronJob": true, "Service": true, "Ingress": true,
-	"ConfigMap": true, "Secret": true, "PersistentVolumeClaim": true, "List": true,
+// podsphere meaning on the roadmap (load balancing, storage, schedules),
+// so they get "not supported yet" and why rather than "unknown".
+var notYetSupported = map[string]string{
+	"StatefulSet": "a StatefulSet's members keep stable names and storage, and stable storage arrives with podsphere's storage work (a Deployment runs stateless members)",
+	"CronJob":     "podsphere has no schedules yet (apply the jobTemplate as a Job)",
+	"Service":     "", "Ingress": "", "ConfigMap": "", "Secret": "", "PersistentVolumeClaim": "", "List": "",
 }
 
 // ignoredMeta lists the Kubernetes metadata fields users commonly carry
@@ -92,8 +131,12 @@ func decodeDoc(doc int, v any, ctx Context) ([]Item, error) {
 		case api.KindVirtualMachine:
 			items, ferr = d.vm()
 		default:
-			return nil, d.fail(&fieldError{msg: fmt.Sprintf("unknown kind %q for apiVersion %s (its kinds: %s; Kubernetes kinds use apiVersion v1)",
-				kind, APIVersion, strings.Join(podsphereKinds, ", "))})
+			hint := "Kubernetes kinds use their own apiVersions"
+			if vs := kubeAPIVersions(kind); len(vs) > 0 {
+				hint = "Kubernetes' " + kind + " uses apiVersion " + strings.Join(vs, " or ")
+			}
+			return nil, d.fail(&fieldError{msg: fmt.Sprintf("unknown kind %q for apiVersion %s (its kinds: %s; %s)",
+				kind, APIVersion, strings.Join(podsphereKinds, ", "), hint)})
 		}
 	case apiVersion == "v1" && kind == "Namespace":
 		items, ferr = d.namespace()
@@ -101,11 +144,28 @@ func decodeDoc(doc int, v any, ctx Context) ([]Item, error) {
 		items, ferr = d.resourceQuota()
 	case apiVersion == "v1" && kind == "Pod":
 		items, ferr = d.pod()
-	case notYetSupported[kind] && !strings.HasPrefix(apiVersion, "podsphere.io/"):
+	case apiVersion == "apps/v1" && kind == api.KindDeployment:
+		items, ferr = d.deployment()
+	case apiVersion == "apps/v1" && kind == api.KindReplicaSet:
+		items, ferr = d.replicaSet()
+	case apiVersion == "apps/v1" && kind == api.KindDaemonSet:
+		items, ferr = d.daemonSet()
+	case apiVersion == "batch/v1" && kind == api.KindJob:
+		items, ferr = d.job()
+	case apiVersion == "autoscaling/v2" && kind == api.KindAutoscaler:
+		items, ferr = d.autoscalerV2()
+	case apiVersion == "autoscaling/v1" && kind == api.KindAutoscaler:
+		items, ferr = d.autoscalerV1()
+	case notYetSupported[kind] != "" && !strings.HasPrefix(apiVersion, "podsphere.io/"):
+		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("kind %s (%s) is recognised but not supported yet: %s", kind, apiVersion, notYetSupported[kind])}
+	case hasKey(notYetSupported, kind) && !strings.HasPrefix(apiVersion, "podsphere.io/"):
 		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("kind %s (%s) is recognised but not supported yet", kind, apiVersion)}
+	case len(kubeAPIVersions(kind)) > 0:
+		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("kind %s takes apiVersion %s, not %q",
+			kind, strings.Join(kubeAPIVersions(kind), " or "), apiVersion)}
 	default:
-		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("unknown kind %q with apiVersion %q: apply takes %s kinds %s, and v1 kinds %s",
-			kind, apiVersion, APIVersion, strings.Join(podsphereKinds, ", "), strings.Join(kubeKinds, ", "))}
+		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("unknown kind %q with apiVersion %q: apply takes %s kinds %s, and Kubernetes kinds %s",
+			kind, apiVersion, APIVersion, strings.Join(podsphereKinds, ", "), kubeKindList())}
 	}
 	if ferr != nil {
 		return nil, d.fail(ferr)
@@ -252,4 +312,9 @@ func checkQuota(field string, q *api.QuotaLimits) *fieldError {
 		}
 	}
 	return nil
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
 }

@@ -14,8 +14,20 @@ import (
 // FuzzDecode checks that Decode never panics, that every failure is an
 // *Error wrapping api.ErrInvalid, and that every object it returns sits at
 // a path api.ParsePath accepts for the object's kind. The seed corpus in
-// testdata/fuzz/FuzzDecode holds realistic manifests.
+// testdata/fuzz/FuzzDecode holds realistic manifests, and so does
+// testdata/k8s, whose files are added as seeds too.
 func FuzzDecode(f *testing.F) {
+	k8s, err := filepath.Glob("testdata/k8s/*.yaml")
+	if err != nil || len(k8s) == 0 {
+		f.Fatalf("no seeds in testdata/k8s: %v", err)
+	}
+	for _, name := range k8s {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b), "dc1", "c1")
+	}
 	f.Add(podHead, "dc1", "c1")
 	f.Add("apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {name: dev/web}\nspec: {quota: {vms: 3}}\n", "dc1", "c1")
 	f.Add(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}{"apiVersion":"v1","kind":"ResourceQuota","metadata":{"name":"q","namespace":"a"},"spec":{"hard":{"pods":"1"}}}`, "dc1", "c1")
@@ -46,14 +58,42 @@ func FuzzDecode(f *testing.F) {
 			if it.Doc < 1 || i > 0 && it.Doc <= items[i-1].Doc {
 				t.Fatalf("item %d: document number %d out of order", i, it.Doc)
 			}
+			// Every pool and target named must be a path of its kind.
+			checkRef := func(what, p, kind string) {
+				ref, err := api.ParsePath(p)
+				if err != nil || ref.Kind != kind {
+					t.Fatalf("item %d: %s %q is not a %s path: %v", i, what, p, kind, err)
+				}
+			}
 			var spec any
 			switch o.Kind {
 			case api.KindVirtualMachine:
 				var s api.VMSpec
 				spec = &s
+				defer func() { checkRef("pool", s.Pool, api.KindResourcePool) }()
+			case api.KindDeployment:
+				var s api.DeploymentSpec
+				spec = &s
+				defer func() { checkRef("pool", s.Pool, api.KindResourcePool) }()
+			case api.KindReplicaSet:
+				var s api.ReplicaSetSpec
+				spec = &s
+				defer func() { checkRef("pool", s.Pool, api.KindResourcePool) }()
+			case api.KindDaemonSet:
+				var s api.DaemonSetSpec
+				spec = &s
+				defer func() { checkRef("pool", s.Pool, api.KindResourcePool) }()
+			case api.KindJob:
+				var s api.JobSpec
+				spec = &s
+				defer func() { checkRef("pool", s.Pool, api.KindResourcePool) }()
+			case api.KindAutoscaler:
+				var s api.AutoscalerSpec
+				spec = &s
 				defer func() {
-					if _, err := api.ParsePath(s.Pool); err != nil {
-						t.Fatalf("item %d: pool %q: %v", i, s.Pool, err)
+					ref, _ := api.ParsePath(s.Target)
+					if ref.Kind != api.KindDeployment && ref.Kind != api.KindReplicaSet {
+						t.Fatalf("item %d: target %q is not a Deployment or ReplicaSet path", i, s.Target)
 					}
 				}()
 			case api.KindResourcePool:

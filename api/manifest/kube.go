@@ -13,13 +13,14 @@ import (
 //
 //	Namespace N       ResourcePool /DC/host/CLUSTER/Resources/N, govc's default allocations
 //	ResourceQuota     the quota of its namespace's pool (MergeQuota)
-//	Pod P in N        VirtualMachine /DC/vm/P in N's pool, powered on
+//	Pod P in N        VirtualMachine /DC/vm/N/P in N's pool, powered on
 //
-// The namespace "default" is the cluster's root pool /DC/host/CLUSTER/Resources.
+// The namespace "default" is the cluster's root pool /DC/host/CLUSTER/Resources,
+// and its objects sit at the top of their folder (/DC/vm/P).
 
 // DefaultNamespace is the namespace of objects that name none; it maps to
 // the cluster's root pool.
-const DefaultNamespace = "default"
+const DefaultNamespace = api.DefaultNamespace
 
 // kubeMeta is Kubernetes ObjectMeta, as far as podsphere reads it.
 type kubeMeta struct {
@@ -47,42 +48,14 @@ type resourceQuotaSpec struct {
 	Hard map[string]quantityText `json:"hard"`
 }
 
-type podSpec struct {
-	Containers    []kubeContainer `json:"containers"`
-	RestartPolicy string          `json:"restartPolicy"`
-}
-
-type kubeContainer struct {
-	Name       string        `json:"name"`
-	Image      string        `json:"image"`
-	Command    []string      `json:"command"`
-	Args       []string      `json:"args"`
-	Env        []kubeEnv     `json:"env"`
-	Ports      []api.Port    `json:"ports"`
-	WorkingDir string        `json:"workingDir"`
-	Resources  kubeResources `json:"resources"`
-}
-
-type kubeEnv struct {
-	Name      string          `json:"name"`
-	Value     string          `json:"value"`
-	ValueFrom json.RawMessage `json:"valueFrom"` // decoded only to refuse it with a clear message
-}
-
-type kubeResources struct {
-	Requests map[string]quantityText `json:"requests"`
-	Limits   map[string]quantityText `json:"limits"`
-}
-
 // namespacePool is the pool path of a Kubernetes namespace in the context's cluster.
 func (d *document) namespacePool(ns string) (string, *fieldError) {
-	if ns == "" || ns == DefaultNamespace {
-		return d.ctx.rootPool(), nil
+	if ns != "" && ns != DefaultNamespace {
+		if err := api.ValidName(ns); err != nil {
+			return "", &fieldError{field: "metadata.namespace", msg: apiMessage(err)}
+		}
 	}
-	if err := api.ValidName(ns); err != nil {
-		return "", &fieldError{field: "metadata.namespace", msg: apiMessage(err)}
-	}
-	return d.ctx.rootPool() + "/" + ns, nil
+	return api.NamespacePool(d.ctx.clusterPath(), ns), nil
 }
 
 func (d *document) kubeContext() *fieldError {
@@ -209,106 +182,33 @@ func (d *document) pod() ([]Item, *fieldError) {
 		return nil, err
 	}
 	md := doc.Metadata
-	if md.Name == "" {
-		return nil, fieldErr("metadata.name", "is required")
-	}
-	if err := api.ValidName(md.Name); err != nil {
-		return nil, &fieldError{field: "metadata.name", msg: apiMessage(err)}
-	}
-	if err := d.kubeContext(); err != nil {
+	if err := d.kubeName(md); err != nil {
 		return nil, err
 	}
 	pool, ferr := d.namespacePool(md.Namespace)
 	if ferr != nil {
 		return nil, ferr
 	}
-	if len(doc.Spec.Containers) == 0 {
-		return nil, fieldErr("spec.containers", "a Pod needs at least one container")
+	s, ferr := d.vmSpec("spec", &doc.Spec, md.Namespace, podRestartAny)
+	if ferr != nil {
+		return nil, ferr
 	}
-	s := api.VMSpec{
-		Pool:          pool,
-		CPU:           defaultAllocation(),
-		Mem:           defaultAllocation(),
-		PowerState:    api.PoweredOn,
-		RestartPolicy: doc.Spec.RestartPolicy,
-	}
-	if s.RestartPolicy == "" {
-		s.RestartPolicy = "Always" // Kubernetes' default
-	}
-	if err := checkRestartPolicy("spec.restartPolicy", s.RestartPolicy); err != nil {
-		return nil, err
-	}
-	var cpu, mem podTotal
-	for i, c := range doc.Spec.Containers {
-		f := fmt.Sprintf("spec.containers[%d]", i)
-		vc := api.Container{Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args, Ports: c.Ports, WorkingDir: c.WorkingDir}
-		for j, e := range c.Env {
-			if e.ValueFrom != nil && string(e.ValueFrom) != "null" {
-				return nil, fieldErr(fmt.Sprintf("%s.env[%d].valueFrom", f, j),
-					"not supported yet: set value (ConfigMaps and Secrets arrive with storage)")
-			}
-			vc.Env = append(vc.Env, api.EnvVar{Name: e.Name, Value: e.Value})
-		}
-		if err := cpu.add(f+".resources", "cpu", c.Resources, Quantity.MHz); err != nil {
-			return nil, err
-		}
-		if err := mem.add(f+".resources", "memory", c.Resources, Quantity.MB); err != nil {
-			return nil, err
-		}
-		for _, r := range []struct {
-			field string
-			m     map[string]quantityText
-		}{{"requests", c.Resources.Requests}, {"limits", c.Resources.Limits}} {
-			for _, k := range sortedKeys(anyMap(r.m)) {
-				if k != "cpu" && k != "memory" {
-					return nil, fieldErr(join(f+".resources."+r.field, k), "not supported (cpu and memory are)")
-				}
-			}
-		}
-		s.Containers = append(s.Containers, vc)
-	}
-	if err := checkContainers("spec.containers", s.Containers); err != nil {
-		return nil, err
-	}
-	s.CPU.Reservation, s.CPU.Limit = cpu.requests, cpu.limit()
-	s.Mem.Reservation, s.Mem.Limit = mem.requests, mem.limit()
-
-	// Sizing: the limit if every container has one, else the requests.
-	cpuMHz := cpu.requests
-	if cpu.limit() != -1 {
-		cpuMHz = cpu.limits
-	}
-	cores := cpuMHz / MHzPerCore
-	if cpuMHz%MHzPerCore != 0 {
-		cores++
-	}
-	s.NumCPU = int(max(1, cores))
-	s.MemoryMB = DefaultMemoryMB
-	if mem.limit() != -1 {
-		s.MemoryMB = mem.limits
-	} else if mem.requests > 0 {
-		s.MemoryMB = mem.requests
-	}
-	if s.MemoryMB < 1 {
-		s.MemoryMB = 1 // a limit of 0 would make a VM with no memory
-	}
-
-	o := api.New(api.KindVirtualMachine, "/"+d.ctx.Datacenter+"/vm/"+md.Name, s)
+	s.Pool, s.PowerState = pool, api.PoweredOn
+	o := api.New(api.KindVirtualMachine, api.NamespacedPath(api.KindVirtualMachine, d.ctx.Datacenter, md.Namespace, md.Name), s)
 	o.Labels = md.Labels
 	return []Item{{Object: o}}, nil
 }
 
-// podTotal sums one resource over a Pod's containers, in MHz or MB.
-type podTotal struct {
-	requests, limits int64
-	unlimited        bool // some container has no limit, so the Pod has none
-}
-
-func (t *podTotal) limit() int64 {
-	if t.unlimited {
-		return -1
+// kubeName checks a namespaced object's metadata.name and the context that
+// places it.
+func (d *document) kubeName(md kubeMeta) *fieldError {
+	if md.Name == "" {
+		return fieldErr("metadata.name", "is required")
 	}
-	return t.limits
+	if err := api.ValidName(md.Name); err != nil {
+		return &fieldError{field: "metadata.name", msg: apiMessage(err)}
+	}
+	return d.kubeContext()
 }
 
 // add reads one container's request and limit of resource. As in

@@ -1,7 +1,8 @@
 // Package manifest decodes the files admins hand to `psc apply -f` and
 // `psc delete -f` into api.Objects: podsphere's own kinds (apiVersion
 // podsphere.io/v1) and the Kubernetes kinds podsphere maps onto its
-// inventory (Namespace, ResourceQuota, Pod).
+// inventory (Namespace, ResourceQuota, Pod; Deployment, ReplicaSet,
+// DaemonSet, Job and HorizontalPodAutoscaler).
 //
 // Decoding is strict: unknown fields, duplicate keys and wrong types are
 // errors naming the document and the field, so a typo never silently turns
@@ -69,6 +70,11 @@ type Item struct {
 	Name       string // metadata.name, or metadata.path when the document gave a path
 	Object     *api.Object
 	Merge      Merge
+	// Keep lists the spec fields the document left out that apply keeps
+	// from the existing object instead of resetting them to their defaults:
+	// "replicas" of a Deployment or ReplicaSet, which an autoscaler scales
+	// (kubectl apply leaves a field it never set alone, too).
+	Keep []string
 }
 
 // String names the item as errors do: `document 2 (Pod "web")`.

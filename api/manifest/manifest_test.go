@@ -164,6 +164,32 @@ kind: VirtualMachine
 metadata: {path: /dc3/vm/db}`, ctx, []want{{kind: "VirtualMachine", path: "/dc3/vm/db", spec: api.VMSpec{
 			Pool: "/dc3/host/c1/Resources", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
 		}}}},
+		{"vm with the Pod-like fields, spelled as the api's", `
+apiVersion: podsphere.io/v1
+kind: VirtualMachine
+metadata: {path: /dc1/vm/team-a/web}
+spec:
+  pool: team-a
+  initContainers: [{name: init, image: busybox}]
+  containers:
+  - name: app
+    image: nginx
+    imagePullPolicy: Never
+    readinessProbe: {httpGet: {port: 80, path: /}}
+    runAsUser: 101
+  hostSelector: {disk: ssd}
+  affinity:
+    vmAntiAffinity: [{selector: {matchLabels: {app: web}}, weight: 50}]
+  terminationGracePeriodSeconds: 0
+  hostname: web`, ctx, []want{{kind: "VirtualMachine", path: "/dc1/vm/team-a/web", spec: api.VMSpec{
+			Pool: "/dc1/host/c1/Resources/team-a", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
+			InitContainers: []api.Container{{Name: "init", Image: "busybox"}},
+			Containers: []api.Container{{Name: "app", Image: "nginx", ImagePullPolicy: "Never", RunAsUser: i64(101),
+				ReadinessProbe: &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Int(80), Path: "/"}}}},
+			HostSelector:                  map[string]string{"disk": "ssd"},
+			Affinity:                      &api.Affinity{VMAntiAffinity: []api.VMAffinityTerm{{Selector: api.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, Weight: 50}}},
+			TerminationGracePeriodSeconds: i64(0), Hostname: "web",
+		}}}},
 		{"kubernetes metadata and status are ignored", `
 apiVersion: podsphere.io/v1
 kind: Datacenter
@@ -238,6 +264,15 @@ spec:
 			Pool: root, NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn", RestartPolicy: "Always",
 			Containers: []api.Container{{Name: "nginx", Image: "nginx"}},
 		}}}},
+		{"pod in namespace default is at the top of the vm folder", `
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default}
+spec:
+  containers: [{name: nginx, image: nginx}]`, []want{{kind: "VirtualMachine", path: "/dc1/vm/web", spec: api.VMSpec{
+			Pool: root, NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn", RestartPolicy: "Always",
+			Containers: []api.Container{{Name: "nginx", Image: "nginx"}},
+		}}}},
 		{"pod: everything, two containers, sums and sizing from limits", `
 apiVersion: v1
 kind: Pod
@@ -263,7 +298,7 @@ spec:
   - name: sidecar
     image: busybox
     resources:
-      limits: {cpu: 250m, memory: 1000M}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/web", labels: map[string]string{"app": "web", "tier": "front"}, spec: api.VMSpec{
+      limits: {cpu: 250m, memory: 1000M}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/dev/web", labels: map[string]string{"app": "web", "tier": "front"}, spec: api.VMSpec{
 			Pool: root + "/dev", NumCPU: 2, MemoryMB: 1024 + 954,
 			CPU:        alloc(500+250, 1500+250), // the sidecar's request defaults to its limit
 			Mem:        alloc(512+954, 1024+954),
@@ -286,7 +321,7 @@ spec:
     resources: {requests: {cpu: 2.5, memory: 128974848}, limits: {cpu: 3}}
   - name: b
     image: b
-    resources: {requests: {cpu: "1"}}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/w2", spec: api.VMSpec{
+    resources: {requests: {cpu: "1"}}`, []want{{kind: "VirtualMachine", path: "/dc1/vm/dev/w2", spec: api.VMSpec{
 			Pool: root + "/dev", NumCPU: 4, MemoryMB: 123,
 			CPU: alloc(3500, -1), Mem: alloc(123, -1), PowerState: "poweredOn", RestartPolicy: "Always",
 			Containers: []api.Container{{Name: "a", Image: "a"}, {Name: "b", Image: "b"}},
@@ -378,10 +413,10 @@ func TestErrors(t *testing.T) {
 			`document 1 (Pod "web"): spec.containers[0].resources.limits["nvidia.com/gpu"]: not supported (cpu and memory are)`},
 		{"env valueFrom", podHead + "    env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]\n", ctx,
 			`document 1 (Pod "web"): spec.containers[0].env[0].valueFrom: not supported yet: set value (ConfigMaps and Secrets arrive with storage)`},
-		{"unknown container field", podHead + "    imagePullPolicy: Always\n", ctx,
-			`document 1 (Pod "web"): spec.containers[0].imagePullPolicy: unknown field (known fields: args, command, env, image, name, ports, resources, workingDir)`},
-		{"unknown pod spec field", podHead + "  nodeSelector: {disk: ssd}\n", ctx,
-			`document 1 (Pod "web"): spec.nodeSelector: unknown field (known fields: containers, restartPolicy)`},
+		{"unknown container field", podHead + "    lifecycle: {preStop: {exec: {command: [x]}}}\n", ctx,
+			`document 1 (Pod "web"): spec.containers[0].lifecycle: unknown field (known fields: args, command, env, image, imagePullPolicy, livenessProbe, name, ports, readinessProbe, resources, securityContext, startupProbe, workingDir)`},
+		{"unknown pod spec field", podHead + "  tolerations: [{key: k, operator: Exists}]\n", ctx,
+			`document 1 (Pod "web"): spec.tolerations: unknown field (known fields: affinity, containers, hostname, initContainers, nodeName, nodeSelector, restartPolicy, securityContext, terminationGracePeriodSeconds)`},
 		{"unknown top-level field", "apiVersion: v1\nkind: Namespace\nmetdata: {name: a}\n", ctx,
 			`document 1 (Namespace): metdata: unknown field (known fields: apiVersion, kind, metadata, spec)`},
 		{"metadata fields that change meaning are not ignored", "apiVersion: v1\nkind: Namespace\nmetadata: {generateName: a-}\n", ctx,
@@ -412,15 +447,26 @@ func TestErrors(t *testing.T) {
 		{"kind not a string", "apiVersion: v1\nkind: [Pod]\n", ctx, `document 1: kind: want a non-empty string, got a list`},
 		{"recognised kind", "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n", ctx,
 			`document 2: kind Service (v1) is recognised but not supported yet`},
-		{"recognised apps kind", "apiVersion: apps/v1\nkind: Deployment\n", ctx, `document 1: kind Deployment (apps/v1) is recognised but not supported yet`},
+		{"StatefulSet", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\n", ctx,
+			`document 1: kind StatefulSet (apps/v1) is recognised but not supported yet: a StatefulSet's members keep stable names and storage, and stable storage arrives with podsphere's storage work (a Deployment runs stateless members)`},
+		{"CronJob", "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\n", ctx,
+			`document 1: kind CronJob (batch/v1) is recognised but not supported yet: podsphere has no schedules yet (apply the jobTemplate as a Job)`},
+		{"old apps version", "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: web}\n", ctx,
+			`document 1: kind Deployment takes apiVersion apps/v1, not "extensions/v1beta1"`},
+		{"autoscaling beta", "apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\n", ctx,
+			`document 1: kind HorizontalPodAutoscaler takes apiVersion autoscaling/v2 or autoscaling/v1, not "autoscaling/v2beta2"`},
+		{"workload kind as podsphere.io/v1", "apiVersion: podsphere.io/v1\nkind: Deployment\nmetadata: {name: web}\n", ctx,
+			`document 1 (Deployment "web"): unknown kind "Deployment" for apiVersion podsphere.io/v1 (its kinds: Datacenter, Cluster, ResourcePool, VirtualMachine; Kubernetes' Deployment uses apiVersion apps/v1)`},
 		{"unknown kind", "apiVersion: v1\nkind: Foo\n", ctx,
-			`document 1: unknown kind "Foo" with apiVersion "v1": apply takes podsphere.io/v1 kinds Datacenter, Cluster, ResourcePool, VirtualMachine, and v1 kinds Namespace, ResourceQuota, Pod`},
+			`document 1: unknown kind "Foo" with apiVersion "v1": apply takes podsphere.io/v1 kinds Datacenter, Cluster, ResourcePool, VirtualMachine, and Kubernetes kinds v1 Namespace, ResourceQuota, Pod; apps/v1 Deployment, ReplicaSet, DaemonSet; batch/v1 Job; autoscaling/v2 or autoscaling/v1 HorizontalPodAutoscaler`},
 		{"known kind, wrong apiVersion", "apiVersion: apps/v1\nkind: Pod\n", ctx,
-			`document 1: unknown kind "Pod" with apiVersion "apps/v1": apply takes podsphere.io/v1 kinds Datacenter, Cluster, ResourcePool, VirtualMachine, and v1 kinds Namespace, ResourceQuota, Pod`},
+			`document 1: kind Pod takes apiVersion v1, not "apps/v1"`},
 		{"unknown podsphere version", "apiVersion: podsphere.io/v2\nkind: Datacenter\n", ctx,
-			`document 1: unknown kind "Datacenter" with apiVersion "podsphere.io/v2": apply takes podsphere.io/v1 kinds Datacenter, Cluster, ResourcePool, VirtualMachine, and v1 kinds Namespace, ResourceQuota, Pod`},
+			`document 1: unknown kind "Datacenter" with apiVersion "podsphere.io/v2": apply takes podsphere.io/v1 kinds Datacenter, Cluster, ResourcePool, VirtualMachine, and Kubernetes kinds v1 Namespace, ResourceQuota, Pod; apps/v1 Deployment, ReplicaSet, DaemonSet; batch/v1 Job; autoscaling/v2 or autoscaling/v1 HorizontalPodAutoscaler`},
 		{"unknown podsphere kind", "apiVersion: podsphere.io/v1\nkind: Pod\nmetadata: {name: p}\n", ctx,
-			`document 1 (Pod "p"): unknown kind "Pod" for apiVersion podsphere.io/v1 (its kinds: Datacenter, Cluster, ResourcePool, VirtualMachine; Kubernetes kinds use apiVersion v1)`},
+			`document 1 (Pod "p"): unknown kind "Pod" for apiVersion podsphere.io/v1 (its kinds: Datacenter, Cluster, ResourcePool, VirtualMachine; Kubernetes' Pod uses apiVersion v1)`},
+		{"unknown podsphere kind, not a Kubernetes one", "apiVersion: podsphere.io/v1\nkind: Folder\nmetadata: {name: f}\n", ctx,
+			`document 1 (Folder "f"): unknown kind "Folder" for apiVersion podsphere.io/v1 (its kinds: Datacenter, Cluster, ResourcePool, VirtualMachine; Kubernetes kinds use their own apiVersions)`},
 		{"HostSystem", "apiVersion: podsphere.io/v1\nkind: HostSystem\nmetadata: {path: /dc1/host/c1/h1}\n", ctx,
 			`document 1 (HostSystem "/dc1/host/c1/h1"): HostSystem objects are created by hosts joining, not by apply`},
 		{"no context for a Pod", podHead, Context{},
@@ -463,6 +509,12 @@ func TestErrors(t *testing.T) {
 			`document 1 (VirtualMachine "v"): spec.powerState: want a string, got true`},
 		{"bad restart priority", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {ha: {restartPriority: urgent}}\n", ctx,
 			`document 1 (VirtualMachine "v"): spec.ha.restartPriority: "urgent" is not one of disabled, lowest, low, medium, high, highest`},
+		{"vm affinity weight", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {affinity: {vmAffinity: [{selector: {matchLabels: {a: b}}}]}}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.affinity.vmAffinity[0].weight: 0 is not a weight from 1 to 100`},
+		{"vm host selector operator", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {affinity: {hostRequired: [{matchExpressions: [{key: a, operator: Lt, values: ['1']}]}]}}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.affinity.hostRequired[0].matchExpressions[0].operator: "Lt" is not supported (In, NotIn, Exists, DoesNotExist are)`},
+		{"vm init container probe", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {initContainers: [{name: i, image: i, livenessProbe: {exec: {command: [x]}}}]}\n", ctx,
+			`document 1 (VirtualMachine "v"): spec.initContainers[0]: init containers run to completion and take no probes (as in Kubernetes)`},
 		{"pod without containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {}\n", ctx,
 			`document 1 (Pod "p"): spec.containers: a Pod needs at least one container`},
 		{"pod without name", "apiVersion: v1\nkind: Pod\nmetadata: {namespace: dev}\n", ctx,

@@ -196,8 +196,19 @@ func checkVMSpec(s *api.VMSpec) *fieldError {
 	default:
 		return fieldErr("spec.ha.isolationResponse", "%q is not powerOff, shutdown or none", s.HA.IsolationResponse)
 	}
-	if err := checkContainers("spec.containers", s.Containers); err != nil {
+	if err := checkAllContainers("spec", s); err != nil {
 		return err
+	}
+	if err := checkVMAffinity("spec.affinity", s.Affinity); err != nil {
+		return err
+	}
+	if g := s.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		return fieldErr("spec.terminationGracePeriodSeconds", "%d is negative", *g)
+	}
+	if s.Hostname != "" {
+		if err := checkDNSLabel(s.Hostname); err != "" {
+			return fieldErr("spec.hostname", "%q %s", s.Hostname, err)
+		}
 	}
 	for i, v := range s.Volumes {
 		if v.Name == "" {
@@ -215,8 +226,23 @@ func checkRestartPolicy(field, p string) *fieldError {
 	return fieldErr(field, "%q is not Always, OnFailure or Never", p)
 }
 
-func checkContainers(field string, cs []api.Container) *fieldError {
+// checkAllContainers checks the init containers and containers of the
+// spec at field ("spec", "spec.template.spec"): names unique across both,
+// images, env, ports, pull policy, probes and users.
+func checkAllContainers(field string, s *api.VMSpec) *fieldError {
 	seen := map[string]bool{}
+	if err := checkContainers(field+".initContainers", s.InitContainers, seen); err != nil {
+		return err
+	}
+	for i, c := range s.InitContainers {
+		if c.LivenessProbe != nil || c.ReadinessProbe != nil || c.StartupProbe != nil {
+			return fieldErr(fmt.Sprintf("%s.initContainers[%d]", field, i), "init containers run to completion and take no probes (as in Kubernetes)")
+		}
+	}
+	return checkContainers(field+".containers", s.Containers, seen)
+}
+
+func checkContainers(field string, cs []api.Container, seen map[string]bool) *fieldError {
 	for i, c := range cs {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if c.Name == "" {
@@ -228,6 +254,11 @@ func checkContainers(field string, cs []api.Container) *fieldError {
 		seen[c.Name] = true
 		if c.Image == "" {
 			return fieldErr(f+".image", "is required")
+		}
+		switch c.ImagePullPolicy {
+		case "", "IfNotPresent", "Always", "Never":
+		default:
+			return fieldErr(f+".imagePullPolicy", "%q is not IfNotPresent, Always or Never", c.ImagePullPolicy)
 		}
 		for j, e := range c.Env {
 			if e.Name == "" {
@@ -243,6 +274,168 @@ func checkContainers(field string, cs []api.Container) *fieldError {
 			case "", "TCP", "UDP":
 			default:
 				return fieldErr(pf+".protocol", "%q is not TCP or UDP", p.Protocol)
+			}
+		}
+		for _, p := range []struct {
+			name  string
+			probe *api.Probe
+		}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}} {
+			if err := checkProbe(f+"."+p.name, p.probe, p.name != "readinessProbe", c.Ports); err != nil {
+				return err
+			}
+		}
+		if c.RunAsUser != nil && *c.RunAsUser < 0 {
+			return fieldErr(f+".securityContext.runAsUser", "%d is negative", *c.RunAsUser)
+		}
+	}
+	return nil
+}
+
+// checkProbe checks a probe at field: one action, a port that exists and
+// timings Kubernetes would take. Liveness and startup probes succeed once
+// (successThreshold 1), as in Kubernetes.
+func checkProbe(field string, p *api.Probe, once bool, ports []api.Port) *fieldError {
+	if p == nil {
+		return nil
+	}
+	n := 0
+	if p.Exec != nil {
+		n++
+		if len(p.Exec.Command) == 0 {
+			return fieldErr(field+".exec.command", "is required")
+		}
+	}
+	if p.HTTPGet != nil {
+		n++
+		if err := checkProbePort(field+".httpGet.port", p.HTTPGet.Port, ports); err != nil {
+			return err
+		}
+		switch p.HTTPGet.Scheme {
+		case "", "HTTP", "HTTPS":
+		default:
+			return fieldErr(field+".httpGet.scheme", "%q is not HTTP or HTTPS", p.HTTPGet.Scheme)
+		}
+		for i, h := range p.HTTPGet.HTTPHeaders {
+			if h.Name == "" {
+				return fieldErr(fmt.Sprintf("%s.httpGet.httpHeaders[%d].name", field, i), "is required")
+			}
+		}
+	}
+	if p.TCPSocket != nil {
+		n++
+		if err := checkProbePort(field+".tcpSocket.port", p.TCPSocket.Port, ports); err != nil {
+			return err
+		}
+	}
+	switch n {
+	case 0:
+		return fieldErr(field, "needs one of exec, httpGet or tcpSocket")
+	case 1:
+	default:
+		return fieldErr(field, "takes only one of exec, httpGet and tcpSocket")
+	}
+	for _, t := range []struct {
+		name string
+		v    int
+	}{{"initialDelaySeconds", p.InitialDelaySeconds}, {"periodSeconds", p.PeriodSeconds}, {"timeoutSeconds", p.TimeoutSeconds},
+		{"successThreshold", p.SuccessThreshold}, {"failureThreshold", p.FailureThreshold}} {
+		if t.v < 0 {
+			return fieldErr(field+"."+t.name, "%d is negative", t.v)
+		}
+	}
+	if once && p.SuccessThreshold > 1 {
+		return fieldErr(field+".successThreshold", "%d: must be 1 for liveness and startup probes", p.SuccessThreshold)
+	}
+	return nil
+}
+
+// checkProbePort checks a probe's port: a number, or the name of one of
+// the container's ports.
+func checkProbePort(field string, port api.IntOrString, ports []api.Port) *fieldError {
+	if !port.IsStr {
+		if port.IntVal == 0 {
+			return fieldErr(field, "is required")
+		}
+		if port.IntVal < 1 || port.IntVal > 65535 {
+			return fieldErr(field, "%d is not a port number (1-65535)", port.IntVal)
+		}
+		return nil
+	}
+	var names []string
+	for _, p := range ports {
+		if p.Name == port.StrVal {
+			return nil
+		}
+		if p.Name != "" {
+			names = append(names, p.Name)
+		}
+	}
+	if len(names) == 0 {
+		return fieldErr(field, "%q: the container names no ports; give a number", port.StrVal)
+	}
+	return fieldErr(field, "%q is not the name of one of the container's ports (%s)", port.StrVal, strings.Join(names, ", "))
+}
+
+// selectorOperators are the operators of label selectors, host terms included.
+var selectorOperators = []string{"In", "NotIn", "Exists", "DoesNotExist"}
+
+// checkSelector checks a label selector's expressions.
+func checkSelector(field string, s api.LabelSelector) *fieldError {
+	for i, r := range s.MatchExpressions {
+		f := fmt.Sprintf("%s.matchExpressions[%d]", field, i)
+		if r.Key == "" {
+			return fieldErr(f+".key", "is required")
+		}
+		switch r.Operator {
+		case "In", "NotIn":
+			if len(r.Values) == 0 {
+				return fieldErr(f+".values", "operator %s needs at least one value", r.Operator)
+			}
+		case "Exists", "DoesNotExist":
+			if len(r.Values) > 0 {
+				return fieldErr(f+".values", "operator %s takes no values", r.Operator)
+			}
+		case "":
+			return fieldErr(f+".operator", "is required (%s)", strings.Join(selectorOperators, ", "))
+		default:
+			return fieldErr(f+".operator", "%q is not supported (%s are)", r.Operator, strings.Join(selectorOperators, ", "))
+		}
+	}
+	return nil
+}
+
+// checkVMAffinity checks a podsphere VirtualMachine's own placement rules.
+func checkVMAffinity(field string, a *api.Affinity) *fieldError {
+	if a == nil {
+		return nil
+	}
+	for i, s := range a.HostRequired {
+		if err := checkSelector(fmt.Sprintf("%s.hostRequired[%d]", field, i), s); err != nil {
+			return err
+		}
+	}
+	for i, w := range a.HostPreferred {
+		f := fmt.Sprintf("%s.hostPreferred[%d]", field, i)
+		if err := checkWeight(f+".weight", w.Weight); err != nil {
+			return err
+		}
+		if err := checkSelector(f+".selector", w.Selector); err != nil {
+			return err
+		}
+	}
+	for _, terms := range []struct {
+		name string
+		ts   []api.VMAffinityTerm
+	}{{"vmAffinity", a.VMAffinity}, {"vmAntiAffinity", a.VMAntiAffinity}} {
+		for i, t := range terms.ts {
+			f := fmt.Sprintf("%s.%s[%d]", field, terms.name, i)
+			if !t.Required {
+				if err := checkWeight(f+".weight", t.Weight); err != nil {
+					return err
+				}
+			}
+			if err := checkSelector(f+".selector", t.Selector); err != nil {
+				return err
 			}
 		}
 	}
