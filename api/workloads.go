@@ -120,6 +120,9 @@ type Condition struct {
 	Reason         string    `json:"reason,omitempty"`
 	Message        string    `json:"message,omitempty"`
 	LastTransition time.Time `json:"lastTransition,omitzero"`
+	// LastUpdate is when the condition was last confirmed with progress
+	// (a Deployment's Progressing condition: the last time a rollout moved).
+	LastUpdate time.Time `json:"lastUpdate,omitzero"`
 }
 
 // MemberWait says why a workload's member does not run: it waits for the

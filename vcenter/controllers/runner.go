@@ -70,6 +70,7 @@ type Runner struct {
 	clock Clock
 	log   *log.Logger
 	ctrls []*queue
+	after func(controller, key string)
 
 	mu     sync.Mutex
 	passes uint64 // reconciles done, for tests to wait on
@@ -79,6 +80,9 @@ type Runner struct {
 type Options struct {
 	Clock  Clock
 	Logger *log.Logger
+	// AfterReconcile, when set, runs after every reconcile (tests check
+	// invariants there, at every step rather than only at the end).
+	AfterReconcile func(controller, key string)
 }
 
 // New makes a runner for controllers over inv. Call Start (production) or
@@ -90,7 +94,7 @@ func New(inv *inventory.Inventory, opt Options, ctrls ...Controller) *Runner {
 	if opt.Logger == nil {
 		opt.Logger = log.Default()
 	}
-	r := &Runner{inv: inv, clock: opt.Clock, log: opt.Logger}
+	r := &Runner{inv: inv, clock: opt.Clock, log: opt.Logger, after: opt.AfterReconcile}
 	for _, c := range ctrls {
 		r.ctrls = append(r.ctrls, &queue{ctrl: c, entries: map[string]*entry{}})
 	}
@@ -196,6 +200,9 @@ func (r *Runner) work(ctx context.Context, q *queue) {
 
 func (r *Runner) run(ctx context.Context, q *queue, key string) {
 	res, err := q.ctrl.Reconcile(ctx, key)
+	if r.after != nil {
+		r.after(q.ctrl.Name(), key)
+	}
 	r.mu.Lock()
 	r.passes++
 	r.mu.Unlock()

@@ -31,8 +31,10 @@ import (
 //	quota NAME vms=N               change the pool's VM quota
 //	rs NAME replicas=N [ns=NS] [res=MHz] [minready=S] [labels=k=v,...]
 //	scale KIND/NAME N              change replicas of a replicaset or deployment
-//	report                         every host reports its VMs as it would: running
-//	                               (and ready) when powered on, off when powered off
+//	report [N]                     every host reports its VMs as it would: running
+//	                               (and ready) when powered on, off when powered off;
+//	                               N rounds, the controllers acting after each;
+//	                               an image named *broken* is never ready
 //	report-off VM                  the VM's host reports it off (a crash);
 //	                               VM is a path, a name in /dc1/vm, or KIND/NAME#i
 //	                               (a workload's i-th member by path)
@@ -48,6 +50,14 @@ import (
 //	show KIND/NAME                 the object's status and its members
 //	events                         the controllers' events since the last events
 //	vms                            how many VMs the inventory holds
+//	deploy NAME replicas=N [image=I] [surge=S] [unavailable=U] [strategy=Recreate]
+//	       [minready=S] [deadline=S]
+//	set-image deployment/NAME IMAGE   a new template (a rolling update)
+//	undo deployment/NAME REV       the template of revision REV again
+//	pause / resume deployment/NAME
+//	peak deployment/NAME           the most VMs it had on or stopping at once
+//	                               (after every reconcile the harness also checks
+//	                               that this never exceeds replicas + maxSurge)
 var rewrite = flag.Bool("rewrite", false, "rewrite testdata expectations")
 
 func TestScenarios(t *testing.T) {
@@ -72,12 +82,15 @@ type harness struct {
 	runner *Runner
 	nHosts int
 	seen   uint64 // last event key shown
+	// maxSeen is the most VMs each Deployment had on or stopping at once.
+	maxSeen  map[string]int
+	lastSeen map[string]int
 }
 
 var epoch = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{now: epoch}}
+	h := &harness{t: t, dir: t.TempDir(), clock: &fakeClock{now: epoch}, maxSeen: map[string]int{}, lastSeen: map[string]int{}}
 	h.open()
 	t.Cleanup(func() { h.inv.Close() })
 	return h
@@ -89,7 +102,8 @@ func (h *harness) open() {
 		h.t.Fatal(err)
 	}
 	h.inv = inv
-	h.runner = New(inv, Options{Clock: h.clock, Logger: log.New(io.Discard, "", 0)}, NewReplicaSets(inv, h.clock, 1))
+	h.runner = New(inv, Options{Clock: h.clock, Logger: log.New(io.Discard, "", 0), AfterReconcile: h.checkSurge},
+		NewReplicaSets(inv, h.clock, 1), NewDeployments(inv, h.clock))
 }
 
 func (h *harness) drain() { h.runner.Drain(context.Background()) }
@@ -299,6 +313,69 @@ func (h *harness) do(line string) string {
 		spec.MinReadySeconds, _ = strconv.Atoi(o["minready"])
 		_, err := inv.Create("admin", api.New(api.KindReplicaSet, api.NamespacedPath(api.KindReplicaSet, "dc1", o["ns"], args[0]), spec))
 		return errText(err)
+	case "deploy":
+		o := kv(args[1:])
+		n, _ := strconv.Atoi(o["replicas"])
+		lbl := map[string]string{"app": args[0]}
+		image := o["image"]
+		if image == "" {
+			image = "busybox:1"
+		}
+		vm := api.VMSpec{NumCPU: 1, MemoryMB: 64, CPU: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}, Mem: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}},
+			Containers: []api.Container{{Name: "main", Image: image}}}
+		spec := api.DeploymentSpec{Pool: root, Replicas: n, Selector: api.LabelSelector{MatchLabels: lbl}, Template: api.VMTemplate{Labels: lbl, Spec: vm},
+			RevisionHistoryLimit: 10}
+		spec.MinReadySeconds, _ = strconv.Atoi(o["minready"])
+		spec.ProgressDeadlineSeconds, _ = strconv.Atoi(o["deadline"])
+		if o["strategy"] == "Recreate" {
+			spec.Strategy.Type = api.Recreate
+		}
+		for _, f := range []struct {
+			key string
+			dst **api.IntOrString
+		}{{"surge", &spec.Strategy.MaxSurge}, {"unavailable", &spec.Strategy.MaxUnavailable}} {
+			if v, ok := o[f.key]; ok {
+				x := api.Str(v)
+				if n, err := strconv.Atoi(v); err == nil {
+					x = api.Int(n)
+				}
+				*f.dst = &x
+			}
+		}
+		_, err := inv.Create("admin", api.New(api.KindDeployment, dc+"/deployment/"+args[0], spec))
+		return errText(err)
+	case "set-image", "undo", "pause", "resume":
+		p := workloadPath(args[0])
+		o, err := inv.Get(p)
+		h.must(err)
+		var spec api.DeploymentSpec
+		h.must(o.DecodeSpec(&spec))
+		switch cmd {
+		case "set-image":
+			spec.Template.Spec.Containers[0].Image = args[1]
+		case "undo":
+			// the template of the given revision's replica set
+			rev, _ := strconv.ParseInt(args[1], 10, 64)
+			found := false
+			for _, rs := range inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+				var rspec api.ReplicaSetSpec
+				_ = rs.DecodeSpec(&rspec)
+				if rs.Owner == p && rspec.Revision == rev {
+					t := rspec.Template
+					delete(t.Labels, TemplateHashLabel)
+					spec.Template = t
+					found = true
+				}
+			}
+			if !found {
+				return fmt.Sprintf("error: no revision %d", rev)
+			}
+		case "pause", "resume":
+			spec.Paused = cmd == "pause"
+		}
+		o.SetSpec(spec)
+		_, err = inv.Change("admin", o)
+		return errText(err)
 	case "scale":
 		p := workloadPath(args[0])
 		n, _ := strconv.Atoi(args[1])
@@ -311,7 +388,14 @@ func (h *harness) do(line string) string {
 		_, err = inv.Change("admin", o)
 		return errText(err)
 	case "report":
-		h.reportAll()
+		n := 1
+		if len(args) > 0 {
+			n, _ = strconv.Atoi(args[0])
+		}
+		for i := 0; i < n; i++ {
+			h.reportAll()
+			h.drain()
+		}
 	case "report-off", "fail":
 		o, err := inv.Get(h.vmPath(args[0]))
 		h.must(err)
@@ -375,6 +459,9 @@ func (h *harness) do(line string) string {
 		return h.show(workloadPath(args[0]))
 	case "events":
 		return h.events()
+	case "peak":
+		p := workloadPath(args[0])
+		return fmt.Sprintf("at most %d VMs on or stopping at once", h.maxSeen[p])
 	case "vms":
 		return fmt.Sprintf("%d VMs", len(h.inv.List(store.Query{Kind: api.KindVirtualMachine}).Items))
 	default:
@@ -397,8 +484,10 @@ func (h *harness) reportAll() {
 		want := st
 		want.Host = spec.Host
 		if spec.PowerState == api.PoweredOn && st.Phase != api.PhaseFailed {
-			want.PowerState, want.Ready = api.PoweredOn, true
-			if !st.Ready {
+			// An image named "*broken*" runs but never passes its readiness probe.
+			broken := len(spec.Containers) > 0 && strings.Contains(spec.Containers[0].Image, "broken")
+			want.PowerState, want.Ready = api.PoweredOn, !broken
+			if !st.Ready && want.Ready {
 				want.ReadySince = h.clock.now
 			}
 		} else {
@@ -419,6 +508,9 @@ func (h *harness) show(path string) string {
 		return "error: " + api.Message(err)
 	}
 	var b strings.Builder
+	if o.Kind == api.KindDeployment {
+		return h.showDeployment(o)
+	}
 	var st api.ReplicaSetStatus
 	_ = o.DecodeStatus(&st)
 	fmt.Fprintf(&b, "%s: replicas %d, running %d, ready %d, available %d\n", o.Path, st.Replicas, st.Running, st.ReadyReplicas, st.AvailableReplicas)
@@ -506,4 +598,81 @@ func (h *harness) events() string {
 		return "(none)"
 	}
 	return strings.Join(lines, "\n")
+}
+
+func (h *harness) showDeployment(o *api.Object) string {
+	var b strings.Builder
+	var st api.DeploymentStatus
+	_ = o.DecodeStatus(&st)
+	fmt.Fprintf(&b, "%s: revision %d, replicas %d, updated %d, ready %d, available %d, unavailable %d\n", o.Path, st.Revision, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, st.AvailableReplicas, st.UnavailableReplicas)
+	for _, c := range st.Conditions {
+		fmt.Fprintf(&b, "  condition %s=%s %s\n", c.Type, c.Status, c.Reason)
+	}
+	var sets []string
+	for _, rs := range h.inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+		if rs.Owner != o.Path {
+			continue
+		}
+		var spec api.ReplicaSetSpec
+		_ = rs.DecodeSpec(&spec)
+		on, stopping := 0, 0
+		for _, vm := range h.inv.List(store.Query{Kind: api.KindVirtualMachine}).Items {
+			if vm.Owner != rs.Path {
+				continue
+			}
+			var vs api.VMSpec
+			var vst api.VMStatus
+			_ = vm.DecodeSpec(&vs)
+			_ = vm.DecodeStatus(&vst)
+			switch {
+			case vs.Removing && vst.PowerState == api.PoweredOn:
+				stopping++
+			case !vs.Removing:
+				on++
+			}
+		}
+		sets = append(sets, fmt.Sprintf("  revision %d %s (%s): replicas %d, members %d, stopping %d", spec.Revision, rs.Name(), spec.Template.Spec.Containers[0].Image, spec.Replicas, on, stopping))
+	}
+	sort.Strings(sets)
+	for _, l := range sets {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// checkSurge asserts, after every reconcile, the Deployment promise: no
+// more than replicas + maxSurge VMs powered on or still stopping.
+func (h *harness) checkSurge(controller, key string) {
+	for _, d := range h.inv.List(store.Query{Kind: api.KindDeployment}).Items {
+		var spec api.DeploymentSpec
+		_ = d.DecodeSpec(&spec)
+		limit := spec.Replicas
+		if spec.Strategy.Type == api.RollingUpdate && spec.Strategy.MaxSurge != nil {
+			s, _ := spec.Strategy.MaxSurge.Scaled(spec.Replicas, true)
+			limit += s
+		}
+		owned := map[string]bool{}
+		for _, rs := range h.inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+			if rs.Owner == d.Path {
+				owned[rs.Path] = true
+			}
+		}
+		n := 0
+		for _, vm := range h.inv.List(store.Query{Kind: api.KindVirtualMachine}).Items {
+			var vs api.VMSpec
+			var vst api.VMStatus
+			_ = vm.DecodeSpec(&vs)
+			_ = vm.DecodeStatus(&vst)
+			if owned[vm.Owner] && (vs.PowerState == api.PoweredOn || vst.PowerState == api.PoweredOn) {
+				n++
+			}
+		}
+		// A scale-down leaves more than the new limit stopping for a while;
+		// what must never happen is a VM powered on above it.
+		if prev := h.lastSeen[d.Path]; n > limit && n > prev {
+			h.t.Errorf("after %s reconciled %s: %s has %d VMs on or stopping (was %d), more than replicas + maxSurge = %d", controller, key, d.Path, n, prev, limit)
+		}
+		h.lastSeen[d.Path] = n
+		h.maxSeen[d.Path] = max(h.maxSeen[d.Path], n)
+	}
 }

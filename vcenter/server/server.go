@@ -107,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.inv, s.store = inv, inv.Store()
 	s.controllers = controllers.New(inv, controllers.Options{Logger: cfg.Logger},
-		controllers.NewReplicaSets(inv, nil, 0))
+		controllers.NewReplicaSets(inv, nil, 0), controllers.NewDeployments(inv, nil))
 	s.sweepLibrary()
 	return s, nil
 }
