@@ -70,14 +70,14 @@ func TestNoProbes(t *testing.T) {
 func TestReadiness(t *testing.T) {
 	c := api.Container{ReadinessProbe: execProbe(api.Probe{InitialDelaySeconds: 5, PeriodSeconds: 2, SuccessThreshold: 2, FailureThreshold: 2})}
 	m := run(t, c, []step{
-		{at: 0, kind: Readiness, due: false, started: true},             // initial delay: not ready, not probed
-		{at: 4.9, kind: Readiness, due: false, started: true},           // still in the delay
-		{at: 5, kind: Readiness, o: ok, due: true, started: true},       // 1 success of 2
-		{at: 6, kind: Readiness, due: false, started: true},             // between ticks
+		{at: 0, kind: Readiness, due: false, started: true},       // initial delay: not ready, not probed
+		{at: 4.9, kind: Readiness, due: false, started: true},     // still in the delay
+		{at: 5, kind: Readiness, o: ok, due: true, started: true}, // 1 success of 2
+		{at: 6, kind: Readiness, due: false, started: true},       // between ticks
 		{at: 7, kind: Readiness, o: ok, due: true, started: true, ready: true},
-		{at: 9, kind: Readiness, o: bad, due: true, started: true, ready: true}, // 1 failure of 2
+		{at: 9, kind: Readiness, o: bad, due: true, started: true, ready: true},   // 1 failure of 2
 		{at: 11, kind: Readiness, o: lost, due: true, started: true, ready: true}, // unknown: thrown away
-		{at: 13, kind: Readiness, o: bad, due: true, started: true},     // 2nd failure in a row: not ready
+		{at: 13, kind: Readiness, o: bad, due: true, started: true},               // 2nd failure in a row: not ready
 		{at: 15, kind: Readiness, o: ok, due: true, started: true},
 		{at: 17, kind: Readiness, o: ok, due: true, started: true, ready: true},
 	})
