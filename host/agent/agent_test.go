@@ -257,9 +257,14 @@ type running struct {
 
 func startAgent(t *testing.T, url string, rt runtime.Runtime, tok string) *running {
 	t.Helper()
+	return startAgentTimings(t, url, rt, tok, fastTimings())
+}
+
+func startAgentTimings(t *testing.T, url string, rt runtime.Runtime, tok string, timings membership.Timings) *running {
+	t.Helper()
 	a, err := New(Config{
 		Name: "esx-01", Cluster: cluster, VCenter: url, JoinToken: tok,
-		GossipBind: "127.0.0.1:0", Runtime: rt, Timings: fastTimings(), Logger: testLogger(t),
+		GossipBind: "127.0.0.1:0", Runtime: rt, Timings: timings, Logger: testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
