@@ -131,7 +131,7 @@ type Driver struct {
 	// life that have not been started since, with their IPs: their first
 	// Start need not CHECK an attachment made moments before.
 	fresh    map[string]string
-	watchers map[string]*watcher // container ID (or initKey) -> its supervisor
+	watchers map[string]*watcher      // container ID (or initKey) -> its supervisor
 	probers  map[string]*probe.Runner // container ID -> the probes of its current run
 	notify   func(vmID string)
 	samples  map[string]cpuSample
