@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // checkShape walks a decoded JSON value (from decodeJSON: objects, lists,
@@ -28,6 +30,13 @@ func checkShape(v any, t reflect.Type, path string) *fieldError {
 			return nil
 		}
 		return mismatch(path, "a quantity such as 500m, 2 or 512Mi", v)
+	}
+	if t == intOrStringType {
+		switch v.(type) {
+		case string, json.Number:
+			return nil
+		}
+		return mismatch(path, "a number or a string (a port name, a percentage)", v)
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -101,8 +110,9 @@ func checkShape(v any, t reflect.Type, path string) *fieldError {
 }
 
 var (
-	rawMessageType = reflect.TypeFor[json.RawMessage]()
-	quantityType   = reflect.TypeFor[quantityText]()
+	rawMessageType  = reflect.TypeFor[json.RawMessage]()
+	quantityType    = reflect.TypeFor[quantityText]()
+	intOrStringType = reflect.TypeFor[api.IntOrString]()
 )
 
 // quantityText is a Kubernetes quantity as written: YAML lets users write
