@@ -440,8 +440,15 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := os.MkdirAll(filepath.Join(d.cfg.LogDir, id), 0o755); err != nil {
 		return err
 	}
+	// A new boot, unless the VM runs (a repeated Start, or one after a
+	// failed Start): a VM that completed, or whose init container failed
+	// for good, boots afresh when started again (vm.power -reset).
+	alive := d.supervised(initKey(id))
+	for _, c := range cs {
+		alive = alive || d.supervised(c.ID)
+	}
 	boot := cs[0].Labels[LabelBootTime]
-	newBoot := cs[0].Labels[LabelDesired] != desiredRunning || boot == ""
+	newBoot := cs[0].Labels[LabelDesired] != desiredRunning || boot == "" || !alive
 	if newBoot {
 		boot = time.Now().UTC().Format(time.RFC3339Nano)
 	}

@@ -252,6 +252,14 @@ func TestInitContainers(t *testing.T) {
 		if st.PowerState != api.PoweredOff || st.Containers[0].ExitCode != 4 || st.Containers[1].State != StateCreated || st.Ready {
 			t.Fatalf("failed VM %+v", st)
 		}
+		// Starting it again (vm.power -reset of a completed VM) is a new run.
+		if err := d.Start(ctx, "doomed"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, "a new run that fails again", 15*time.Second, func() bool {
+			again := status(t, d, "doomed")
+			return again.Phase == api.PhaseFailed && again.Containers[0].StartedAt.After(st.Containers[0].StartedAt)
+		})
 	})
 
 	t.Run("run to completion", func(t *testing.T) {
