@@ -41,6 +41,25 @@ spec:
       limits: {cpu: 500m, memory: 48Mi}
 `
 
+// probedManifest is a VM whose readiness probe asks httpd for its index page.
+const probedManifest = `apiVersion: podsphere.io/v1
+kind: VirtualMachine
+metadata: {name: probed}
+spec:
+  pool: /dc1/host/c1/Resources
+  memoryMB: 64
+  powerState: poweredOn
+  containers:
+  - name: main
+    image: busybox
+    command: [httpd, -f, -p, "80", -h, /www]
+    ports: [{name: http, containerPort: 80}]
+    readinessProbe:
+      httpGet: {path: /index.html, port: http}
+      periodSeconds: 1
+      failureThreshold: 1
+`
+
 // TestDatacenter runs a 3-host datacenter and walks through issue 3's checks.
 func TestDatacenter(t *testing.T) {
 	if testing.Short() {
@@ -265,6 +284,30 @@ func TestDatacenter(t *testing.T) {
 		}
 		fetch(t, l, "web1", "http://"+st.IP+"/")
 		ips[name] = st.IP
+	})
+
+	// The host agent probes a VM's address from the host's network
+	// namespace and reports readiness to vcenter as soon as the verdict
+	// changes, not at its next status pass.
+	t.Run("readiness probe reaches vcenter", func(t *testing.T) {
+		manifest := filepath.Join(l.dir, "probed.yaml")
+		_ = os.WriteFile(manifest, []byte(probedManifest), 0o644)
+		l.psc("apply", "-f", manifest)
+		_, st := l.waitVM("probed", "ready", 60*time.Second, func(_ api.VMSpec, st api.VMStatus) bool { return st.Ready })
+		if st.ReadySince.IsZero() || len(st.Containers) != 1 || !st.Containers[0].Ready {
+			t.Fatalf("ready status %+v", st)
+		}
+		l.psc("guest.run", "probed", "--", "rm", "/www/index.html")
+		removed := time.Now()
+		l.waitVM("probed", "not ready", 30*time.Second, func(_ api.VMSpec, st api.VMStatus) bool { return !st.Ready })
+		// Period 1 s and threshold 1: the verdict comes within about a
+		// second; the report follows at once (the status pass is every 10 s).
+		if took := time.Since(removed); took > 4*time.Second {
+			t.Errorf("vcenter saw the VM not ready %v after its page went", took.Round(time.Millisecond))
+		}
+		l.psc("guest.run", "probed", "--", "sh", "-c", "echo back > /www/index.html")
+		l.waitVM("probed", "ready again", 30*time.Second, func(_ api.VMSpec, st api.VMStatus) bool { return st.Ready })
+		l.psc("vm.destroy", "probed")
 	})
 
 	t.Run("power off on reset destroy leave no orphans", func(t *testing.T) {
