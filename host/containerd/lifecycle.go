@@ -211,6 +211,11 @@ func validSpec(spec runtime.VMSpec) error {
 	default:
 		return fmt.Errorf("containerd: restart policy %q: %w", spec.RestartPolicy, api.ErrInvalid)
 	}
+	// Probes, ports, users and the rest, as vcenter is to check them too.
+	if err := api.ValidateVMContainers(api.VMSpec{Containers: spec.Containers, InitContainers: spec.InitContainers,
+		TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds, Hostname: spec.Hostname}); err != nil {
+		return fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+	}
 	return nil
 }
 

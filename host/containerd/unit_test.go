@@ -1,6 +1,7 @@
 package containerd
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,11 @@ func TestHostnameAndSpecChecks(t *testing.T) {
 	pull.Containers = []api.Container{{Name: "main", Image: "busybox", ImagePullPolicy: "Sometimes"}}
 	if err := validSpec(pull); err == nil {
 		t.Error("an unknown pull policy was accepted")
+	}
+	bad := base
+	bad.Containers = []api.Container{{Name: "main", Image: "busybox", LivenessProbe: &api.Probe{}}}
+	if err := validSpec(bad); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "spec.containers[0].livenessProbe") {
+		t.Errorf("a probe without an action: %v", err)
 	}
 	if probesLabel(base.Containers[0]) != "" {
 		t.Error("a container without probes has a probes label")
