@@ -128,7 +128,7 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 			continue
 		}
 		if a.PowerState == api.PoweredOn {
-			free = append(free, Action{Kind: Stop, ID: a.ID, Path: a.Path})
+			free = append(free, Action{Kind: Stop, ID: a.ID, Path: a.Path, Grace: a.Grace})
 		}
 		free = append(free, Action{Kind: Delete, ID: a.ID, Path: a.Path})
 	}

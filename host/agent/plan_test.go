@@ -178,4 +178,11 @@ func TestPlanCarriesGrace(t *testing.T) {
 	if len(got) != 1 || got[0].Kind != Stop || got[0].Grace == nil || *got[0].Grace != 3 {
 		t.Fatalf("Plan = %+v", got)
 	}
+	// A VM that left vcenter is stopped with the grace period its runtime recorded.
+	gone := have("gone", api.PoweredOn)
+	gone.Grace = &g
+	got = Plan(nil, []runtime.VMState{gone})
+	if len(got) != 2 || got[0].Kind != Stop || got[0].Grace == nil || *got[0].Grace != 3 {
+		t.Fatalf("Plan = %+v", got)
+	}
 }

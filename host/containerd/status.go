@@ -104,6 +104,9 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error)
 func (d *Driver) vmState(id string, cs []containers.Container, procs map[string]*task.Process) runtime.VMState {
 	first := cs[0].Labels
 	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff, SpecHash: first[LabelSpecHash]}
+	if g, err := strconv.ParseInt(first[LabelGrace], 10, 64); err == nil {
+		st.Grace = &g
+	}
 	on := d.supervised(initKey(id))
 	var msgs []string
 	for _, info := range cs {

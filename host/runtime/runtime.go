@@ -73,6 +73,9 @@ type VMState struct {
 	// Message says what the runtime did on its own that the admin should
 	// know, e.g. a restart after a failed liveness probe; "" for nothing.
 	Message string
+	// Grace is the terminationGracePeriodSeconds the VM was created with
+	// (nil: none), so a VM that left vcenter is stopped with it too.
+	Grace *int64
 }
 
 // Notifier is a runtime whose VMs change on their own (a probe verdict, a

@@ -137,7 +137,8 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
 	}
-	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec)}}
+	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec),
+		Grace: spec.TerminationGracePeriodSeconds}}
 	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
 	v.spec.InitContainers = append([]api.Container(nil), spec.InitContainers...)
 	for _, c := range spec.InitContainers {
