@@ -48,11 +48,8 @@ type resourceQuotaSpec struct {
 }
 
 type podSpec struct {
-	Containers                    []kubeContainer `json:"containers"`
-	InitContainers                []kubeContainer `json:"initContainers"`
-	RestartPolicy                 string          `json:"restartPolicy"`
-	TerminationGracePeriodSeconds *int64          `json:"terminationGracePeriodSeconds"`
-	Hostname                      string          `json:"hostname"`
+	Containers    []kubeContainer `json:"containers"`
+	RestartPolicy string          `json:"restartPolicy"`
 }
 
 type kubeContainer struct {
@@ -64,19 +61,6 @@ type kubeContainer struct {
 	Ports      []api.Port    `json:"ports"`
 	WorkingDir string        `json:"workingDir"`
 	Resources  kubeResources `json:"resources"`
-	// Probes are Kubernetes' own shape (grpc and a probe's own
-	// terminationGracePeriodSeconds are not supported: unknown fields).
-	LivenessProbe   *api.Probe           `json:"livenessProbe"`
-	ReadinessProbe  *api.Probe           `json:"readinessProbe"`
-	StartupProbe    *api.Probe           `json:"startupProbe"`
-	ImagePullPolicy string               `json:"imagePullPolicy"`
-	SecurityContext *kubeSecurityContext `json:"securityContext"`
-}
-
-// kubeSecurityContext is the part of a container's securityContext podsphere runs.
-type kubeSecurityContext struct {
-	RunAsUser              *int64 `json:"runAsUser"`
-	ReadOnlyRootFilesystem *bool  `json:"readOnlyRootFilesystem"`
 }
 
 type kubeEnv struct {
@@ -242,13 +226,11 @@ func (d *document) pod() ([]Item, *fieldError) {
 		return nil, fieldErr("spec.containers", "a Pod needs at least one container")
 	}
 	s := api.VMSpec{
-		Pool:                          pool,
-		CPU:                           defaultAllocation(),
-		Mem:                           defaultAllocation(),
-		PowerState:                    api.PoweredOn,
-		RestartPolicy:                 doc.Spec.RestartPolicy,
-		TerminationGracePeriodSeconds: doc.Spec.TerminationGracePeriodSeconds,
-		Hostname:                      doc.Spec.Hostname,
+		Pool:          pool,
+		CPU:           defaultAllocation(),
+		Mem:           defaultAllocation(),
+		PowerState:    api.PoweredOn,
+		RestartPolicy: doc.Spec.RestartPolicy,
 	}
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = "Always" // Kubernetes' default
@@ -259,9 +241,13 @@ func (d *document) pod() ([]Item, *fieldError) {
 	var cpu, mem podTotal
 	for i, c := range doc.Spec.Containers {
 		f := fmt.Sprintf("spec.containers[%d]", i)
-		vc, err := kubeToContainer(f, c)
-		if err != nil {
-			return nil, err
+		vc := api.Container{Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args, Ports: c.Ports, WorkingDir: c.WorkingDir}
+		for j, e := range c.Env {
+			if e.ValueFrom != nil && string(e.ValueFrom) != "null" {
+				return nil, fieldErr(fmt.Sprintf("%s.env[%d].valueFrom", f, j),
+					"not supported yet: set value (ConfigMaps and Secrets arrive with storage)")
+			}
+			vc.Env = append(vc.Env, api.EnvVar{Name: e.Name, Value: e.Value})
 		}
 		if err := cpu.add(f+".resources", "cpu", c.Resources, Quantity.MHz); err != nil {
 			return nil, err
@@ -269,35 +255,19 @@ func (d *document) pod() ([]Item, *fieldError) {
 		if err := mem.add(f+".resources", "memory", c.Resources, Quantity.MB); err != nil {
 			return nil, err
 		}
+		for _, r := range []struct {
+			field string
+			m     map[string]quantityText
+		}{{"requests", c.Resources.Requests}, {"limits", c.Resources.Limits}} {
+			for _, k := range sortedKeys(anyMap(r.m)) {
+				if k != "cpu" && k != "memory" {
+					return nil, fieldErr(join(f+".resources."+r.field, k), "not supported (cpu and memory are)")
+				}
+			}
+		}
 		s.Containers = append(s.Containers, vc)
 	}
-	// Init containers run one at a time before the others: as in
-	// Kubernetes the Pod needs the larger of their largest request and
-	// the others' sum (and likewise for limits).
-	for i, c := range doc.Spec.InitContainers {
-		f := fmt.Sprintf("spec.initContainers[%d]", i)
-		vc, err := kubeToContainer(f, c)
-		if err != nil {
-			return nil, err
-		}
-		var icpu, imem podTotal
-		if err := icpu.add(f+".resources", "cpu", c.Resources, Quantity.MHz); err != nil {
-			return nil, err
-		}
-		if err := imem.add(f+".resources", "memory", c.Resources, Quantity.MB); err != nil {
-			return nil, err
-		}
-		cpu.atLeast(icpu)
-		mem.atLeast(imem)
-		s.InitContainers = append(s.InitContainers, vc)
-	}
 	if err := checkContainers("spec.containers", s.Containers); err != nil {
-		return nil, err
-	}
-	if err := checkContainers("spec.initContainers", s.InitContainers); err != nil {
-		return nil, err
-	}
-	if err := checkPodFields(s); err != nil {
 		return nil, err
 	}
 	s.CPU.Reservation, s.CPU.Limit = cpu.requests, cpu.limit()
@@ -326,41 +296,6 @@ func (d *document) pod() ([]Item, *fieldError) {
 	o := api.New(api.KindVirtualMachine, "/"+d.ctx.Datacenter+"/vm/"+md.Name, s)
 	o.Labels = md.Labels
 	return []Item{{Object: o}}, nil
-}
-
-// kubeToContainer is a Pod container (field names it) as a VM's container.
-func kubeToContainer(f string, c kubeContainer) (api.Container, *fieldError) {
-	vc := api.Container{Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args, Ports: c.Ports, WorkingDir: c.WorkingDir,
-		LivenessProbe: c.LivenessProbe, ReadinessProbe: c.ReadinessProbe, StartupProbe: c.StartupProbe, ImagePullPolicy: c.ImagePullPolicy}
-	if sc := c.SecurityContext; sc != nil {
-		vc.RunAsUser = sc.RunAsUser
-		vc.ReadOnlyRootFilesystem = sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem
-	}
-	for j, e := range c.Env {
-		if e.ValueFrom != nil && string(e.ValueFrom) != "null" {
-			return vc, fieldErr(fmt.Sprintf("%s.env[%d].valueFrom", f, j),
-				"not supported yet: set value (ConfigMaps and Secrets arrive with storage)")
-		}
-		vc.Env = append(vc.Env, api.EnvVar{Name: e.Name, Value: e.Value})
-	}
-	for _, r := range []struct {
-		field string
-		m     map[string]quantityText
-	}{{"requests", c.Resources.Requests}, {"limits", c.Resources.Limits}} {
-		for _, k := range sortedKeys(anyMap(r.m)) {
-			if k != "cpu" && k != "memory" {
-				return vc, fieldErr(join(f+".resources."+r.field, k), "not supported (cpu and memory are)")
-			}
-		}
-	}
-	return vc, nil
-}
-
-// atLeast raises the totals to one init container's, which runs alone.
-func (t *podTotal) atLeast(init podTotal) {
-	t.requests = max(t.requests, init.requests)
-	t.limits = max(t.limits, init.limits)
-	t.unlimited = t.unlimited || init.unlimited
 }
 
 // podTotal sums one resource over a Pod's containers, in MHz or MB.

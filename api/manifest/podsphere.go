@@ -199,33 +199,12 @@ func checkVMSpec(s *api.VMSpec) *fieldError {
 	if err := checkContainers("spec.containers", s.Containers); err != nil {
 		return err
 	}
-	if err := checkContainers("spec.initContainers", s.InitContainers); err != nil {
-		return err
-	}
-	if err := checkPodFields(*s); err != nil {
-		return err
-	}
 	for i, v := range s.Volumes {
 		if v.Name == "" {
 			return fieldErr(fmt.Sprintf("spec.volumes[%d].name", i), "is required")
 		}
 	}
 	return nil
-}
-
-// checkPodFields runs api.ValidateVMContainers (probes, pull policy,
-// user, grace period, hostname, names across init and other containers),
-// naming the field at fault as the manifest does.
-func checkPodFields(s api.VMSpec) *fieldError {
-	err := api.ValidateVMContainers(s)
-	if err == nil {
-		return nil
-	}
-	msg := apiMessage(err)
-	if field, rest, ok := strings.Cut(msg, ": "); ok {
-		return &fieldError{field: field, msg: rest}
-	}
-	return &fieldError{msg: msg}
 }
 
 func checkRestartPolicy(field, p string) *fieldError {
