@@ -41,25 +41,6 @@ spec:
       limits: {cpu: 500m, memory: 48Mi}
 `
 
-// probedManifest is a VM whose readiness probe asks httpd for its index page.
-const probedManifest = `apiVersion: podsphere.io/v1
-kind: VirtualMachine
-metadata: {name: probed}
-spec:
-  pool: /dc1/host/c1/Resources
-  memoryMB: 64
-  powerState: poweredOn
-  containers:
-  - name: main
-    image: busybox
-    command: [httpd, -f, -p, "80", -h, /www]
-    ports: [{name: http, containerPort: 80}]
-    readinessProbe:
-      httpGet: {path: /index.html, port: http}
-      periodSeconds: 1
-      failureThreshold: 1
-`
-
 // TestDatacenter runs a 3-host datacenter and walks through issue 3's checks.
 func TestDatacenter(t *testing.T) {
 	if testing.Short() {
@@ -290,9 +271,25 @@ func TestDatacenter(t *testing.T) {
 	// namespace and reports readiness to vcenter as soon as the verdict
 	// changes, not at its next status pass.
 	t.Run("readiness probe reaches vcenter", func(t *testing.T) {
-		manifest := filepath.Join(l.dir, "probed.yaml")
-		_ = os.WriteFile(manifest, []byte(probedManifest), 0o644)
-		l.psc("apply", "-f", manifest)
+		ctx := context.Background()
+		// Through the API: the manifest mapping of probes comes with the manifest branch.
+		o := api.New(api.KindVirtualMachine, "/"+dc+"/vm/probed", api.VMSpec{
+			Pool: cluster + "/Resources", NumCPU: 1, MemoryMB: 64, PowerState: api.PoweredOff,
+			CPU: api.Allocation{Limit: -1, Expandable: true, Shares: api.Shares{Level: "normal"}},
+			Mem: api.Allocation{Limit: -1, Expandable: true, Shares: api.Shares{Level: "normal"}},
+			Containers: []api.Container{{
+				Name: "main", Image: "busybox", Command: []string{"httpd", "-f", "-p", "80", "-h", "/www"},
+				Ports: []api.Port{{Name: "http", ContainerPort: 80}},
+				ReadinessProbe: &api.Probe{HTTPGet: &api.HTTPGetAction{Path: "/index.html", Port: api.Str("http")},
+					PeriodSeconds: 1, FailureThreshold: 1},
+			}},
+		})
+		if _, err := l.api.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.api.Power(ctx, o.Path, "on"); err != nil {
+			t.Fatal(err)
+		}
 		_, st := l.waitVM("probed", "ready", 60*time.Second, func(_ api.VMSpec, st api.VMStatus) bool { return st.Ready })
 		if st.ReadySince.IsZero() || len(st.Containers) != 1 || !st.Containers[0].Ready {
 			t.Fatalf("ready status %+v", st)

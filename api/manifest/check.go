@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/podsphere/podsphere/api"
 )
 
 // checkShape walks a decoded JSON value (from decodeJSON: objects, lists,
@@ -30,13 +28,6 @@ func checkShape(v any, t reflect.Type, path string) *fieldError {
 			return nil
 		}
 		return mismatch(path, "a quantity such as 500m, 2 or 512Mi", v)
-	}
-	if t == intOrStringType {
-		switch v.(type) {
-		case string, json.Number:
-			return nil
-		}
-		return mismatch(path, "a number or a string (a port name, a percentage)", v)
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
@@ -110,9 +101,8 @@ func checkShape(v any, t reflect.Type, path string) *fieldError {
 }
 
 var (
-	rawMessageType  = reflect.TypeFor[json.RawMessage]()
-	quantityType    = reflect.TypeFor[quantityText]()
-	intOrStringType = reflect.TypeFor[api.IntOrString]()
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	quantityType   = reflect.TypeFor[quantityText]()
 )
 
 // quantityText is a Kubernetes quantity as written: YAML lets users write

@@ -158,23 +158,6 @@ spec: {pool: /dc3/host/c3/Resources, powerState: poweredOff, restartPolicy: OnFa
 			Pool: "/dc3/host/c3/Resources", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1),
 			PowerState: "poweredOff", RestartPolicy: "OnFailure",
 		}}}},
-		{"vm with probes: ports by number or name", `
-apiVersion: podsphere.io/v1
-kind: VirtualMachine
-metadata: {path: /dc3/vm/web}
-spec:
-  pool: /dc3/host/c3/Resources
-  containers:
-  - name: main
-    image: busybox
-    ports: [{name: http, containerPort: 80}]
-    readinessProbe: {httpGet: {path: /, port: http}, periodSeconds: 1}
-    livenessProbe: {tcpSocket: {port: 80}}`, Context{}, []want{{kind: "VirtualMachine", path: "/dc3/vm/web", spec: api.VMSpec{
-			Pool: "/dc3/host/c3/Resources", NumCPU: 1, MemoryMB: 512, CPU: alloc(0, -1), Mem: alloc(0, -1), PowerState: "poweredOn",
-			Containers: []api.Container{{Name: "main", Image: "busybox", Ports: []api.Port{{Name: "http", ContainerPort: 80}},
-				ReadinessProbe: &api.Probe{HTTPGet: &api.HTTPGetAction{Path: "/", Port: api.Str("http")}, PeriodSeconds: 1},
-				LivenessProbe:  &api.Probe{TCPSocket: &api.TCPSocketAction{Port: api.Int(80)}}}},
-		}}}},
 		{"vm pool defaults to the cluster root pool of the VM's datacenter", `
 apiVersion: podsphere.io/v1
 kind: VirtualMachine
@@ -409,8 +392,6 @@ func TestErrors(t *testing.T) {
 			`document 1 (ResourcePool "dev"): spec.cpu.reservaton: unknown field (known fields: expandable, limit, reservation, shares)`},
 		{"wrong type", "apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {name: dev}\nspec: {cpu: {limit: unlimited}}\n", ctx,
 			`document 1 (ResourcePool "dev"): spec.cpu.limit: want an integer, got "unlimited"`},
-		{"probe port neither number nor name", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {containers: [{name: m, image: b, livenessProbe: {tcpSocket: {port: [80]}}}]}\n", ctx,
-			`document 1 (VirtualMachine "v"): spec.containers[0].livenessProbe.tcpSocket.port: want a number or a string (a port name, a percentage), got a list`},
 		{"float for an integer", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {name: v}\nspec: {numCPU: 1.5}\n", ctx,
 			`document 1 (VirtualMachine "v"): spec.numCPU: 1.5 is not an integer in range`},
 		{"YAML 1.1 boolean where a string goes", podHead + "    env: [{name: A, value: yes}]\n", ctx,

@@ -257,15 +257,20 @@ type running struct {
 
 func startAgent(t *testing.T, url string, rt runtime.Runtime, tok string) *running {
 	t.Helper()
-	return startAgentTimings(t, url, rt, tok, fastTimings())
+	return startAgentWith(t, url, rt, tok, nil)
 }
 
-func startAgentTimings(t *testing.T, url string, rt runtime.Runtime, tok string, timings membership.Timings) *running {
+// startAgentWith is startAgent with the config edited first (edit may be nil).
+func startAgentWith(t *testing.T, url string, rt runtime.Runtime, tok string, edit func(*Config)) *running {
 	t.Helper()
-	a, err := New(Config{
+	cfg := Config{
 		Name: "esx-01", Cluster: cluster, VCenter: url, JoinToken: tok,
-		GossipBind: "127.0.0.1:0", Runtime: rt, Timings: timings, Logger: testLogger(t),
-	})
+		GossipBind: "127.0.0.1:0", Runtime: rt, Timings: fastTimings(), Logger: testLogger(t),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

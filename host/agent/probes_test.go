@@ -30,10 +30,8 @@ func TestReadinessReportedAtOnce(t *testing.T) {
 		s.RestartPolicy = "Never"
 		s.Containers[0].Command = []string{"true"}
 	}))
-	slow := fastTimings()
-	slow.StatusInterval = 30 * time.Second
 	rt := sim.New(4000, 8192, sim.IPPrefix(1))
-	r := startAgentTimings(t, srv.URL, rt, token, slow)
+	r := startAgentWith(t, srv.URL, rt, token, func(c *Config) { c.Timings.StatusInterval = 30 * time.Second })
 	<-r.agent.Ready()
 
 	eventually(t, "web powered on, not ready", func() bool {
