@@ -373,6 +373,16 @@ func writeVMInfo(w io.Writer, vm *api.Object, resources bool, loc *time.Location
 	b.add("Host", "%s", orDash(vmHost(vm)))
 	b.add("Pool", "%s", orDash(s.Pool))
 	b.add("Restarts", "%d", st.Restarts)
+	if st.PowerState == api.PoweredOn {
+		if st.Ready {
+			b.add("Ready", "yes, since %s", timeString(st.ReadySince, loc))
+		} else {
+			b.add("Ready", "no")
+		}
+	}
+	if st.Phase != "" {
+		b.add("Phase", "%s", st.Phase)
+	}
 	if len(s.Containers) > 0 {
 		c := s.Containers[0]
 		b.add("Image", "%s", c.Image)

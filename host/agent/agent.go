@@ -250,7 +250,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Printf("agent API on %s", agentAddr)
 	}
 
-	newReconciler(a, c).run(ctx)
+	rec := newReconciler(a, c)
+	if n, ok := a.cfg.Runtime.(runtime.Notifier); ok {
+		n.SetNotify(rec.notify)
+		defer n.SetNotify(nil)
+	}
+	rec.run(ctx)
 
 	stopGossip()
 	wg.Wait()

@@ -258,10 +258,20 @@ type running struct {
 
 func startAgent(t *testing.T, url string, rt runtime.Runtime, tok string) *running {
 	t.Helper()
-	a, err := New(Config{
+	return startAgentWith(t, url, rt, tok, nil)
+}
+
+// startAgentWith is startAgent with the config edited first (edit may be nil).
+func startAgentWith(t *testing.T, url string, rt runtime.Runtime, tok string, edit func(*Config)) *running {
+	t.Helper()
+	cfg := Config{
 		Name: "esx-01", Cluster: cluster, VCenter: url, JoinToken: tok,
 		GossipBind: "127.0.0.1:0", Runtime: rt, Timings: fastTimings(), Logger: testLogger(t),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

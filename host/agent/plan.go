@@ -50,6 +50,9 @@ type Action struct {
 	// ResetGeneration is the reset this step carries out (Start and Restart
 	// boot the VM afresh, which satisfies any pending reset).
 	ResetGeneration int64
+	// Grace is the VM's terminationGracePeriodSeconds, for the steps that
+	// stop it (nil: the agent's stop timeout).
+	Grace *int64
 }
 
 // Plan compares what vcenter wants on this host with what the runtime runs
@@ -67,6 +70,11 @@ type Action struct {
 // the next power-on boots it as is. An empty recorded hash (a VM made by an
 // agent that recorded none) means unknown: the VM is taken as unchanged and
 // adopted, never recreated, as is every VM whose hash matches.
+//
+// A run-to-completion VM that has completed (the runtime reports a Phase,
+// Succeeded or Failed) is powered off but is not started again: it is
+// adopted as it is, until a reset (vm.power -reset) or a spec change
+// starts a new run.
 func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 	have := make(map[string]runtime.VMState, len(actual))
 	for _, a := range actual {
@@ -79,7 +87,7 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 		a, exists := have[d.ID]
 		running := exists && a.PowerState == api.PoweredOn
 		act := func(k ActionKind) Action {
-			return Action{Kind: k, ID: d.ID, Path: d.Path, ResetGeneration: d.ResetGeneration}
+			return Action{Kind: k, ID: d.ID, Path: d.Path, ResetGeneration: d.ResetGeneration, Grace: d.Spec.TerminationGracePeriodSeconds}
 		}
 		withSpec := func(k ActionKind) Action {
 			c := act(k)
@@ -105,6 +113,8 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 			rest = append(rest, withSpec(Create), act(Start))
 		case changed:
 			rest = append(rest, withSpec(Recreate), act(Start))
+		case !running && a.Phase != "" && d.ResetGeneration == d.ResetDone:
+			rest = append(rest, act(Adopt)) // completed: it stays so
 		case !running:
 			rest = append(rest, act(Start))
 		case d.ResetGeneration != d.ResetDone:
@@ -118,7 +128,7 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 			continue
 		}
 		if a.PowerState == api.PoweredOn {
-			free = append(free, Action{Kind: Stop, ID: a.ID, Path: a.Path})
+			free = append(free, Action{Kind: Stop, ID: a.ID, Path: a.Path, Grace: a.Grace})
 		}
 		free = append(free, Action{Kind: Delete, ID: a.ID, Path: a.Path})
 	}

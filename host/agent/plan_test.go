@@ -25,6 +25,13 @@ func hashed(id, power, hash string) runtime.VMState {
 	return s
 }
 
+// completed is a run-to-completion VM that finished in phase.
+func completed(id, phase string) runtime.VMState {
+	s := have(id, api.PoweredOff)
+	s.Phase = phase
+	return s
+}
+
 // changedSpec is want with a spec other than want's (another memory limit).
 func changedSpec(id, power string, gen, done int64) DesiredVM {
 	d := want(id, power, gen, done)
@@ -89,6 +96,11 @@ func TestPlan(t *testing.T) {
 			[]DesiredVM{changedSpec("a", on, 0, 0), changedSpec("b", off, 0, 0)},
 			[]runtime.VMState{hashed("a", on, ""), hashed("b", off, "")},
 			"adopt a, adopt b"},
+		{"completed VM is not started again", []DesiredVM{want("a", on, 0, 0), want("b", on, 0, 0)},
+			[]runtime.VMState{completed("a", api.PhaseSucceeded), completed("b", api.PhaseFailed)}, "adopt a, adopt b"},
+		{"completed VM, reset: a new run", []DesiredVM{want("a", on, 2, 1)}, []runtime.VMState{completed("a", api.PhaseSucceeded)}, "start a@2"},
+		{"completed VM, spec changed: a new run", []DesiredVM{want("a", on, 0, 0)},
+			[]runtime.VMState{func() runtime.VMState { s := completed("a", api.PhaseFailed); s.SpecHash = old; return s }()}, "recreate a, start a"},
 		{"agent restart: changed VMs are recreated, unchanged ones adopted",
 			[]DesiredVM{want("a", on, 0, 0), changedSpec("b", on, 0, 0), want("c", on, 0, 0), want("d", on, 0, 0)},
 			[]runtime.VMState{hashed("a", on, cur), hashed("b", on, cur), hashed("c", on, ""), hashed("gone", on, cur), hashed("d", off, old)},
@@ -154,5 +166,23 @@ func TestPlanRecreateCarriesNewSpec(t *testing.T) {
 	// Once recreated, the driver reports the new hash: nothing more to do.
 	if s := steps(Plan([]DesiredVM{d}, []runtime.VMState{hashed("a", api.PoweredOn, runtime.SpecHash(d.Spec))})); s != "adopt a" {
 		t.Errorf("after the recreate Plan = %s, want adopt a", s)
+	}
+}
+
+// Every step of a VM carries its grace period, for the steps that stop it.
+func TestPlanCarriesGrace(t *testing.T) {
+	g := int64(3)
+	d := want("a", api.PoweredOff, 0, 0)
+	d.Spec.TerminationGracePeriodSeconds = &g
+	got := Plan([]DesiredVM{d}, []runtime.VMState{have("a", api.PoweredOn)})
+	if len(got) != 1 || got[0].Kind != Stop || got[0].Grace == nil || *got[0].Grace != 3 {
+		t.Fatalf("Plan = %+v", got)
+	}
+	// A VM that left vcenter is stopped with the grace period its runtime recorded.
+	gone := have("gone", api.PoweredOn)
+	gone.Grace = &g
+	got = Plan(nil, []runtime.VMState{gone})
+	if len(got) != 2 || got[0].Kind != Stop || got[0].Grace == nil || *got[0].Grace != 3 {
+		t.Fatalf("Plan = %+v", got)
 	}
 }

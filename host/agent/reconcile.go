@@ -49,6 +49,15 @@ type reconciler struct {
 	done    chan jobResult  // from finished jobs; room for all that can run
 	wg      sync.WaitGroup  // running job goroutines
 	again   bool            // a VM changed while its job ran: pass once its result is in
+
+	// The runtime's notices (runtime.Notifier): VM IDs whose state changed
+	// on the host, reported by the loop at once. notified is written by the
+	// runtime's goroutines, under notifyMu; poke wakes the loop.
+	notifyMu sync.Mutex
+	notified map[string]bool
+	poke     chan struct{}
+	// later holds noticed VMs whose job was running: reported after it.
+	later map[string]bool
 }
 
 // job is one VM's steps from one pass, run in order on a goroutine of its own.
@@ -79,6 +88,57 @@ func newReconciler(a *Agent, c *client.Client) *reconciler {
 		a: a, c: c, rt: a.cfg.Runtime,
 		vms: map[string]*api.Object{}, resetDone: map[string]int64{},
 		running: map[string]*job{}, done: make(chan jobResult, ActionParallel),
+		notified: map[string]bool{}, poke: make(chan struct{}, 1), later: map[string]bool{},
+	}
+}
+
+// notify is the runtime's notice that VM id changed; it never blocks.
+func (r *reconciler) notify(id string) {
+	r.notifyMu.Lock()
+	r.notified[id] = true
+	r.notifyMu.Unlock()
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// reportNoticed reports the VMs the runtime said changed, reading each
+// from the runtime. A VM with a job running is reported after the job
+// (its own status read may predate the change); one with a job queued is
+// left to that job.
+func (r *reconciler) reportNoticed(ctx context.Context) {
+	r.notifyMu.Lock()
+	ids := r.notified
+	r.notified = map[string]bool{}
+	r.notifyMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	queued := map[string]bool{}
+	for _, j := range r.queue {
+		queued[j.id] = true
+	}
+	byID := make(map[string]*api.Object, len(ids))
+	for _, o := range r.vms {
+		if id := vmID(o); ids[id] {
+			byID[id] = o
+		}
+	}
+	for id := range ids {
+		o := byID[id]
+		switch {
+		case o == nil || queued[id]:
+			continue
+		case r.running[id] != nil:
+			r.later[id] = true
+			continue
+		}
+		st, err := r.rt.Status(ctx, id)
+		if err != nil {
+			continue // gone, or the runtime cannot say: the next pass sorts it out
+		}
+		r.report(ctx, r.desiredOf(o), &st, "")
 	}
 }
 
@@ -133,6 +193,8 @@ func (r *reconciler) listAndWatch(ctx context.Context, attempt *int) error {
 			return nil
 		case <-tick.C:
 			r.pass(ctx)
+		case <-r.poke:
+			r.reportNoticed(ctx)
 		case res := <-r.done:
 			// Take every result that is in, then pass if one asks for it.
 			for {
@@ -244,14 +306,17 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 		ResetGeneration: spec.ResetGeneration,
 		ResetDone:       done,
 		Spec: runtime.VMSpec{
-			ID:            id,
-			Path:          o.Path,
-			NumCPU:        spec.NumCPU,
-			MemoryMB:      spec.MemoryMB,
-			CPU:           spec.CPU,
-			Mem:           spec.Mem,
-			Containers:    spec.Containers,
-			RestartPolicy: spec.RestartPolicy,
+			ID:                            id,
+			Path:                          o.Path,
+			NumCPU:                        spec.NumCPU,
+			MemoryMB:                      spec.MemoryMB,
+			CPU:                           spec.CPU,
+			Mem:                           spec.Mem,
+			Containers:                    spec.Containers,
+			RestartPolicy:                 spec.RestartPolicy,
+			InitContainers:                spec.InitContainers,
+			TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds,
+			Hostname:                      spec.Hostname,
 		},
 	}
 }
@@ -400,6 +465,10 @@ func (r *reconciler) finish(ctx context.Context, res jobResult) {
 	if res.booted {
 		r.resetDone[j.id] = res.resetGen
 	}
+	if r.later[j.id] {
+		delete(r.later, j.id)
+		r.notify(j.id) // taken by the loop after this report
+	}
 	r.startJobs(ctx)
 	o := r.vms[j.path]
 	if o == nil || vmID(o) != j.id || res.unknown {
@@ -414,7 +483,7 @@ func (r *reconciler) finish(ctx context.Context, res jobResult) {
 
 // apply runs one step on the runtime.
 func (r *reconciler) apply(ctx context.Context, act Action) error {
-	stop := r.a.cfg.Timings.StopTimeout
+	stop := runtime.VMSpec{TerminationGracePeriodSeconds: act.Grace}.StopTimeout(r.a.cfg.Timings.StopTimeout)
 	switch act.Kind {
 	case Create:
 		return r.rt.Create(ctx, *act.Spec)
@@ -463,13 +532,34 @@ func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState
 		st.IP = s.IP
 		st.Restarts = s.Restarts
 		st.Containers = s.Containers
+		st.Ready = s.Ready && s.PowerState == api.PoweredOn
+		if st.Ready {
+			st.ReadySince = s.ReadySince
+		}
+		st.Phase = s.Phase
+		if st.Message == "" {
+			st.Message = s.Message
+		}
 		if s.PowerState == api.PoweredOn {
 			m := r.a.usage.get(d.ID)
 			st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
 		}
 	}
 	o := r.vms[d.Path]
-	if o == nil || sameStatus(o, st) {
+	if o == nil {
+		return
+	}
+	// A VM that vcenter already sees ready, and that stayed ready, keeps
+	// its ReadySince (a restarted agent re-probes and would move it on).
+	var cur api.VMStatus
+	if st.Ready && o.DecodeStatus(&cur) == nil && cur.Ready && !cur.ReadySince.IsZero() && cur.BootTime.Equal(st.BootTime) &&
+		(st.ReadySince.IsZero() || cur.ReadySince.Before(st.ReadySince)) {
+		st.ReadySince = cur.ReadySince
+	}
+	if st.Ready && st.ReadySince.IsZero() {
+		st.ReadySince = time.Now().UTC()
+	}
+	if sameStatus(o, st) {
 		return
 	}
 	if err := r.writeStatus(ctx, o, st); err != nil && ctx.Err() == nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/network"
+	"github.com/podsphere/podsphere/host/probe"
 	"github.com/podsphere/podsphere/host/runtime"
 )
 
@@ -60,6 +61,20 @@ const (
 	// LabelSpecHash is runtime.SpecHash of the spec the containers were
 	// made from; containers an older driver made lack it (hash unknown).
 	LabelSpecHash = "podsphere.spec-hash"
+	// LabelInit marks an init container ("true").
+	LabelInit = "podsphere.init"
+	// LabelProbes holds the container's probes and ports (JSON of an
+	// api.Container with only those set), so a restarted agent probes
+	// the containers it adopts; absent without probes.
+	LabelProbes = "podsphere.probes"
+	// LabelGrace is the VM's terminationGracePeriodSeconds, the grace a
+	// container killed for a failed liveness probe gets; absent: DefaultStopTimeout.
+	LabelGrace = "podsphere.grace"
+	// LabelPullPolicy is the container's imagePullPolicy ("" = IfNotPresent).
+	LabelPullPolicy = "podsphere.pull-policy"
+	// LabelMessage is what the driver last did to the container on its
+	// own (killed it for a failed liveness probe); cleared at power-on.
+	LabelMessage = "podsphere.message"
 )
 
 // ImageSource is the content library: it serves OCI image archives by name.
@@ -97,6 +112,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnRestart, if set, hears of every restart the driver does (for events).
 	OnRestart func(vmID, container string, restarts, exitCode int)
+	// ProbeUnit is the length of one of the probes' seconds; default
+	// time.Second (tests shrink it).
+	ProbeUnit time.Duration
 }
 
 // Driver implements runtime.Runtime on containerd v1.7's client.
@@ -113,7 +131,9 @@ type Driver struct {
 	// life that have not been started since, with their IPs: their first
 	// Start need not CHECK an attachment made moments before.
 	fresh    map[string]string
-	watchers map[string]*watcher // container ID -> its supervisor
+	watchers map[string]*watcher      // container ID (or initKey) -> its supervisor
+	probers  map[string]*probe.Runner // container ID -> the probes of its current run
+	notify   func(vmID string)
 	samples  map[string]cpuSample
 	importMu sync.Mutex
 	wg       sync.WaitGroup
@@ -123,7 +143,27 @@ var (
 	_ runtime.Runtime   = (*Driver)(nil)
 	_ runtime.Networker = (*Driver)(nil)
 	_ runtime.Recreator = (*Driver)(nil)
+	_ runtime.Notifier  = (*Driver)(nil)
 )
+
+// SetNotify sets who hears of VMs that changed on their own: a probe
+// verdict, a container exiting or restarting, an init container done
+// (runtime.Notifier). nil tells nobody.
+func (d *Driver) SetNotify(notify func(vmID string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.notify = notify
+}
+
+// changed tells the notify function, if any, that the VM changed.
+func (d *Driver) changed(vmID string) {
+	d.mu.Lock()
+	notify := d.notify
+	d.mu.Unlock()
+	if notify != nil {
+		notify(vmID)
+	}
+}
 
 // network is the host network VMs attach to (nil: loopback only).
 func (d *Driver) network() *network.Network {
@@ -225,6 +265,7 @@ func New(cfg Config) (*Driver, error) {
 		vmLocks:  map[string]*sync.Mutex{},
 		fresh:    map[string]string{},
 		watchers: map[string]*watcher{},
+		probers:  map[string]*probe.Runner{},
 		samples:  map[string]cpuSample{},
 	}
 	if err := d.adopt(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -188,27 +189,64 @@ func validSpec(spec runtime.VMSpec) error {
 		return fmt.Errorf("containerd: VM needs an id and at least one container: %w", api.ErrInvalid)
 	}
 	seen := map[string]bool{}
-	for _, c := range spec.Containers {
+	for _, c := range allContainers(spec) {
 		if !containerName.MatchString(c.Name) || seen[c.Name] || c.Image == "" {
 			return fmt.Errorf("containerd: VM %s: container %q: name must be a unique DNS label and image set: %w", spec.ID, c.Name, api.ErrInvalid)
 		}
 		seen[c.Name] = true
+		switch c.ImagePullPolicy {
+		case "", api.PullIfNotPresent, api.PullAlways, api.PullNever:
+		default:
+			return fmt.Errorf("containerd: VM %s: container %s: imagePullPolicy %q: %w", spec.ID, c.Name, c.ImagePullPolicy, api.ErrInvalid)
+		}
+		if c.RunAsUser != nil && (*c.RunAsUser < 0 || *c.RunAsUser > math.MaxUint32) {
+			return fmt.Errorf("containerd: VM %s: container %s: runAsUser %d: %w", spec.ID, c.Name, *c.RunAsUser, api.ErrInvalid)
+		}
+		if len(probesLabel(c)) > maxLabel {
+			return fmt.Errorf("containerd: VM %s: container %s: probes and ports take more than %d bytes: %w", spec.ID, c.Name, maxLabel, api.ErrInvalid)
+		}
 	}
 	switch spec.RestartPolicy {
 	case "", RestartAlways, RestartOnFailure, RestartNever:
 	default:
 		return fmt.Errorf("containerd: restart policy %q: %w", spec.RestartPolicy, api.ErrInvalid)
 	}
+	// Probes, ports, users and the rest, as vcenter is to check them too.
+	if err := api.ValidateVMContainers(api.VMSpec{Containers: spec.Containers, InitContainers: spec.InitContainers,
+		TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds, Hostname: spec.Hostname}); err != nil {
+		return fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+	}
 	return nil
 }
 
-// ensureImages makes every container's image ready, in spec order.
+// allContainers is the VM's init containers, then its containers: the
+// order of their index labels.
+func allContainers(spec runtime.VMSpec) []api.Container {
+	return append(append([]api.Container(nil), spec.InitContainers...), spec.Containers...)
+}
+
+// maxLabel is what containerd takes of one label, key and value.
+const maxLabel = 4096 - len(LabelProbes)
+
+// probesLabel is the LabelProbes value of c ("" without probes).
+func probesLabel(c api.Container) string {
+	if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil {
+		return ""
+	}
+	b, _ := json.Marshal(api.Container{Name: c.Name, Ports: c.Ports,
+		LivenessProbe: c.LivenessProbe, ReadinessProbe: c.ReadinessProbe, StartupProbe: c.StartupProbe})
+	return string(b)
+}
+
+// ensureImages makes every container's image ready, init containers
+// first, as its pull policy says.
 func (d *Driver) ensureImages(ctx context.Context, spec runtime.VMSpec) ([]containerd.Image, error) {
-	images := make([]containerd.Image, len(spec.Containers))
-	for i, c := range spec.Containers {
+	all := allContainers(spec)
+	images := make([]containerd.Image, len(all))
+	for i, c := range all {
 		var err error
-		if images[i], err = d.EnsureImage(ctx, c.Image); err != nil {
-			return nil, fmt.Errorf("containerd: VM %s: %w", spec.ID, err)
+		if images[i], err = d.imageFor(ctx, c.Image, c.ImagePullPolicy); err != nil {
+			return nil, fmt.Errorf("containerd: VM %s: container %s: %w", spec.ID, c.Name, err)
 		}
 	}
 	return images, nil
@@ -239,7 +277,7 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 		policy = RestartAlways
 	}
 	hash := runtime.SpecHash(spec)
-	for i, c := range spec.Containers {
+	for i, c := range allContainers(spec) {
 		ports, _ := json.Marshal(c.Ports)
 		labels := map[string]string{
 			LabelVMID:          spec.ID,
@@ -254,6 +292,18 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 			LabelCgroup:        cgroup,
 			LabelPorts:         string(ports),
 			LabelSpecHash:      hash,
+		}
+		if i < len(spec.InitContainers) {
+			labels[LabelInit] = "true"
+		}
+		if p := probesLabel(c); p != "" {
+			labels[LabelProbes] = p
+		}
+		if g := spec.TerminationGracePeriodSeconds; g != nil {
+			labels[LabelGrace] = strconv.FormatInt(*g, 10)
+		}
+		if c.ImagePullPolicy != "" {
+			labels[LabelPullPolicy] = c.ImagePullPolicy
 		}
 		opts := specOpts(c, images[i], netns, cgroup, hostname(spec), limits)
 		cid := ContainerID(spec.ID, c.Name)
@@ -272,7 +322,7 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 	d.mu.Lock()
 	d.fresh[spec.ID] = ip
 	d.mu.Unlock()
-	d.log.Info("VM created", "vm", spec.ID, "path", spec.Path, "ip", ip, "containers", len(spec.Containers))
+	d.log.Info("VM created", "vm", spec.ID, "path", spec.Path, "ip", ip, "containers", len(spec.Containers), "initContainers", len(spec.InitContainers))
 	return nil
 }
 
@@ -309,6 +359,13 @@ func specOpts(c api.Container, img containerd.Image, netns, cgroup, host string,
 	if c.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(c.WorkingDir))
 	}
+	if c.RunAsUser != nil {
+		// The uid's group comes from the image's /etc/passwd (0 if it has none), as with the CRI.
+		opts = append(opts, oci.WithUserID(uint32(*c.RunAsUser)))
+	}
+	if c.ReadOnlyRootFilesystem {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
 	opts = append(opts,
 		oci.WithHostname(host),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns}),
@@ -330,7 +387,12 @@ func specOpts(c api.Container, img containerd.Image, netns, cgroup, host string,
 
 var notHostname = regexp.MustCompile(`[^a-z0-9-]+`)
 
+// hostname is the VM's UTS host name: spec.Hostname, else its name made a
+// DNS label.
 func hostname(spec runtime.VMSpec) string {
+	if spec.Hostname != "" {
+		return spec.Hostname
+	}
 	name := spec.ID
 	if spec.Path != "" {
 		name = filepath.Base(spec.Path)
@@ -383,24 +445,78 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if err := os.MkdirAll(filepath.Join(d.cfg.LogDir, id), 0o755); err != nil {
 		return err
 	}
+	// A new boot, unless the VM runs (a repeated Start, or one after a
+	// failed Start): a VM that completed, or whose init container failed
+	// for good, boots afresh when started again (vm.power -reset).
+	alive := d.supervised(initKey(id))
+	for _, c := range cs {
+		alive = alive || d.supervised(c.ID)
+	}
 	boot := cs[0].Labels[LabelBootTime]
-	if cs[0].Labels[LabelDesired] != desiredRunning || boot == "" {
+	newBoot := cs[0].Labels[LabelDesired] != desiredRunning || boot == "" || !alive
+	if newBoot {
 		boot = time.Now().UTC().Format(time.RFC3339Nano)
 	}
-	for _, info := range cs {
+	for i := range cs {
 		labels := map[string]string{LabelDesired: desiredRunning, LabelBootTime: boot}
 		if ip != "" {
 			labels[LabelIP] = ip
 		}
-		if err := d.setLabels(ctx, info.ID, labels); err != nil {
+		if newBoot {
+			labels[LabelMessage] = ""
+		}
+		if err := d.setLabels(ctx, cs[i].ID, labels); err != nil {
 			return fmt.Errorf("containerd: VM %s: %w", id, err)
 		}
+		for k, v := range labels {
+			cs[i].Labels[k] = v
+		}
+	}
+	inits, mains := splitInit(cs)
+	bootTime, _ := time.Parse(time.RFC3339Nano, boot)
+	if len(inits) > 0 && !initsDone(inits, bootTime) {
+		// The init containers run one after the other on a goroutine of
+		// their own, which starts the containers once they all succeeded.
+		d.runInits(id, bootTime)
+		d.log.Info("VM powered on, running init containers", "vm", id, "initContainers", len(inits))
+		return nil
+	}
+	for _, info := range mains {
 		if err := d.startContainer(ctx, id, info, fresh); err != nil {
 			return err
 		}
 	}
 	d.log.Info("VM powered on", "vm", id)
 	return nil
+}
+
+// splitInit parts a VM's containers (in index order) into its init
+// containers and the others.
+func splitInit(cs []containers.Container) (inits, mains []containers.Container) {
+	for _, c := range cs {
+		if c.Labels[LabelInit] == "true" {
+			inits = append(inits, c)
+		} else {
+			mains = append(mains, c)
+		}
+	}
+	return inits, mains
+}
+
+// initsDone says whether every init container has succeeded in the boot
+// that began at boot: started since, exited 0.
+func initsDone(inits []containers.Container, boot time.Time) bool {
+	for _, c := range inits {
+		if !initDone(c, boot) {
+			return false
+		}
+	}
+	return true
+}
+
+func initDone(c containers.Container, boot time.Time) bool {
+	started, err := time.Parse(time.RFC3339Nano, c.Labels[LabelStartedAt])
+	return err == nil && !started.Before(boot) && c.Labels[LabelExitCode] == "0"
 }
 
 // startContainer starts the container's task unless it runs; fresh says it
@@ -433,6 +549,11 @@ func (d *Driver) startContainer(ctx context.Context, vmID string, info container
 
 // newTask starts the container's process, its output appended to its log file.
 func (d *Driver) newTask(ctx context.Context, c containerd.Container, vmID, name string) (containerd.Task, time.Time, error) {
+	if info, err := c.Info(ctx); err == nil && info.Labels[LabelPullPolicy] == api.PullAlways {
+		if err := d.refreshRootFS(ctx, c); err != nil {
+			return nil, time.Time{}, fmt.Errorf("containerd: container %s: imagePullPolicy Always: %w", c.ID(), err)
+		}
+	}
 	t, err := c.NewTask(ctx, cio.LogFile(d.LogPath(vmID, name)))
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("containerd: container %s: new task: %w", c.ID(), err)
@@ -471,6 +592,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 
 // stopAll is Stop for the VM's containers cs, under the VM's lock.
 func (d *Driver) stopAll(ctx context.Context, id string, cs []containers.Container, timeout time.Duration) error {
+	d.unwatch(initKey(id))
 	for _, info := range cs {
 		if err := d.setLabels(ctx, info.ID, map[string]string{LabelDesired: desiredStopped}); err != nil {
 			return fmt.Errorf("containerd: VM %s: %w", id, err)
@@ -604,6 +726,7 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 func (d *Driver) removeContainers(ctx context.Context, cs []containers.Container) error {
 	var errs []error
 	for _, info := range cs {
+		d.unwatch(initKey(info.Labels[LabelVMID]))
 		d.unwatch(info.ID)
 		if err := d.stopContainer(ctx, info.ID, time.Now()); err != nil {
 			errs = append(errs, err)

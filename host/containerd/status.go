@@ -96,31 +96,122 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error)
 	return d.vmState(id, cs, procs), nil
 }
 
-// vmState builds a VM's state from its containers (in spec order) and the
-// namespace's tasks by container ID; a container without a task is judged
-// by its labels.
+// vmState builds a VM's state from its containers (in index order: init
+// containers first) and the namespace's tasks by container ID; a
+// container without a task is judged by its labels. Started and Ready come
+// from the probes of the container's current run; Phase from the exits of
+// a run-to-completion VM that nothing supervises any more.
 func (d *Driver) vmState(id string, cs []containers.Container, procs map[string]*task.Process) runtime.VMState {
 	first := cs[0].Labels
 	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff, SpecHash: first[LabelSpecHash]}
-	on := false
+	if g, err := strconv.ParseInt(first[LabelGrace], 10, 64); err == nil {
+		st.Grace = &g
+	}
+	on := d.supervised(initKey(id))
+	var msgs []string
 	for _, info := range cs {
 		cst := containerStatus(info, procs[info.ID])
+		if cst.Init {
+			cst.Ready = cst.State == StateExited && cst.ExitCode == 0
+		} else if cst.State == StateRunning {
+			if r := d.prober(info.ID); r != nil {
+				cst.Started, cst.Ready = r.Started(), r.Ready()
+			} else {
+				// Without probes a running container is started and ready;
+				// with probes it is neither until its probes say so.
+				cst.Started = info.Labels[LabelProbes] == ""
+				cst.Ready = cst.Started
+			}
+		}
 		st.Containers = append(st.Containers, cst)
 		st.Restarts += cst.Restarts
 		if cst.State == StateRunning || d.supervised(info.ID) {
 			on = true
 		}
+		if m := info.Labels[LabelMessage]; m != "" {
+			msgs = append(msgs, m)
+		}
 	}
-	if first[LabelDesired] == desiredRunning && on {
+	st.Message = strings.Join(msgs, "; ")
+	if first[LabelDesired] != desiredRunning {
+		return st
+	}
+	boot, _ := time.Parse(time.RFC3339Nano, first[LabelBootTime])
+	if on {
 		st.PowerState = api.PoweredOn
-		st.BootTime, _ = time.Parse(time.RFC3339Nano, first[LabelBootTime])
+		st.BootTime = boot
+		st.Ready, st.ReadySince = d.readiness(cs, st.Containers)
+		return st
 	}
+	st.Phase = phase(first[LabelRestartPolicy], st.Containers, boot)
 	return st
+}
+
+// readiness says whether every container but the init ones is ready, and
+// since when: the latest of their ready times (the probes' verdict, or
+// the start of a container without a readiness or startup probe).
+func (d *Driver) readiness(cs []containers.Container, sts []api.ContainerStatus) (bool, time.Time) {
+	var since time.Time
+	n := 0
+	for i, cst := range sts {
+		if cst.Init {
+			continue
+		}
+		n++
+		if !cst.Ready {
+			return false, time.Time{}
+		}
+		at := cst.StartedAt
+		if r := d.prober(cs[i].ID); r != nil {
+			at = r.ReadySince()
+		}
+		if at.After(since) {
+			since = at
+		}
+	}
+	return n > 0, since
+}
+
+// phase is the Phase of a VM that is to run but that nothing runs or
+// supervises any more, as the kubelet's getPhase: under restart policy
+// Never or OnFailure, Succeeded once every container exited 0 in this boot;
+// under Never, Failed once they all exited and one failed, or once an init
+// container failed. "" otherwise.
+func phase(policy string, sts []api.ContainerStatus, boot time.Time) string {
+	if policy != RestartNever && policy != RestartOnFailure {
+		return ""
+	}
+	thisBoot := func(cst api.ContainerStatus) bool { return !cst.StartedAt.IsZero() && !cst.StartedAt.Before(boot) }
+	exited, failed, mains := 0, 0, 0
+	for _, cst := range sts {
+		if cst.Init {
+			if policy == RestartNever && cst.State == StateExited && thisBoot(cst) && cst.ExitCode != 0 {
+				return api.PhaseFailed
+			}
+			continue
+		}
+		mains++
+		if cst.State == StateExited && thisBoot(cst) {
+			exited++
+			if cst.ExitCode != 0 {
+				failed++
+			}
+		}
+	}
+	switch {
+	case mains == 0 || exited < mains:
+		return ""
+	case failed == 0:
+		return api.PhaseSucceeded
+	case policy == RestartNever:
+		return api.PhaseFailed
+	}
+	return ""
 }
 
 // containerStatus is a container's state from its labels and its task (nil: none).
 func containerStatus(info containers.Container, p *task.Process) api.ContainerStatus {
-	cst := api.ContainerStatus{Name: info.Labels[LabelContainer], State: StateCreated}
+	cst := api.ContainerStatus{Name: info.Labels[LabelContainer], State: StateCreated, Init: info.Labels[LabelInit] == "true"}
 	cst.Restarts, _ = strconv.Atoi(info.Labels[LabelRestarts])
 	cst.StartedAt, _ = time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
 	if info.Labels[LabelStartedAt] != "" {
@@ -149,6 +240,12 @@ func (d *Driver) resolve(ctx context.Context, id, container string) (containers.
 		return containers.Container{}, err
 	}
 	if container == "" {
+		// The VM's first container that is not an init container.
+		for _, c := range cs {
+			if c.Labels[LabelInit] != "true" {
+				return c, nil
+			}
+		}
 		return cs[0], nil
 	}
 	for _, c := range cs {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/containers"
 )
 
 // watcher supervises one container's task: when it exits, the driver restarts
@@ -43,10 +44,33 @@ func (d *Driver) adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("containerd: adopt: %w", err)
 	}
+	byVM := map[string][]containers.Container{}
 	for _, info := range infos {
-		if info.Labels[LabelDesired] != desiredRunning {
-			continue
+		if info.Labels[LabelDesired] == desiredRunning {
+			id := info.Labels[LabelVMID]
+			byVM[id] = append(byVM[id], info)
 		}
+	}
+	for vmID, cs := range byVM {
+		sortByIndex(cs)
+		inits, mains := splitInit(cs)
+		if len(inits) > 0 {
+			boot, _ := time.Parse(time.RFC3339Nano, cs[0].Labels[LabelBootTime])
+			if !initsDone(inits, boot) {
+				// Booting: the init sequence goes on where it was and
+				// starts the containers when done.
+				d.runInits(vmID, boot)
+				continue
+			}
+		}
+		d.adoptContainers(ctx, mains)
+	}
+	return nil
+}
+
+// adoptContainers supervises containers of one VM that a previous agent started.
+func (d *Driver) adoptContainers(ctx context.Context, infos []containers.Container) {
+	for _, info := range infos {
 		var task containerd.Task
 		if c, err := d.client.LoadContainer(ctx, info.ID); err == nil {
 			if t, err := c.Task(ctx, nil); err == nil {
@@ -56,7 +80,6 @@ func (d *Driver) adopt(ctx context.Context) error {
 		started, _ := time.Parse(time.RFC3339Nano, info.Labels[LabelStartedAt])
 		d.watch(info.Labels[LabelVMID], info.ID, task, started)
 	}
-	return nil
 }
 
 // supervised says whether the driver is watching the container (running, or
@@ -105,8 +128,10 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 		for {
 			code := -1
 			if task != nil {
+				stopProbes := d.startProbes(ctx, vmID, cid, task, started)
 				exitCh, err := task.Wait(ctx)
 				if err != nil {
+					stopProbes()
 					if ctx.Err() != nil {
 						return
 					}
@@ -114,14 +139,17 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 				} else {
 					select {
 					case st := <-exitCh:
+						stopProbes()
 						if ctx.Err() != nil {
 							return
 						}
 						code = int(st.ExitCode())
 					case <-ctx.Done():
+						stopProbes()
 						return
 					}
 				}
+				d.changed(vmID)
 			}
 			if !started.IsZero() && time.Since(started) >= d.cfg.BackoffReset {
 				backoff = d.cfg.Backoff
@@ -138,6 +166,7 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 			backoff = nextBackoff(backoff, d.cfg.BackoffMax)
 			var err error
 			task, started, err = d.restart(ctx, vmID, cid, code)
+			d.changed(vmID)
 			if err != nil {
 				if ctx.Err() != nil {
 					return

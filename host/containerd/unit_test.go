@@ -1,6 +1,8 @@
 package containerd
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +65,66 @@ func TestNames(t *testing.T) {
 	}
 	if _, err := NormalizeImage("Bad Name"); err == nil {
 		t.Error("want an error for an invalid reference")
+	}
+}
+
+func TestPhase(t *testing.T) {
+	boot := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	after, before := boot.Add(time.Second), boot.Add(-time.Hour)
+	c := func(state string, code int, started time.Time) api.ContainerStatus {
+		return api.ContainerStatus{Name: "c", State: state, ExitCode: code, StartedAt: started}
+	}
+	init := func(cs api.ContainerStatus) api.ContainerStatus { cs.Init = true; return cs }
+	for _, tc := range []struct {
+		name   string
+		policy string
+		sts    []api.ContainerStatus
+		want   string
+	}{
+		{"always never completes", RestartAlways, []api.ContainerStatus{c(StateExited, 0, after)}, ""},
+		{"default is always", "", []api.ContainerStatus{c(StateExited, 0, after)}, ""},
+		{"never, exit 0", RestartNever, []api.ContainerStatus{c(StateExited, 0, after)}, api.PhaseSucceeded},
+		{"never, one failed", RestartNever, []api.ContainerStatus{c(StateExited, 0, after), c(StateExited, 2, after)}, api.PhaseFailed},
+		{"never, one still to exit", RestartNever, []api.ContainerStatus{c(StateExited, 2, after), c(StateCreated, 0, time.Time{})}, ""},
+		{"onfailure, exit 0", RestartOnFailure, []api.ContainerStatus{c(StateExited, 0, after)}, api.PhaseSucceeded},
+		{"onfailure, failed: restarting, not failed", RestartOnFailure, []api.ContainerStatus{c(StateExited, 1, after)}, ""},
+		{"exit from a previous boot", RestartNever, []api.ContainerStatus{c(StateExited, 0, before)}, ""},
+		{"never, init failed", RestartNever, []api.ContainerStatus{init(c(StateExited, 1, after)), c(StateCreated, 0, time.Time{})}, api.PhaseFailed},
+		{"never, init failed in a previous boot", RestartNever, []api.ContainerStatus{init(c(StateExited, 1, before)), c(StateCreated, 0, time.Time{})}, ""},
+		{"onfailure, init failed: retried", RestartOnFailure, []api.ContainerStatus{init(c(StateExited, 1, after)), c(StateCreated, 0, time.Time{})}, ""},
+		{"init then main done", RestartNever, []api.ContainerStatus{init(c(StateExited, 0, after)), c(StateExited, 0, after)}, api.PhaseSucceeded},
+	} {
+		if got := phase(tc.policy, tc.sts, boot); got != tc.want {
+			t.Errorf("%s: phase = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestHostnameAndSpecChecks(t *testing.T) {
+	if h := hostname(runtime.VMSpec{ID: "x", Path: "/dc1/vm/web", Hostname: "db-0"}); h != "db-0" {
+		t.Errorf("hostname with spec.hostname = %q", h)
+	}
+	base := runtime.VMSpec{ID: "x", Containers: []api.Container{{Name: "main", Image: "busybox"}}}
+	dup := base
+	dup.InitContainers = []api.Container{{Name: "main", Image: "busybox"}}
+	if err := validSpec(dup); err == nil {
+		t.Error("an init container named like a container was accepted")
+	}
+	pull := base
+	pull.Containers = []api.Container{{Name: "main", Image: "busybox", ImagePullPolicy: "Sometimes"}}
+	if err := validSpec(pull); err == nil {
+		t.Error("an unknown pull policy was accepted")
+	}
+	bad := base
+	bad.Containers = []api.Container{{Name: "main", Image: "busybox", LivenessProbe: &api.Probe{}}}
+	if err := validSpec(bad); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "spec.containers[0].livenessProbe") {
+		t.Errorf("a probe without an action: %v", err)
+	}
+	if probesLabel(base.Containers[0]) != "" {
+		t.Error("a container without probes has a probes label")
+	}
+	p := api.Container{Name: "web", Ports: []api.Port{{Name: "http", ContainerPort: 80}}, ReadinessProbe: &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Str("http")}}}
+	if l := probesLabel(p); !strings.Contains(l, `"readinessProbe"`) || !strings.Contains(l, `"http"`) {
+		t.Errorf("probes label %s", l)
 	}
 }

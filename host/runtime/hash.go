@@ -9,7 +9,9 @@ import (
 
 // SpecHash is a short, stable fingerprint of the part of a VM's spec that
 // its containers are built from: NumCPU, MemoryMB, the CPU and memory
-// reservations and limits, the containers and the restart policy. ID and
+// reservations and limits, the containers (with their probes, pull policy,
+// user and read-only flag), the init containers, the restart policy, the
+// termination grace period and the hostname. ID and
 // Path are left out (they never change for a VM), and so are the
 // allocations' shares and expandable flags, which only vcenter's admission
 // control reads. Drivers record it when they create a VM and report it in
@@ -21,25 +23,33 @@ import (
 // objects, at any depth except as list elements), so nil and empty slices
 // hash alike and a field added to api.Container later does not change the
 // hash of specs that leave it unset: upgrading the agent recreates nothing.
+// Pointer fields whose zero means something (runAsUser 0 is root, not the
+// image's user; a grace period of 0 is not the default) hash as set.
 func SpecHash(spec VMSpec) string {
 	type alloc struct {
 		Reservation int64 `json:"reservation"`
 		Limit       int64 `json:"limit"`
 	}
 	v := struct {
-		NumCPU        int         `json:"numCPU"`
-		MemoryMB      int64       `json:"memoryMB"`
-		CPU           alloc       `json:"cpu"`
-		Mem           alloc       `json:"mem"`
-		Containers    interface{} `json:"containers"`
-		RestartPolicy string      `json:"restartPolicy"`
+		NumCPU         int         `json:"numCPU"`
+		MemoryMB       int64       `json:"memoryMB"`
+		CPU            alloc       `json:"cpu"`
+		Mem            alloc       `json:"mem"`
+		Containers     interface{} `json:"containers"`
+		RestartPolicy  string      `json:"restartPolicy"`
+		InitContainers interface{} `json:"initContainers"`
+		Grace          *int64      `json:"terminationGracePeriodSeconds,omitempty"`
+		Hostname       string      `json:"hostname"`
 	}{
-		NumCPU:        spec.NumCPU,
-		MemoryMB:      spec.MemoryMB,
-		CPU:           alloc{spec.CPU.Reservation, spec.CPU.Limit},
-		Mem:           alloc{spec.Mem.Reservation, spec.Mem.Limit},
-		Containers:    spec.Containers,
-		RestartPolicy: spec.RestartPolicy,
+		NumCPU:         spec.NumCPU,
+		MemoryMB:       spec.MemoryMB,
+		CPU:            alloc{spec.CPU.Reservation, spec.CPU.Limit},
+		Mem:            alloc{spec.Mem.Reservation, spec.Mem.Limit},
+		Containers:     spec.Containers,
+		RestartPolicy:  spec.RestartPolicy,
+		InitContainers: spec.InitContainers,
+		Grace:          spec.TerminationGracePeriodSeconds,
+		Hostname:       spec.Hostname,
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -51,6 +61,7 @@ func SpecHash(spec VMSpec) string {
 	if err := dec.Decode(&tree); err != nil {
 		return ""
 	}
+	markSet(tree)
 	tree, _ = prune(tree)
 	// encoding/json writes object keys sorted: the output is canonical.
 	canon, err := json.Marshal(tree)
@@ -59,6 +70,29 @@ func SpecHash(spec VMSpec) string {
 	}
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:8])
+}
+
+// setPointers are the JSON keys of pointer fields whose zero value is
+// meaningful: present in the JSON means set, whatever the number.
+var setPointers = map[string]bool{"runAsUser": true, "terminationGracePeriodSeconds": true}
+
+// markSet turns the numbers of setPointers keys into strings, which prune
+// keeps even for 0.
+func markSet(v interface{}) {
+	switch x := v.(type) {
+	case []interface{}:
+		for _, e := range x {
+			markSet(e)
+		}
+	case map[string]interface{}:
+		for k, e := range x {
+			if n, ok := e.(json.Number); ok && setPointers[k] {
+				x[k] = "set:" + n.String()
+				continue
+			}
+			markSet(e)
+		}
+	}
 }
 
 // prune drops zero values from a decoded JSON tree and says whether what is

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"testing"
+	"time"
 
 	"github.com/podsphere/podsphere/api"
 )
@@ -61,6 +62,25 @@ func TestSpecHashChanges(t *testing.T) {
 		"more":         func(s *VMSpec) { s.Containers = append(s.Containers, api.Container{Name: "side", Image: "busybox"}) },
 		"no container": func(s *VMSpec) { s.Containers = nil },
 		"big number":   func(s *VMSpec) { s.Mem.Limit = 1<<62 + 1 },
+		"init container": func(s *VMSpec) {
+			s.InitContainers = []api.Container{{Name: "setup", Image: "busybox", Command: []string{"true"}}}
+		},
+		"grace period":   func(s *VMSpec) { g := int64(30); s.TerminationGracePeriodSeconds = &g },
+		"grace period 0": func(s *VMSpec) { g := int64(0); s.TerminationGracePeriodSeconds = &g },
+		"hostname":       func(s *VMSpec) { s.Hostname = "db-0" },
+		"runAsUser":      func(s *VMSpec) { u := int64(1000); s.Containers[0].RunAsUser = &u },
+		"runAsUser 0":    func(s *VMSpec) { u := int64(0); s.Containers[0].RunAsUser = &u },
+		"read-only root": func(s *VMSpec) { s.Containers[0].ReadOnlyRootFilesystem = true },
+		"pull policy":    func(s *VMSpec) { s.Containers[0].ImagePullPolicy = "Always" },
+		"readiness probe": func(s *VMSpec) {
+			s.Containers[0].ReadinessProbe = &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Int(80)}}
+		},
+		"liveness probe": func(s *VMSpec) {
+			s.Containers[0].LivenessProbe = &api.Probe{Exec: &api.ExecAction{Command: []string{"true"}}}
+		},
+		"startup probe": func(s *VMSpec) {
+			s.Containers[0].StartupProbe = &api.Probe{TCPSocket: &api.TCPSocketAction{Port: api.Str("http")}}
+		},
 	} {
 		s := baseSpec()
 		f(&s)
@@ -72,5 +92,35 @@ func TestSpecHashChanges(t *testing.T) {
 	a.Mem.Limit, b.Mem.Limit = 1<<62, 1<<62+1
 	if SpecHash(a) == SpecHash(b) {
 		t.Error("large limits that differ by one hash alike")
+	}
+	u0, u1 := baseSpec(), baseSpec()
+	zero, one := int64(0), int64(1)
+	u0.Containers[0].RunAsUser, u1.Containers[0].RunAsUser = &zero, &one
+	if SpecHash(u0) == SpecHash(u1) {
+		t.Error("runAsUser 0 and 1 hash alike")
+	}
+}
+
+// The fields added with probes and init containers leave the hash of a
+// spec that does not use them as it was: upgrading the agent recreates
+// no VM.
+func TestSpecHashUnchangedByNewFields(t *testing.T) {
+	const before = "5927c462022fe688" // SpecHash(baseSpec()) before those fields existed
+	if got := SpecHash(baseSpec()); got != before {
+		t.Fatalf("SpecHash(baseSpec()) = %s, was %s", got, before)
+	}
+}
+
+func TestStopTimeout(t *testing.T) {
+	def := 10 * time.Second
+	s := baseSpec()
+	if s.StopTimeout(def) != def {
+		t.Fatal("no grace period: want the default")
+	}
+	for g, want := range map[int64]time.Duration{0: MinStopTimeout, 1: MinStopTimeout, 30: 30 * time.Second} {
+		s.TerminationGracePeriodSeconds = &g
+		if got := s.StopTimeout(def); got != want {
+			t.Errorf("grace %d: %v, want %v", g, got, want)
+		}
 	}
 }

@@ -22,7 +22,30 @@ type VMSpec struct {
 	Mem           api.Allocation // MB: limit -> memory.max, reservation -> memory.low
 	Containers    []api.Container
 	RestartPolicy string // Always, OnFailure, Never
+	// InitContainers run in order, each to completion, before Containers
+	// start, at every power-on.
+	InitContainers []api.Container
+	// TerminationGracePeriodSeconds is the VM's stop timeout (nil: the
+	// agent's default).
+	TerminationGracePeriodSeconds *int64
+	// Hostname is the guest's host name ("": the VM's name).
+	Hostname string
 }
+
+// StopTimeout is how long the VM's containers get to stop before they are
+// killed: its TerminationGracePeriodSeconds, at least MinStopTimeout (the
+// kubelet's floor too), or def when it sets none.
+func (s VMSpec) StopTimeout(def time.Duration) time.Duration {
+	if g := s.TerminationGracePeriodSeconds; g != nil {
+		return max(time.Duration(*g)*time.Second, MinStopTimeout)
+	}
+	return def
+}
+
+// MinStopTimeout is the shortest stop timeout a VM's grace period gives:
+// the kubelet's minimum shutdown window, so a grace period of 0 still
+// sends SIGTERM before SIGKILL.
+const MinStopTimeout = 2 * time.Second
 
 // VMState is what a driver observes of one VM.
 type VMState struct {
@@ -37,6 +60,31 @@ type VMState struct {
 	// driver recorded it; "" when unknown (a VM an older agent made), which
 	// the agent takes as "unchanged".
 	SpecHash string
+	// Ready: the VM runs and every container (init containers aside) is
+	// ready (passes its readiness probe, or has none and has started).
+	// ReadySince is when it became so; zero while not ready.
+	Ready      bool
+	ReadySince time.Time
+	// Phase is api.PhaseSucceeded or api.PhaseFailed once a run-to-
+	// completion VM (restart policy Never or OnFailure) has completed; ""
+	// otherwise. A completed VM is powered off and stays so: the agent does
+	// not start it again (vm.power -reset does).
+	Phase string
+	// Message says what the runtime did on its own that the admin should
+	// know, e.g. a restart after a failed liveness probe; "" for nothing.
+	Message string
+	// Grace is the terminationGracePeriodSeconds the VM was created with
+	// (nil: none), so a VM that left vcenter is stopped with it too.
+	Grace *int64
+}
+
+// Notifier is a runtime whose VMs change on their own (a probe verdict, a
+// container exiting or restarting), and that says so: the agent gives it
+// a function to call with the VM's ID, and reports that VM's status at
+// once instead of at the next StatusInterval pass. notify must not block;
+// the agent coalesces calls.
+type Notifier interface {
+	SetNotify(notify func(vmID string))
 }
 
 // Recreator is a runtime that can replace a VM's containers with ones built

@@ -2,6 +2,26 @@
 // memory only, so hundreds of simulated hosts fit in one process for scale
 // tests, placement and HA drills. Power state, boot time and a fake IP
 // behave as a real host's would; nothing executes.
+//
+// Probes: nothing runs, so every probe passes. A container is started once
+// its startup probe's initialDelaySeconds have passed since it started,
+// and ready once its readiness probe's have too (immediately without
+// delays); the VM is ready when all its containers are. The driver tells
+// the agent (runtime.Notifier) when a delay runs out, so readiness reaches
+// vcenter at once. Liveness probes never fail.
+//
+// Completion: a container whose command line (command and args) is
+// `true`, `false`, `exit N` under a shell (`sh -c "exit N"`), or a path
+// ending in /true or /false, "exits" with that code as soon as it starts;
+// any other command runs until the VM stops. Completion is modelled only
+// where the restart policy would not restart the container (Never, or
+// OnFailure with exit 0): under Always, or OnFailure with a failing
+// command, the container is shown running (the sim models no crash loop).
+// When every container of a Never or OnFailure VM has completed the VM is
+// powered off with Phase Succeeded (all exited 0) or Failed. Init
+// containers complete at once with their modelled code (0 for any other
+// command); a failing one under Never fails the VM, under the other
+// policies it leaves the VM on with its containers never started.
 package sim
 
 import (
@@ -24,8 +44,9 @@ type Driver struct {
 	ips *ipPool
 	now func() time.Time // a test may replace it
 
-	mu  sync.Mutex
-	vms map[string]*vm
+	mu     sync.Mutex
+	vms    map[string]*vm
+	notify func(vmID string)
 }
 
 type vm struct {
@@ -33,9 +54,22 @@ type vm struct {
 	state  runtime.VMState
 	ip     string
 	booted bool // started at least once
+	// timer tells the agent when the probes' delays run out (nil: none pending).
+	timer *time.Timer
 }
 
-var _ runtime.Runtime = (*Driver)(nil)
+var (
+	_ runtime.Runtime  = (*Driver)(nil)
+	_ runtime.Notifier = (*Driver)(nil)
+)
+
+// SetNotify sets the function told of VMs whose readiness changes when a
+// probe delay runs out (runtime.Notifier); nil tells nobody.
+func (d *Driver) SetNotify(notify func(vmID string)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.notify = notify
+}
 
 // New makes a sim host offering cpuMHz and memMB. VMs get addresses under
 // ipPrefix, one to three leading octets ("10.250.7" gives 10.250.7.2 to
@@ -86,7 +120,7 @@ func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 	defer d.mu.Unlock()
 	out := make([]runtime.VMState, 0, len(d.vms))
 	for _, v := range d.vms {
-		out = append(out, v.snapshot())
+		out = append(out, v.snapshot(d.now()))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -103,8 +137,13 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
 	}
-	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec)}}
+	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec),
+		Grace: spec.TerminationGracePeriodSeconds}}
 	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
+	v.spec.InitContainers = append([]api.Container(nil), spec.InitContainers...)
+	for _, c := range spec.InitContainers {
+		v.state.Containers = append(v.state.Containers, api.ContainerStatus{Name: c.Name, State: "created", Init: true})
+	}
 	for _, c := range spec.Containers {
 		v.state.Containers = append(v.state.Containers, api.ContainerStatus{Name: c.Name, State: "created"})
 	}
@@ -135,18 +174,145 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	now := d.now()
 	v.state.PowerState = api.PoweredOn
 	v.state.BootTime = now
+	v.state.Phase = ""
 	if v.booted {
 		v.state.Restarts++
 	}
-	for i := range v.state.Containers {
-		c := &v.state.Containers[i]
-		if v.booted {
-			c.Restarts++
+	// Init containers first: each completes at once.
+	initFailed := false
+	nInit := len(v.spec.InitContainers)
+	for i, c := range v.spec.InitContainers {
+		st := &v.state.Containers[i]
+		if initFailed {
+			st.State = "created"
+			continue
 		}
-		c.State, c.ExitCode, c.StartedAt = "running", 0, now
+		if v.booted {
+			st.Restarts++
+		}
+		code, _ := exitOf(c)
+		st.State, st.ExitCode, st.StartedAt = "exited", code, now
+		initFailed = code != 0
+	}
+	running := 0
+	for i, c := range v.spec.Containers {
+		st := &v.state.Containers[nInit+i]
+		if initFailed {
+			st.State = "created"
+			continue
+		}
+		if v.booted {
+			st.Restarts++
+		}
+		st.State, st.ExitCode, st.StartedAt = "running", 0, now
+		if code, ok := exitOf(c); ok && completes(v.spec.RestartPolicy, code) {
+			st.State, st.ExitCode = "exited", code
+		} else {
+			running++
+		}
 	}
 	v.booted = true
+	switch {
+	case initFailed && v.spec.RestartPolicy == "Never":
+		v.complete(api.PhaseFailed)
+	case !initFailed && running == 0 && runToCompletion(v.spec.RestartPolicy):
+		phase := api.PhaseSucceeded
+		for _, st := range v.state.Containers[nInit:] {
+			if st.ExitCode != 0 {
+				phase = api.PhaseFailed
+			}
+		}
+		v.complete(phase)
+	case !initFailed:
+		d.armProbeTimer(id, v, now)
+	}
 	return nil
+}
+
+// complete powers a VM off as completed in phase, its containers' exit codes kept.
+func (v *vm) complete(phase string) {
+	v.state.PowerState = api.PoweredOff
+	v.state.BootTime = time.Time{}
+	v.state.Phase = phase
+}
+
+func runToCompletion(policy string) bool { return policy == "Never" || policy == "OnFailure" }
+
+// completes says whether a container exiting with code stays exited.
+func completes(policy string, code int) bool {
+	return policy == "Never" || policy == "OnFailure" && code == 0
+}
+
+// exitOf is the exit code the sim gives a container's command line, and
+// whether it models one at all (see the package comment).
+func exitOf(c api.Container) (int, bool) {
+	cmd := append(append([]string(nil), c.Command...), c.Args...)
+	word := func(s string) (int, bool) {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "true" || strings.HasSuffix(s, "/true"):
+			return 0, true
+		case s == "false" || strings.HasSuffix(s, "/false"):
+			return 1, true
+		case s == "exit":
+			return 0, true
+		}
+		if n, ok := strings.CutPrefix(s, "exit "); ok {
+			if code, err := strconv.Atoi(strings.TrimSpace(n)); err == nil && code >= 0 && code < 256 {
+				return code, true
+			}
+		}
+		return 0, false
+	}
+	switch {
+	case len(cmd) == 1:
+		return word(cmd[0])
+	case len(cmd) == 3 && (cmd[0] == "sh" || strings.HasSuffix(cmd[0], "/sh")) && cmd[1] == "-c":
+		return word(cmd[2])
+	}
+	return 0, false
+}
+
+// probeDelays are how long after its start container c is started (its
+// startup probe's initial delay) and ready (the later of both delays).
+func probeDelays(c api.Container) (started, ready time.Duration) {
+	if p := c.StartupProbe; p != nil {
+		started = time.Duration(max(p.InitialDelaySeconds, 0)) * time.Second
+	}
+	ready = started
+	if p := c.ReadinessProbe; p != nil {
+		ready = max(ready, time.Duration(max(p.InitialDelaySeconds, 0))*time.Second)
+	}
+	return started, ready
+}
+
+// armProbeTimer tells the agent when the last probe delay of the VM
+// started at now runs out.
+func (d *Driver) armProbeTimer(id string, v *vm, now time.Time) {
+	v.stopTimer()
+	var longest time.Duration
+	for _, c := range v.spec.Containers {
+		_, ready := probeDelays(c)
+		longest = max(longest, ready)
+	}
+	if longest <= 0 {
+		return
+	}
+	v.timer = time.AfterFunc(longest, func() {
+		d.mu.Lock()
+		notify := d.notify
+		d.mu.Unlock()
+		if notify != nil {
+			notify(id)
+		}
+	})
+}
+
+func (v *vm) stopTimer() {
+	if v.timer != nil {
+		v.timer.Stop()
+		v.timer = nil
+	}
 }
 
 // Stop powers a VM off at once; the sim has nothing to wait for.
@@ -162,7 +328,9 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 }
 
 // Crash stops a running VM as if its containers died with exitCode, so tests
-// can drive restart and HA logic. Crashing a stopped VM changes nothing.
+// can drive restart and HA logic. Under restart policy Never (or OnFailure
+// with exit code 0) the VM has then completed, with Phase Succeeded or
+// Failed by the code. Crashing a stopped VM changes nothing.
 func (d *Driver) Crash(id string, exitCode int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -172,19 +340,28 @@ func (d *Driver) Crash(id string, exitCode int) error {
 	}
 	if v.state.PowerState == api.PoweredOn {
 		v.stop(exitCode)
+		// A run-to-completion VM whose policy would not restart it has completed.
+		if completes(v.spec.RestartPolicy, exitCode) {
+			v.state.Phase = api.PhaseSucceeded
+			if exitCode != 0 {
+				v.state.Phase = api.PhaseFailed
+			}
+		}
 	}
 	return nil
 }
 
 func (v *vm) stop(exitCode int) {
+	v.stopTimer()
 	if v.state.PowerState != api.PoweredOn {
 		return
 	}
 	v.state.PowerState = api.PoweredOff
 	v.state.BootTime = time.Time{}
 	for i := range v.state.Containers {
-		v.state.Containers[i].State = "exited"
-		v.state.Containers[i].ExitCode = exitCode
+		if c := &v.state.Containers[i]; c.State == "running" {
+			c.State, c.ExitCode = "exited", exitCode
+		}
 	}
 }
 
@@ -193,6 +370,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if v, ok := d.vms[id]; ok {
+		v.stopTimer()
 		d.ips.give(v.ip)
 		delete(d.vms, id)
 	}
@@ -207,7 +385,7 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error)
 	if err != nil {
 		return runtime.VMState{}, err
 	}
-	return v.snapshot(), nil
+	return v.snapshot(d.now()), nil
 }
 
 // Logs writes a few synthetic lines about the container (every container
@@ -281,12 +459,40 @@ func (d *Driver) get(id string) (*vm, error) {
 	return v, nil
 }
 
-// snapshot copies the state; the IP shows only while the VM runs, as vm.ip does.
-func (v *vm) snapshot() runtime.VMState {
+// snapshot copies the state as of now; the IP shows only while the VM
+// runs, as vm.ip does. Started and Ready follow the probe delays.
+func (v *vm) snapshot(now time.Time) runtime.VMState {
 	s := v.state
 	s.Containers = append([]api.ContainerStatus(nil), v.state.Containers...)
 	if s.PowerState == api.PoweredOn {
 		s.IP = v.ip
+	}
+	nInit := len(v.spec.InitContainers)
+	for i := range s.Containers {
+		c := &s.Containers[i]
+		if c.Init {
+			c.Ready = c.State == "exited" && c.ExitCode == 0
+			continue
+		}
+		if c.State != "running" || s.PowerState != api.PoweredOn || i-nInit >= len(v.spec.Containers) {
+			continue
+		}
+		started, ready := probeDelays(v.spec.Containers[i-nInit])
+		c.Started = !now.Before(c.StartedAt.Add(started))
+		c.Ready = c.Started && !now.Before(c.StartedAt.Add(ready))
+	}
+	if s.PowerState == api.PoweredOn && len(v.spec.Containers) > 0 {
+		s.Ready = true
+		for i, c := range s.Containers[nInit:] {
+			_, ready := probeDelays(v.spec.Containers[i])
+			if !c.Ready {
+				s.Ready, s.ReadySince = false, time.Time{}
+				break
+			}
+			if at := c.StartedAt.Add(ready); at.After(s.ReadySince) {
+				s.ReadySince = at
+			}
+		}
 	}
 	return s
 }

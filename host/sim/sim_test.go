@@ -310,3 +310,175 @@ func TestSpecHash(t *testing.T) {
 		t.Errorf("after re-create SpecHash = %s, want %s", h, runtime.SpecHash(changed))
 	}
 }
+
+// fakeClock is a settable time source.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestProbesPassAfterTheirDelay(t *testing.T) {
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	d := New(10000, 10000, "10.250.3")
+	d.now = clk.now
+	start := clk.now()
+
+	plain := spec("plain")
+	probed := spec("probed")
+	probed.Containers[0].StartupProbe = &api.Probe{Exec: &api.ExecAction{Command: []string{"true"}}, InitialDelaySeconds: 2}
+	probed.Containers[0].ReadinessProbe = &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Int(80)}, InitialDelaySeconds: 5}
+	probed.Containers[1].ReadinessProbe = &api.Probe{TCPSocket: &api.TCPSocketAction{Port: api.Int(80)}, InitialDelaySeconds: 3}
+	for _, s := range []runtime.VMSpec{plain, probed} {
+		if err := d.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := d.Status(ctx, s.ID); st.Ready {
+			t.Fatalf("%s ready before it started", s.ID)
+		}
+		if err := d.Start(ctx, s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := d.Status(ctx, "plain")
+	if !st.Ready || !st.ReadySince.Equal(start) || !st.Containers[0].Ready || !st.Containers[0].Started {
+		t.Fatalf("VM without probes: %+v", st)
+	}
+	for _, c := range []struct {
+		after          time.Duration
+		started, ready bool // of container 0
+		vmReady        bool
+	}{
+		{0, false, false, false},
+		{2 * time.Second, true, false, false},
+		{4 * time.Second, true, false, false},
+		{5 * time.Second, true, true, true},
+	} {
+		clk.t = start.Add(c.after)
+		st, _ := d.Status(ctx, "probed")
+		if st.Containers[0].Started != c.started || st.Containers[0].Ready != c.ready || st.Ready != c.vmReady {
+			t.Fatalf("after %v: %+v", c.after, st)
+		}
+	}
+	st, _ = d.Status(ctx, "probed")
+	if !st.ReadySince.Equal(start.Add(5 * time.Second)) {
+		t.Fatalf("ReadySince %v, want start+5s", st.ReadySince)
+	}
+	if err := d.Stop(ctx, "probed", 0); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.Status(ctx, "probed"); st.Ready || st.Containers[0].Ready {
+		t.Fatalf("stopped VM ready: %+v", st)
+	}
+}
+
+func TestProbeDelayNotifies(t *testing.T) {
+	ctx := context.Background()
+	d := New(10000, 10000, "10.250.3")
+	got := make(chan string, 4)
+	d.SetNotify(func(id string) { got <- id })
+	s := spec("slow")
+	s.Containers[0].ReadinessProbe = &api.Probe{HTTPGet: &api.HTTPGetAction{Port: api.Int(80)}, InitialDelaySeconds: 1}
+	if err := d.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if st, _ := d.Status(ctx, id); id != "slow" || !st.Ready {
+			t.Fatalf("notified %q, status %+v", id, st)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no notice when the readiness delay ran out")
+	}
+	// A VM deleted before its delay runs out tells nobody.
+	if err := d.Stop(ctx, "slow", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		t.Fatalf("notice for deleted VM %s", id)
+	case <-time.After(1500 * time.Millisecond):
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	ctx := context.Background()
+	cmd := func(c ...string) api.Container { return api.Container{Name: "job", Image: "busybox", Command: c} }
+	for _, tc := range []struct {
+		name   string
+		policy string
+		init   []api.Container
+		cs     []api.Container
+		power  string
+		phase  string
+		states string // container states, init first
+	}{
+		{"never true", "Never", nil, []api.Container{cmd("true")}, api.PoweredOff, api.PhaseSucceeded, "exited"},
+		{"never exit 3", "Never", nil, []api.Container{cmd("sh", "-c", "exit 3")}, api.PoweredOff, api.PhaseFailed, "exited"},
+		{"never one of two runs", "Never", nil, []api.Container{cmd("true"), {Name: "srv", Image: "nginx"}}, api.PoweredOn, "", "exited running"},
+		{"onfailure true", "OnFailure", nil, []api.Container{cmd("/bin/true")}, api.PoweredOff, api.PhaseSucceeded, "exited"},
+		{"onfailure false keeps running", "OnFailure", nil, []api.Container{cmd("false")}, api.PoweredOn, "", "running"},
+		{"always true keeps running", "Always", nil, []api.Container{cmd("true")}, api.PoweredOn, "", "running"},
+		{"unmodelled command runs", "Never", nil, []api.Container{cmd("sleep", "1")}, api.PoweredOn, "", "running"},
+		{"init then main", "Always", []api.Container{{Name: "setup", Image: "busybox"}}, []api.Container{cmd("httpd")}, api.PoweredOn, "", "exited running"},
+		{"init fails, never", "Never", []api.Container{{Name: "setup", Image: "busybox", Command: []string{"false"}}}, []api.Container{cmd("httpd")}, api.PoweredOff, api.PhaseFailed, "exited created"},
+		{"init fails, always", "Always", []api.Container{{Name: "setup", Image: "busybox", Command: []string{"false"}}}, []api.Container{cmd("httpd")}, api.PoweredOn, "", "exited created"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := New(10000, 10000, "10.250.3")
+			s := runtime.VMSpec{ID: "j", Path: "/dc1/vm/j", RestartPolicy: tc.policy, InitContainers: tc.init, Containers: tc.cs}
+			if err := d.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Start(ctx, "j"); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := d.Status(ctx, "j")
+			var states []string
+			for _, c := range st.Containers {
+				states = append(states, c.State)
+			}
+			if st.PowerState != tc.power || st.Phase != tc.phase || strings.Join(states, " ") != tc.states {
+				t.Fatalf("power %s phase %q states %v, want %s %q %s", st.PowerState, st.Phase, states, tc.power, tc.phase, tc.states)
+			}
+			if len(tc.init) > 0 && (!st.Containers[0].Init || st.Containers[1].Init) {
+				t.Fatalf("init flags wrong: %+v", st.Containers)
+			}
+			if st.Ready != (tc.power == api.PoweredOn && !strings.Contains(tc.states, "created") && !strings.HasPrefix(tc.name, "never one")) {
+				t.Fatalf("ready %v: %+v", st.Ready, st)
+			}
+		})
+	}
+	t.Run("crash under Never fails the VM", func(t *testing.T) {
+		d := New(10000, 10000, "10.250.3")
+		s := runtime.VMSpec{ID: "c", Path: "/dc1/vm/c", RestartPolicy: "Never", Containers: []api.Container{{Name: "srv", Image: "nginx"}}}
+		_ = d.Create(ctx, s)
+		_ = d.Start(ctx, "c")
+		_ = d.Crash("c", 137)
+		if st, _ := d.Status(ctx, "c"); st.Phase != api.PhaseFailed || st.PowerState != api.PoweredOff {
+			t.Fatalf("after crash: %+v", st)
+		}
+		if err := d.Start(ctx, "c"); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := d.Status(ctx, "c"); st.Phase != "" || st.PowerState != api.PoweredOn {
+			t.Fatalf("a new run clears the phase: %+v", st)
+		}
+	})
+}
