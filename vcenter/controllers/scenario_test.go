@@ -55,6 +55,13 @@ import (
 //	set-image deployment/NAME IMAGE   a new template (a rolling update)
 //	undo deployment/NAME REV       the template of revision REV again
 //	pause / resume deployment/NAME
+//	ds NAME [hosts=k=v]            a DaemonSet (on hosts with those labels)
+//	job NAME [completions=N] [parallelism=N] [backoff=N] [deadline=S]
+//	succeed VM                     the VM's host reports it Succeeded
+//	hpa NAME target=KIND/NAME min=N max=N cpu=PERCENT [down=S]
+//	usage KIND/NAME MHZ            the workload's running members report MHz of CPU use
+//	label-host HOST k=v,...        an admin sets the host's labels
+//	maintenance HOST on|off        an admin puts the host in or out of maintenance mode
 //	peak deployment/NAME           the most VMs it had on or stopping at once
 //	                               (after every reconcile the harness also checks
 //	                               that this never exceeds replicas + maxSurge)
@@ -103,7 +110,8 @@ func (h *harness) open() {
 	}
 	h.inv = inv
 	h.runner = New(inv, Options{Clock: h.clock, Logger: log.New(io.Discard, "", 0), AfterReconcile: h.checkSurge},
-		NewReplicaSets(inv, h.clock, 1), NewDeployments(inv, h.clock))
+		NewReplicaSets(inv, h.clock, 1), NewDeployments(inv, h.clock), NewDaemonSets(inv, h.clock),
+		NewJobs(inv, h.clock, 2), NewAutoscalers(inv, h.clock))
 }
 
 func (h *harness) drain() { h.runner.Drain(context.Background()) }
@@ -201,7 +209,8 @@ func (h *harness) must(err error) {
 }
 
 // vmPath resolves a VM named in a script: a path, a name in /dc1/vm, or
-// KIND/NAME#i, the i-th member (by path) of a workload that is not removing.
+// KIND/NAME#i, the i-th member (by path) of a workload that is neither
+// removing nor finished.
 func (h *harness) vmPath(name string) string {
 	if w, i, ok := strings.Cut(name, "#"); ok {
 		n, _ := strconv.Atoi(i)
@@ -209,8 +218,10 @@ func (h *harness) vmPath(name string) string {
 		var paths []string
 		for _, vm := range h.inv.List(store.Query{Kind: api.KindVirtualMachine}).Items {
 			var spec api.VMSpec
+			var st api.VMStatus
 			_ = vm.DecodeSpec(&spec)
-			if vm.Owner == owner && !spec.Removing {
+			_ = vm.DecodeStatus(&st)
+			if vm.Owner == owner && !spec.Removing && st.Phase == "" {
 				paths = append(paths, vm.Path)
 			}
 		}
@@ -376,6 +387,79 @@ func (h *harness) do(line string) string {
 		o.SetSpec(spec)
 		_, err = inv.Change("admin", o)
 		return errText(err)
+	case "ds", "job":
+		o := kv(args[1:])
+		lbl := map[string]string{"app": args[0]}
+		vm := api.VMSpec{NumCPU: 1, MemoryMB: 64, CPU: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}, Mem: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}},
+			Containers: []api.Container{{Name: "main", Image: "busybox:1"}}, HostSelector: parseLabels(o["hosts"])}
+		tmpl := api.VMTemplate{Labels: lbl, Spec: vm}
+		if cmd == "ds" {
+			_, err := inv.Create("admin", api.New(api.KindDaemonSet, dc+"/daemonset/"+args[0], api.DaemonSetSpec{Pool: root, Selector: api.LabelSelector{MatchLabels: lbl}, Template: tmpl}))
+			return errText(err)
+		}
+		tmpl.Spec.RestartPolicy = "Never"
+		js := api.JobSpec{Pool: root, Completions: 1, Parallelism: 1, BackoffLimit: 6, Selector: api.LabelSelector{MatchLabels: lbl}, Template: tmpl}
+		for k, dst := range map[string]*int{"completions": &js.Completions, "parallelism": &js.Parallelism, "backoff": &js.BackoffLimit, "deadline": &js.ActiveDeadlineSeconds} {
+			if v, ok := o[k]; ok {
+				*dst, _ = strconv.Atoi(v)
+			}
+		}
+		_, err := inv.Create("admin", api.New(api.KindJob, dc+"/job/"+args[0], js))
+		return errText(err)
+	case "succeed":
+		o, err := inv.Get(h.vmPath(args[0]))
+		h.must(err)
+		var st api.VMStatus
+		_ = o.DecodeStatus(&st)
+		st.Phase, st.Ready = api.PhaseSucceeded, false
+		o.SetStatus(st)
+		_, err = inv.SetStatus("host", o)
+		return errText(err)
+	case "hpa":
+		o := kv(args[1:])
+		spec := api.AutoscalerSpec{Target: workloadPath(o["target"])}
+		spec.MinReplicas, _ = strconv.Atoi(o["min"])
+		spec.MaxReplicas, _ = strconv.Atoi(o["max"])
+		spec.TargetCPUUtilization, _ = strconv.Atoi(o["cpu"])
+		if v, ok := o["down"]; ok {
+			n, _ := strconv.Atoi(v)
+			spec.ScaleDownStabilizationSeconds = &n
+		}
+		_, err := inv.Create("admin", api.New(api.KindAutoscaler, dc+"/hpa/"+args[0], spec))
+		return errText(err)
+	case "usage":
+		// every running member of the workload reports MHz of CPU use
+		owner := workloadPath(args[0])
+		mhz, _ := strconv.ParseInt(args[1], 10, 64)
+		owners := map[string]bool{owner: true}
+		for _, rs := range inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+			if rs.Owner == owner {
+				owners[rs.Path] = true
+			}
+		}
+		for _, vm := range inv.List(store.Query{Kind: api.KindVirtualMachine}).Items {
+			var st api.VMStatus
+			_ = vm.DecodeStatus(&st)
+			if owners[vm.Owner] && st.PowerState == api.PoweredOn {
+				st.CPUUsageMHz = mhz
+				vm.SetStatus(st)
+				_, err := inv.SetStatus("host", vm)
+				h.must(err)
+			}
+		}
+	case "label-host", "maintenance":
+		o, err := inv.Get(cluster + "/" + args[0])
+		h.must(err)
+		if cmd == "label-host" {
+			o.Labels = parseLabels(args[1])
+		} else {
+			var hs api.HostSpec
+			_ = o.DecodeSpec(&hs)
+			hs.Maintenance = args[1] == "on"
+			o.SetSpec(hs)
+		}
+		_, err = inv.Change("admin", o)
+		return errText(err)
 	case "scale":
 		p := workloadPath(args[0])
 		n, _ := strconv.Atoi(args[1])
@@ -508,8 +592,11 @@ func (h *harness) show(path string) string {
 		return "error: " + api.Message(err)
 	}
 	var b strings.Builder
-	if o.Kind == api.KindDeployment {
+	switch o.Kind {
+	case api.KindDeployment:
 		return h.showDeployment(o)
+	case api.KindDaemonSet, api.KindJob, api.KindAutoscaler:
+		return h.showOther(o)
 	}
 	var st api.ReplicaSetStatus
 	_ = o.DecodeStatus(&st)
@@ -586,6 +673,10 @@ func (h *harness) events() string {
 		switch es.Type {
 		case "VmCreatedEvent", "DrsVmPoweredOnEvent":
 			counts[es.User+" "+es.Type]++
+			continue
+		case "AdmissionRefusedEvent":
+			// Which of a batch's concurrent creates is refused varies; the refusal does not.
+			counts[es.User+" "+es.Type+" ("+es.Message+")"]++
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s: %s", es.User, es.Type, es.Target, es.Message))
@@ -675,4 +766,57 @@ func (h *harness) checkSurge(controller, key string) {
 		h.lastSeen[d.Path] = n
 		h.maxSeen[d.Path] = max(h.maxSeen[d.Path], n)
 	}
+}
+
+// showOther prints a DaemonSet's, Job's or autoscaler's status and, for
+// the first two, their members by host and state.
+func (h *harness) showOther(o *api.Object) string {
+	var b strings.Builder
+	switch o.Kind {
+	case api.KindDaemonSet:
+		var st api.DaemonSetStatus
+		_ = o.DecodeStatus(&st)
+		fmt.Fprintf(&b, "%s: desired %d, current %d, ready %d\n", o.Path, st.DesiredNumberScheduled, st.CurrentNumberScheduled, st.NumberReady)
+		for _, w := range st.Waiting {
+			fmt.Fprintf(&b, "  waiting: %s: %s\n", w.VM, w.Message)
+		}
+	case api.KindJob:
+		var st api.JobStatus
+		_ = o.DecodeStatus(&st)
+		fmt.Fprintf(&b, "%s: active %d, succeeded %d, failed %d\n", o.Path, st.Active, st.Succeeded, st.Failed)
+		for _, c := range st.Conditions {
+			fmt.Fprintf(&b, "  condition %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+		}
+		return b.String()
+	case api.KindAutoscaler:
+		var st api.AutoscalerStatus
+		_ = o.DecodeStatus(&st)
+		util := "-"
+		if st.CurrentCPUUtilization != nil {
+			util = strconv.Itoa(*st.CurrentCPUUtilization) + "%"
+		}
+		fmt.Fprintf(&b, "%s: current %d, desired %d, cpu %s\n", o.Path, st.CurrentReplicas, st.DesiredReplicas, util)
+		for _, c := range st.Conditions {
+			fmt.Fprintf(&b, "  condition %s=%s %s\n", c.Type, c.Status, c.Reason)
+		}
+		return b.String()
+	}
+	var lines []string
+	for _, vm := range h.inv.List(store.Query{Kind: api.KindVirtualMachine}).Items {
+		if vm.Owner != o.Path {
+			continue
+		}
+		var spec api.VMSpec
+		_ = vm.DecodeSpec(&spec)
+		state := spec.PowerState
+		if spec.Removing {
+			state = "removing"
+		}
+		lines = append(lines, fmt.Sprintf("  %s on %s: %s", vm.Name(), api.Base(spec.Host), state))
+	}
+	sort.Strings(lines)
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
 }

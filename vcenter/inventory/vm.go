@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 	"github.com/podsphere/podsphere/pools"
 	"github.com/podsphere/podsphere/vcenter/admission"
 	"github.com/podsphere/podsphere/vcenter/store"
@@ -116,15 +117,31 @@ func validateVMSpec(f, dc string, s *api.VMSpec, template bool) error {
 		return err
 	}
 	names := map[string]bool{}
-	for i, c := range s.Containers {
-		if err := validateContainer(fmt.Sprintf("%s.containers[%d]", f, i), c, names); err != nil {
+	for i, c := range s.InitContainers {
+		if err := validateContainer(fmt.Sprintf("%s.initContainers[%d]", f, i), c, names, true); err != nil {
 			return err
 		}
 	}
-	for i, c := range s.InitContainers {
-		if err := validateContainer(fmt.Sprintf("%s.initContainers[%d]", f, i), c, names); err != nil {
+	for i, c := range s.Containers {
+		if err := validateContainer(fmt.Sprintf("%s.containers[%d]", f, i), c, names, false); err != nil {
 			return err
 		}
+	}
+	if g := s.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		return fmt.Errorf("%s.terminationGracePeriodSeconds %d is negative: %w", f, *g, api.ErrInvalid)
+	}
+	if s.Hostname != "" {
+		if err := api.ValidateVMContainers(api.VMSpec{Hostname: s.Hostname}); err != nil {
+			return fmt.Errorf("%s.hostname: %w", f, err)
+		}
+	}
+	for k, v := range s.HostSelector {
+		if err := labels.Validate(k, v); err != nil {
+			return fmt.Errorf("%s.hostSelector: %w", f, err)
+		}
+	}
+	if s.Affinity != nil {
+		return fmt.Errorf("%s.affinity: VM affinity rules are not acted on yet: use hostSelector, or the cluster's DRS rules (psc cluster.rule.create): %w", f, api.ErrInvalid)
 	}
 	return nil
 }
@@ -139,30 +156,14 @@ func validateHA(f string, ha api.HAPolicy) error {
 	return nil
 }
 
-func validateContainer(f string, c api.Container, names map[string]bool) error {
-	if err := api.ValidName(c.Name); err != nil {
-		return fmt.Errorf("%s.name: %w", f, err)
+func validateContainer(f string, c api.Container, names map[string]bool, init bool) error {
+	if err := api.ValidateContainer(f, c, init); err != nil {
+		return err
 	}
 	if names[c.Name] {
-		return fmt.Errorf("%s.name %q is used twice: %w", f, c.Name, api.ErrInvalid)
+		return fmt.Errorf("%s.name %q is used twice (names are unique across containers and init containers): %w", f, c.Name, api.ErrInvalid)
 	}
 	names[c.Name] = true
-	if c.Image == "" {
-		return fmt.Errorf("%s.image is required: %w", f, api.ErrInvalid)
-	}
-	for j, p := range c.Ports {
-		if p.ContainerPort < 1 || p.ContainerPort > 65535 {
-			return fmt.Errorf("%s.ports[%d].containerPort %d: want 1-65535: %w", f, j, p.ContainerPort, api.ErrInvalid)
-		}
-		if p.Protocol != "" && p.Protocol != "TCP" && p.Protocol != "UDP" {
-			return fmt.Errorf("%s.ports[%d].protocol %q: want TCP or UDP: %w", f, j, p.Protocol, api.ErrInvalid)
-		}
-	}
-	for j, e := range c.Env {
-		if e.Name == "" || strings.ContainsAny(e.Name, "= \x00") {
-			return fmt.Errorf("%s.env[%d].name %q is not a variable name: %w", f, j, e.Name, api.ErrInvalid)
-		}
-	}
 	return nil
 }
 
