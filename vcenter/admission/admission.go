@@ -225,11 +225,14 @@ func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
 	}
 	dCPU := max(spec.CPU.Reservation-oldSpec.CPU.Reservation, 0)
 	dMem := max(spec.Mem.Reservation-oldSpec.Mem.Reservation, 0)
+	// Only growth is asked of the host: one that reserves more than it now
+	// has (it rejoined smaller) still takes moves, shrinks and growth of
+	// the other resource, and shows no negative room.
 	if h, ok := c.Hosts[oldSpec.Host]; ok {
-		if free := h.Status.CPUCapacity - h.CPUReserved; dCPU > free {
+		if free := max(h.Status.CPUCapacity-h.CPUReserved, 0); dCPU > free {
 			return fmt.Errorf("host %s has %d MHz unreserved CPU, the new reservation needs %d MHz more: %w", api.Base(oldSpec.Host), free, dCPU, api.ErrInsufficientResources)
 		}
-		if free := h.Status.MemCapacity - h.MemReserved; dMem > free {
+		if free := max(h.Status.MemCapacity-h.MemReserved, 0); dMem > free {
 			return fmt.Errorf("host %s has %d MB unreserved memory, the new reservation needs %d MB more: %w", api.Base(oldSpec.Host), free, dMem, api.ErrInsufficientResources)
 		}
 	}

@@ -166,3 +166,47 @@ func TestChangeRunning(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeRunningOnOvercommittedHost: a host may report less capacity than
+// its running VMs reserve (it rejoined smaller). Changes that ask nothing
+// more of it must still go through, and a refusal shows no negative room.
+func TestChangeRunningOnOvercommittedHost(t *testing.T) {
+	const a, b = rootRP + "/a", rootRP + "/b"
+	on := func(pool string, cpu, mem int64) api.VMSpec {
+		s := vmIn(pool, cpu)
+		s.Mem.Reservation = mem
+		s.Host, s.PowerState = clusterPath+"/esx-01", api.PoweredOn
+		return s
+	}
+	// esx-01 runs VMs reserving 9000 MHz and 9000 MB.
+	over := func(cpu, mem int64) admission.Cluster {
+		return snapshot(map[string]admission.Host{
+			"esx-01": running(connected(cpu, mem), 3, 9000, 9000),
+			"esx-02": connected(10000, 16384),
+		}, map[string]admission.Pool{
+			"/a": withVMs(cpuPool(alloc(0, -1, true)), 9000, 9000),
+			"/b": cpuPool(alloc(0, -1, true)),
+		})
+	}
+	both, cpuOver, memOver := over(8000, 8192), over(8000, 16384), over(10000, 8192)
+	tests := []struct {
+		name      string
+		c         admission.Cluster
+		old, spec api.VMSpec
+		want      string
+	}{
+		{"moving between pools", both, on(a, 3000, 1024), on(b, 3000, 1024), ""},
+		{"shrinking", both, on(a, 3000, 1024), on(a, 2000, 512), ""},
+		{"growing memory asks no CPU", cpuOver, on(a, 3000, 1024), on(a, 3000, 2048), ""},
+		{"growing CPU asks no memory", memOver, on(a, 3000, 1024), on(a, 4000, 1024), ""},
+		{"growing CPU", cpuOver, on(a, 3000, 1024), on(a, 3001, 1024),
+			"host esx-01 has 0 MHz unreserved CPU, the new reservation needs 1 MHz more: insufficient resources"},
+		{"growing memory", memOver, on(a, 3000, 1024), on(a, 3000, 1025),
+			"host esx-01 has 0 MB unreserved memory, the new reservation needs 1 MB more: insufficient resources"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkErr(t, "ChangeRunning", admission.ChangeRunning(tt.c, tt.old, tt.spec), tt.want, api.ErrInsufficientResources)
+		})
+	}
+}
