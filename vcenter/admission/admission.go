@@ -204,8 +204,12 @@ func ChangeQuota(levels []quota.Level, oldSpec, spec api.VMSpec, on bool) error 
 // ChangeRunning admits a new reservation (or pool) for a running VM. The
 // tree is built without the VM's current reservation, then asked for the
 // new one in full, so a move is never counted twice; the VM's host must
-// cover the growth.
+// cover the growth. c is the cluster of the new pool, which must hold the
+// VM's host: a running VM cannot change clusters.
 func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
+	if _, ok := c.Hosts[oldSpec.Host]; !ok && oldSpec.Host != "" {
+		return fmt.Errorf("cannot move to pool %s while powered on: its host %s is not in cluster %s (power it off to move it to another cluster): %w", spec.Pool, oldSpec.Host, c.Path, api.ErrInvalid)
+	}
 	if e, ok := c.Pools[oldSpec.Pool]; ok {
 		e.VMCPUReservation -= oldSpec.CPU.Reservation
 		e.VMMemReservation -= oldSpec.Mem.Reservation

@@ -210,3 +210,28 @@ func TestChangeRunningOnOvercommittedHost(t *testing.T) {
 		})
 	}
 }
+
+// TestChangeRunningToAnotherCluster: the snapshot is of the new pool's
+// cluster. A running VM whose host is not in it would be counted in that
+// cluster's pool tree while its host, and that host's reservations, stay in
+// the old one; it must be powered off to move.
+func TestChangeRunningToAnotherCluster(t *testing.T) {
+	const c2 = "/dc1/host/c2"
+	c := snapshot(map[string]admission.Host{"esx-01": running(connected(10000, 16384), 1, 1000, 0)},
+		map[string]admission.Pool{"": withVMs(cpuPool(alloc(0, -1, true)), 1000, 0)})
+	other := admission.Cluster{Path: c2,
+		Pools: map[string]admission.Pool{c2 + "/Resources": cpuPool(alloc(0, -1, true))},
+		Hosts: map[string]admission.Host{c2 + "/esx-09": connected(10000, 16384)}}
+	old := vmIn(rootRP, 1000)
+	old.Host, old.PowerState = clusterPath+"/esx-01", api.PoweredOn
+	for _, res := range []int64{0, 1000} {
+		spec := old
+		spec.Pool, spec.CPU.Reservation = c2+"/Resources", res
+		err := admission.ChangeRunning(other, old, spec)
+		checkErr(t, "ChangeRunning", err, "cannot move to pool "+c2+"/Resources while powered on: its host "+clusterPath+"/esx-01 is not in cluster "+c2+" (power it off to move it to another cluster): invalid", api.ErrInvalid)
+	}
+	// Within the host's cluster nothing changes.
+	spec := old
+	spec.CPU.Reservation = 2000
+	checkErr(t, "ChangeRunning", admission.ChangeRunning(c, old, spec), "", nil)
+}
