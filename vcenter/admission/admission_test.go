@@ -378,6 +378,8 @@ func TestPowerOnQuota(t *testing.T) {
 		{"2 vCPUs count 2000 MHz", []quota.Level{q1Level}, sized(q1, 2, 512, -1, -1),
 			"cannot power on /dc1/vm/x: quota exceeded in " + q1 + ": cpu 2000 + 2000 > 3000 MHz"},
 		{"1 vCPU fits", []quota.Level{q1Level}, sized(q1, 1, 512, -1, -1), ""},
+		{"q-b fits once q-a is off and q-d's 1000 MHz limit is all that counts", []quota.Level{
+			level(q1, totals(3000, 2048), quota.Usage{VMs: 4, CPUMHz: 1000, MemMB: 1024})}, sized(q1, 2, 512, -1, -1), ""},
 		{"memory size counts", []quota.Level{q1Level}, sized(q1, 1, 1536, -1, -1),
 			"cannot power on /dc1/vm/x: quota exceeded in " + q1 + ": memory 1024 + 1536 > 2048 MB"},
 		{"the last MB fits", []quota.Level{q1Level}, sized(q1, 1, 1024, -1, -1), ""},
@@ -421,6 +423,70 @@ func TestPowerOnQuota(t *testing.T) {
 		_, err := admission.PowerOn(c, []quota.Level{q1Level}, vmDir+"x", spec)
 		checkErr(t, "PowerOn", err, "cannot power on /dc1/vm/x: quota exceeded in "+q1+": cpu 2000 + 2000 > 3000 MHz", api.ErrQuotaExceeded)
 	})
+}
+
+// TestRoomForOne is the decision each loser of TestConcurrentAdmission gets
+// once the winner is in the snapshot: the store serialises admission with
+// the write, so every later request sees the first one admitted.
+func TestRoomForOne(t *testing.T) {
+	const p = rootRP + "/p"
+	hosts := map[string]admission.Host{"esx-01": connected(10000, 65536), "esx-02": connected(10000, 65536)}
+	cpu1000 := func(l *quota.Limits) { l.CPUMHz = 1000 }
+
+	t.Run("power-on against a cpu quota", func(t *testing.T) {
+		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(0, -1, true))})
+		levels := []quota.Level{level(p, cpu1000, quota.Usage{VMs: 32})}
+		_, err := admission.PowerOn(c, levels, vmDir+"v00", vmIn(p, 0))
+		checkErr(t, "first", err, "", nil)
+		levels[0].Used.CPUMHz = 1000
+		_, err = admission.PowerOn(c, levels, vmDir+"v01", vmIn(p, 0))
+		checkErr(t, "second", err, "cannot power on /dc1/vm/v01: quota exceeded in "+p+": cpu 1000 + 1000 > 1000 MHz", api.ErrQuotaExceeded)
+	})
+
+	t.Run("power-on against a fixed pool reservation", func(t *testing.T) {
+		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(1500, -1, false))})
+		_, err := admission.PowerOn(c, nil, vmDir+"v00", vmIn(p, 1000))
+		checkErr(t, "first", err, "", nil)
+		c.Pools[p] = withVMs(c.Pools[p], 1000, 0)
+		_, err = admission.PowerOn(c, nil, vmDir+"v01", vmIn(p, 1000))
+		checkErr(t, "second", err, "cannot power on /dc1/vm/v01: insufficient cpu in "+p+": 1000 MHz asked, 500 MHz unreserved (its reservation of 1500 MHz is fixed)", api.ErrInsufficientResources)
+	})
+
+	t.Run("create against a vms quota", func(t *testing.T) {
+		vms1 := func(l *quota.Limits) { l.VMs = 1 }
+		checkErr(t, "first", admission.CreateVM([]quota.Level{level(p, vms1, quota.Usage{})}), "", nil)
+		checkErr(t, "second", admission.CreateVM([]quota.Level{level(p, vms1, quota.Usage{VMs: 1})}),
+			"quota exceeded in "+p+": vms 1 + 1 > 1", api.ErrQuotaExceeded)
+	})
+
+	t.Run("create powered on against a cpu quota", func(t *testing.T) {
+		// Created (vms counts it), then powered on in the same transaction.
+		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(0, -1, true))})
+		levels := []quota.Level{level(p, cpu1000, quota.Usage{VMs: 2, CPUMHz: 1000})}
+		checkErr(t, "create", admission.CreateVM(levels), "", nil)
+		_, err := admission.PowerOn(c, levels, vmDir+"c01", vmIn(p, 0))
+		checkErr(t, "power-on", err, "cannot power on /dc1/vm/c01: quota exceeded in "+p+": cpu 1000 + 1000 > 1000 MHz", api.ErrQuotaExceeded)
+	})
+}
+
+// TestVMOfDestroyedPoolsInTheRoot is TestDestroyNestedPoolsKeepsAdmissionWorking
+// over snapshots: once its nested pools are destroyed, the VM deep (1000
+// MHz) runs in the root pool, and the cluster still admits.
+func TestVMOfDestroyedPoolsInTheRoot(t *testing.T) {
+	const dev = rootRP + "/dev"
+	c := snapshot(map[string]admission.Host{"esx-01": running(connected(10000, 16384), 1, 1000, 0)},
+		map[string]admission.Pool{"": withVMs(cpuPool(alloc(0, -1, true)), 1000, 0)})
+	devSpec := api.PoolSpec{CPU: alloc(2000, -1, true), Mem: alloc(0, -1, true)}
+	checkErr(t, "dev", admission.CreatePool(c, dev, rootRP, devSpec), "", nil)
+	c.Pools[dev] = admission.Pool{Spec: devSpec}
+	d, err := admission.PowerOn(c, nil, vmDir+"next", vmIn(dev, 1000))
+	checkErr(t, "next", err, "", nil)
+	c.Pools[dev] = withVMs(c.Pools[dev], 1000, 0)
+	c.Hosts[clusterPath+"/"+d.Host] = running(c.Hosts[clusterPath+"/"+d.Host], 1, 1000, 0)
+	// deep (1000, in the root pool) + dev's 2000 reservation, which covers next.
+	if u := cpuUsage(t, c, rootRP); u.ReservationUsed != 3000 || u.ReservationUsedForVm != 2000 || u.UnreservedForVm != 7000 {
+		t.Errorf("root pool CPU %+v, want reservationUsed 3000, forVm 2000, unreserved 7000", u)
+	}
 }
 
 // TestPowerOnPlacement: where an admitted VM lands, and the refusals of
