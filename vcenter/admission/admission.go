@@ -204,8 +204,12 @@ func ChangeQuota(levels []quota.Level, oldSpec, spec api.VMSpec, on bool) error 
 // ChangeRunning admits a new reservation (or pool) for a running VM. The
 // tree is built without the VM's current reservation, then asked for the
 // new one in full, so a move is never counted twice; the VM's host must
-// cover the growth.
+// cover the growth. c is the cluster of the new pool, which must hold the
+// VM's host: a running VM cannot change clusters.
 func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
+	if _, ok := c.Hosts[oldSpec.Host]; !ok && oldSpec.Host != "" {
+		return fmt.Errorf("cannot move to pool %s while powered on: its host %s is not in cluster %s (power it off to move it to another cluster): %w", spec.Pool, oldSpec.Host, c.Path, api.ErrInvalid)
+	}
 	if e, ok := c.Pools[oldSpec.Pool]; ok {
 		e.VMCPUReservation -= oldSpec.CPU.Reservation
 		e.VMMemReservation -= oldSpec.Mem.Reservation
@@ -225,11 +229,14 @@ func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
 	}
 	dCPU := max(spec.CPU.Reservation-oldSpec.CPU.Reservation, 0)
 	dMem := max(spec.Mem.Reservation-oldSpec.Mem.Reservation, 0)
+	// Only growth is asked of the host: one that reserves more than it now
+	// has (it rejoined smaller) still takes moves, shrinks and growth of
+	// the other resource, and shows no negative room.
 	if h, ok := c.Hosts[oldSpec.Host]; ok {
-		if free := h.Status.CPUCapacity - h.CPUReserved; dCPU > free {
+		if free := max(h.Status.CPUCapacity-h.CPUReserved, 0); dCPU > free {
 			return fmt.Errorf("host %s has %d MHz unreserved CPU, the new reservation needs %d MHz more: %w", api.Base(oldSpec.Host), free, dCPU, api.ErrInsufficientResources)
 		}
-		if free := h.Status.MemCapacity - h.MemReserved; dMem > free {
+		if free := max(h.Status.MemCapacity-h.MemReserved, 0); dMem > free {
 			return fmt.Errorf("host %s has %d MB unreserved memory, the new reservation needs %d MB more: %w", api.Base(oldSpec.Host), free, dMem, api.ErrInsufficientResources)
 		}
 	}

@@ -375,6 +375,95 @@ func TestSpread(t *testing.T) {
 	}
 }
 
+// TestPeers: Peers (powered-on members of the VM's own workload) order the
+// hosts that fit right after the broken should rules and before the score,
+// so a replica set spreads even onto a fuller host.
+func TestPeers(t *testing.T) {
+	peers := func(h Host, n int) Host { h.Peers = n; return h }
+	pref := func(hosts ...string) Rule {
+		return Rule{Name: "pref", Enabled: true, Kind: RuleVMHost, Affine: true, VMs: []string{"web-01"}, Hosts: hosts}
+	}
+	tests := []struct {
+		name  string
+		hosts []Host
+		rules []Rule
+		want  string
+	}{
+		{"fewer peers wins between equal hosts", []Host{peers(host("esx-01"), 1), host("esx-02")}, nil, "esx-02"},
+		{"fewer peers beats a higher score", []Host{
+			peers(host("esx-01"), 1),
+			with(host("esx-02"), func(h *Host) { h.CPUReserved = 8000; h.MemReserved = 12288 }),
+		}, nil, "esx-02"},
+		{"fewer peers beats fewer VMs", []Host{
+			peers(with(host("esx-01"), func(h *Host) { h.VMs = 1 }), 1),
+			with(host("esx-02"), func(h *Host) { h.VMs = 6 }),
+		}, nil, "esx-02"},
+		{"fewer peers beats the name", []Host{peers(host("esx-01"), 3), peers(host("esx-02"), 2)}, nil, "esx-02"},
+		{"equal peers: the score decides", []Host{
+			peers(with(host("esx-01"), func(h *Host) { h.CPUReserved = 5000 }), 2),
+			peers(with(host("esx-02"), func(h *Host) { h.CPUReserved = 1000 }), 2),
+		}, nil, "esx-02"},
+		{"fewer broken should rules beat fewer peers", []Host{peers(host("esx-01"), 4), host("esx-02")},
+			[]Rule{pref("esx-01")}, "esx-01"},
+		{"between hosts breaking the same should rules, fewer peers wins", []Host{
+			peers(host("esx-01"), 2), peers(host("esx-02"), 1), with(host("esx-03"), func(h *Host) { h.Maintenance = true }),
+		}, []Rule{pref("esx-03")}, "esx-02"},
+		{"a host that does not fit gives no peer advantage", []Host{
+			with(host("esx-01"), func(h *Host) { h.CPUReserved = 9800 }),
+			peers(host("esx-02"), 5),
+		}, nil, "esx-02"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := State{Hosts: tt.hosts, Rules: tt.rules}
+			d, err := Place(&st, web)
+			if err != nil {
+				t.Fatalf("Place: %v", err)
+			}
+			if d.Host != tt.want {
+				t.Fatalf("Host = %s, want %s\n%s", d.Host, tt.want, d.Explain())
+			}
+			// Peers order hosts; they are not part of the score.
+			for i, v := range d.Verdicts {
+				if v.Fits && v.Score != score(&st.Hosts[i], web) {
+					t.Errorf("%s score %.3f, want %.3f", v.Host, v.Score, score(&st.Hosts[i], web))
+				}
+			}
+			// The host order does not matter.
+			rev := clone(st)
+			for i, j := 0, len(rev.Hosts)-1; i < j; i, j = i+1, j-1 {
+				rev.Hosts[i], rev.Hosts[j] = rev.Hosts[j], rev.Hosts[i]
+			}
+			if d, _ := Place(&rev, web); d.Host != tt.want {
+				t.Errorf("reversed hosts: Host = %s, want %s", d.Host, tt.want)
+			}
+		})
+	}
+
+	t.Run("a set spreads as its members start", func(t *testing.T) {
+		// esx-01 is much bigger: without Peers every replica would go there.
+		st := &State{Hosts: []Host{
+			with(host("esx-01"), func(h *Host) { h.CPUCapacity, h.MemCapacity = 100000, 262144 }),
+			host("esx-02"), host("esx-03"),
+		}}
+		per := map[string]int{}
+		for i := range 6 {
+			vm := web
+			vm.Name = fmt.Sprintf("web-%02d", i+1)
+			h := place(t, st, vm)
+			per[h]++
+			for k := range st.Hosts {
+				if st.Hosts[k].Name == h {
+					st.Hosts[k].Peers++
+				}
+			}
+		}
+		if per["esx-01"] != 2 || per["esx-02"] != 2 || per["esx-03"] != 2 {
+			t.Fatalf("6 replicas landed %v, want 2 on each host", per)
+		}
+	})
+}
+
 func TestAntiAffinitySequential(t *testing.T) {
 	st := &State{
 		Hosts: threeHosts(),
