@@ -395,5 +395,6 @@ func deleteItem(ctx context.Context, c API, it manifest.Item) error {
 			}
 		}
 	}
-	return c.Delete(ctx, p, client.DeleteOptions{})
+	// Deleting a Kubernetes Namespace deletes what is in it, as kubectl does.
+	return c.Delete(ctx, p, client.DeleteOptions{Namespace: it.Kind == "Namespace"})
 }

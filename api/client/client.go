@@ -176,6 +176,8 @@ func (c *Client) UpdateStatus(ctx context.Context, o *api.Object) (*api.Object, 
 type DeleteOptions struct {
 	ResourceVersion uint64 // 0 = whatever is current
 	Children        bool   // pool.destroy -children: also destroy child pools (VMs move up)
+	// Namespace deletes a namespace: its pool and everything in it.
+	Namespace bool
 }
 
 // Delete removes an object.
@@ -186,6 +188,9 @@ func (c *Client) Delete(ctx context.Context, path string, opts DeleteOptions) er
 	}
 	if opts.Children {
 		q.Set("children", "true")
+	}
+	if opts.Namespace {
+		q.Set("namespace", "true")
 	}
 	return c.do(ctx, http.MethodDelete, "/api/v1/object", q, nil, nil)
 }

@@ -73,7 +73,61 @@ func (pool) admitRemove(t *Txn, ref api.Ref, cur *api.Object, opt RemoveOptions)
 	if len(ref.Pools) == 0 {
 		return fmt.Errorf("%s is the cluster's root pool: it goes with the cluster: %w", cur.Path, api.ErrInvalid)
 	}
+	ns := ""
+	if len(ref.Pools) == 1 {
+		ns = ref.Pools[0]
+	}
+	inside := namespaceContents(t, ref.Datacenter, ns, cur.Path)
+	switch {
+	case opt.Namespace && ns == "":
+		return fmt.Errorf("%s is not a namespace's pool (namespaces are the pools right under %s): %w", cur.Path, ref.RootPool(), api.ErrInvalid)
+	case opt.Namespace:
+		// Workloads first (they take what they own with them), then the rest.
+		sort.SliceStable(inside, func(i, j int) bool { return inside[i].Kind != api.KindVirtualMachine && inside[j].Kind == api.KindVirtualMachine })
+		for _, o := range inside {
+			if _, err := t.Get(o.Path); err != nil {
+				continue // gone with its owner
+			}
+			if err := removeOwned(t, o.Path); err != nil {
+				return err
+			}
+			if err := t.Delete(o.Path, 0); err != nil {
+				return err
+			}
+			st, _ := strategyOf(o.Kind)
+			if err := t.Event("info", st.names().goneEvent, o.Path, "%s %s removed with its namespace %s", st.names().word, o.Path, ns); err != nil {
+				return err
+			}
+		}
+		return destroyPool(t, cur.Path, true)
+	case len(inside) > 0:
+		return fmt.Errorf("pool %s is namespace %s's pool and the namespace holds %s (%d objects): delete the Namespace instead (psc delete -f of its manifest), which removes them with it: %w",
+			cur.Path, ns, inside[0].Path, len(inside), api.ErrConflict)
+	}
 	return destroyPool(t, cur.Path, opt.Children)
+}
+
+// namespaceContents lists the objects in namespace ns's folders of
+// datacenter dc whose pool is pool or below it (another cluster may have a
+// namespace of the same name).
+func namespaceContents(t *Txn, dc, ns, pool string) []*api.Object {
+	if ns == "" {
+		return nil
+	}
+	var out []*api.Object
+	for _, kind := range []string{api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet, api.KindJob, api.KindAutoscaler, api.KindVirtualMachine} {
+		prefix := "/" + dc + "/" + api.FolderOf(kind) + "/" + ns
+		for _, o := range t.List(store.Query{Kind: kind, Prefix: prefix}) {
+			p := poolOf(o)
+			if kind == api.KindAutoscaler {
+				p = pool // autoscalers have no pool: they go with their namespace
+			}
+			if p == pool || strings.HasPrefix(p, pool+"/") {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
 }
 
 // destroyPool removes a pool's descendants (with -children) and moves the

@@ -14,6 +14,10 @@ type RemoveOptions struct {
 	ResourceVersion uint64
 	// Children removes a pool's child pools too (pool.destroy -children).
 	Children bool
+	// Namespace removes a namespace: its pool (with child pools) and
+	// everything in the namespace's folders that runs in that pool, as
+	// deleting a Kubernetes Namespace does.
+	Namespace bool
 }
 
 // validate checks the metadata every object shares and runs the kind's

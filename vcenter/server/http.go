@@ -274,7 +274,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request, user strin
 			return fmt.Errorf("resourceVersion %q is not a number: %w", s, api.ErrInvalid)
 		}
 	}
-	if err := s.remove(user, v.Get("path"), inventory.RemoveOptions{ResourceVersion: rv, Children: v.Get("children") == "true"}); err != nil {
+	if err := s.remove(user, v.Get("path"), inventory.RemoveOptions{ResourceVersion: rv, Children: v.Get("children") == "true", Namespace: v.Get("namespace") == "true"}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
