@@ -83,7 +83,9 @@ func (pool) admitRemove(t *Txn, ref api.Ref, cur *api.Object, opt RemoveOptions)
 		return fmt.Errorf("%s is not a namespace's pool (namespaces are the pools right under %s): %w", cur.Path, ref.RootPool(), api.ErrInvalid)
 	case opt.Namespace:
 		// Workloads first (they take what they own with them), then the rest.
-		sort.SliceStable(inside, func(i, j int) bool { return inside[i].Kind != api.KindVirtualMachine && inside[j].Kind == api.KindVirtualMachine })
+		sort.SliceStable(inside, func(i, j int) bool {
+			return inside[i].Kind != api.KindVirtualMachine && inside[j].Kind == api.KindVirtualMachine
+		})
 		for _, o := range inside {
 			if _, err := t.Get(o.Path); err != nil {
 				continue // gone with its owner
