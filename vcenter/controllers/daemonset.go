@@ -115,10 +115,12 @@ func clusterOfPool(o *api.Object) string {
 }
 
 func (c *DaemonSets) Resync(inv *inventory.Inventory) []string {
+	// List before locking: the store's hook takes c.mu under the store's lock.
+	sets := inv.List(store.Query{Kind: api.KindDaemonSet}).Items
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var keys []string
-	for _, o := range inv.List(store.Query{Kind: api.KindDaemonSet}).Items {
+	for _, o := range sets {
 		c.sets[o.Path] = clusterOfPool(o)
 		keys = append(keys, o.Path)
 	}

@@ -90,13 +90,15 @@ func (c *Deployments) Keys(old, new *api.Object) []string {
 }
 
 func (c *Deployments) Resync(inv *inventory.Inventory) []string {
+	// List before locking: the store's hook takes c.mu under the store's lock.
+	sets := inv.List(store.Query{Kind: api.KindReplicaSet}).Items
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, rs := range inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+	for _, rs := range sets {
 		if isKind(rs.Owner, api.KindDeployment) {
 			c.owner[rs.Path] = rs.Owner
 		}
 	}
+	c.mu.Unlock()
 	var keys []string
 	for _, o := range inv.List(store.Query{Kind: api.KindDeployment}).Items {
 		keys = append(keys, o.Path)

@@ -115,7 +115,7 @@ func (c *ReplicaSets) selecting(vm *api.Object) []string {
 
 func (c *ReplicaSets) Resync(inv *inventory.Inventory) []string {
 	var keys []string
-	for _, o := range inv.List(store.Query{Kind: api.KindReplicaSet}).Items {
+	for _, o := range inv.List(store.Query{Kind: api.KindReplicaSet}).Items { // c.mu is taken per set, after the list
 		keys = append(keys, o.Path)
 		if sel, err := selectorOf(o); err == nil {
 			c.mu.Lock()
