@@ -108,9 +108,6 @@ type ReplicaSetSpec struct {
 	HA HAPolicy `json:"ha"`
 	// Revision is the Deployment revision this set holds (Deployment-owned sets only).
 	Revision int64 `json:"revision,omitempty"`
-	// SpreadHosts spreads members over hosts (soft anti-affinity); on unless
-	// the admin turns it off.
-	SpreadHosts *bool `json:"spreadHosts,omitempty"`
 }
 
 // Condition is one Kubernetes-style status condition.
