@@ -27,6 +27,9 @@ type Host struct {
 	// (or other workload) on the host: fewer wins right after the should
 	// rules, the soft anti-affinity that spreads a set's replicas.
 	Peers int
+	// Labels are the host's labels, which the VM's hostSelector and host
+	// terms (VMRules) select on.
+	Labels map[string]string
 }
 
 // VM is the VM being powered on.
@@ -36,6 +39,14 @@ type VM struct {
 	MemReservation int64 // MB
 	NumCPU         int
 	MemoryMB       int64
+	// Namespace and Labels are the VM's: its VM-VM terms see only running
+	// VMs of its namespace, a required vmAffinity term it matches itself is
+	// met anywhere while no running VM matches, and running VMs' required
+	// anti-affinity is tested against its labels.
+	Namespace string
+	Labels    map[string]string
+	// Rules are the VM's own placement rules (spec.hostSelector, spec.affinity).
+	Rules VMRules
 }
 
 // RuleKind is the kind of a DRS rule, spelt as govc's cluster.rule.create flags.
@@ -65,6 +76,11 @@ type State struct {
 	Hosts   []Host
 	Rules   []Rule
 	Running map[string]string // powered-on VM name -> host name (only needs rule members, may hold all)
+	// Neighbours are powered-on VMs of the placed VM's namespace: every one
+	// when the VM has VM-VM terms, else at least those with required
+	// anti-affinity terms. VMs of other namespaces, and the VM itself, are
+	// ignored.
+	Neighbours []RunningVM
 }
 
 // HostVerdict is Place's judgement of one host.
@@ -75,40 +91,67 @@ type HostVerdict struct {
 	// or names the should rules the host breaks (why it was not preferred).
 	Reason string
 	Score  float64 // see Place; 0 for rejected hosts
+	// HostWeight and VMWeight weigh the host by the VM's preferred terms (see
+	// Place); 0 for rejected hosts.
+	HostWeight, VMWeight int
 }
 
 // Decision is where a VM goes and why.
 type Decision struct {
 	Host     string        // chosen host, "" if none fits
 	Verdicts []HostVerdict // one per host in State.Hosts order, reason for every rejected host
+	// HostPreferred and VMPreferred say whether the VM has preferred host or
+	// VM-VM terms, so whether the verdicts' HostWeight and VMWeight say anything.
+	HostPreferred, VMPreferred bool
 }
 
 // Place picks the host for vm, DRS initial placement style.
 //
 // A host is eligible when it is connected, not in (or entering) maintenance
 // mode, its unreserved CPU and memory (capacity - reserved) cover the VM's
-// reservations, and it satisfies every enabled mandatory rule naming the VM:
-// VM-VM affinity (run where the rule's other powered-on members run, if any
-// do), VM-VM anti-affinity (no other powered-on member on the host), and
-// vm-host must (not) run on.
+// reservations, it satisfies every enabled mandatory cluster rule naming
+// the VM: VM-VM affinity (run where the rule's other powered-on members
+// run, if any do), VM-VM anti-affinity (no other powered-on member on the
+// host), and vm-host must (not) run on; and it satisfies the VM's own
+// required rules (vm.Rules), checked in this order:
+//   - HostSelector matches the host's labels (Kubernetes' nodeSelector);
+//   - at least one HostRequired selector matches them (nodeSelectorTerms);
+//   - required VMAffinity: the host runs a VM of the VM's namespace that
+//     matches every required affinity term. While no running VM matches
+//     them all, any host will do if the VM matches them itself, none if it
+//     does not (Kubernetes' rule for the first of a group of pods with
+//     affinity to each other);
+//   - required VMAntiAffinity: no VM of its namespace matching a term runs
+//     on the host;
+//   - no VM of its namespace running on the host has a required
+//     anti-affinity term selecting this VM (anti-affinity is symmetric, as
+//     in Kubernetes and vSphere).
 //
-// Scoring, among eligible hosts, compared in this order:
-//  1. fewer broken "should" vm-host rules naming the VM;
-//     then fewer Peers (members of the VM's own workload) on the host;
-//  2. higher Score = min(free CPU fraction, free memory fraction) of the host
+// Among eligible hosts, compared in this order (mandatory rules always win,
+// since a host breaking one is never eligible):
+//  1. fewer broken "should" vm-host cluster rules naming the VM;
+//  2. higher HostWeight: the sum of the weights of the VM's HostPreferred
+//     terms the host's labels match;
+//  3. higher VMWeight: over the VM's preferred VM-VM terms, weight x the
+//     matching VMs of its namespace on the host, added for VMAffinity and
+//     taken away for VMAntiAffinity;
+//  4. fewer Peers (members of the VM's own workload) on the host;
+//  5. higher Score = min(free CPU fraction, free memory fraction) of the host
 //     after this VM's reservations are taken, in [0, 1]: the host left with
 //     the most headroom in its scarcer resource wins, so load spreads;
-//  3. fewer powered-on VMs, so VMs with no reservation spread too;
-//  4. host name, then position in State.Hosts, so the result is deterministic
+//  6. fewer powered-on VMs, so VMs with no reservation spread too;
+//  7. host name, then position in State.Hosts, so the result is deterministic
 //     and independent of host order (for unique names).
 //
-// Work is O(hosts + members of rules naming the VM); rule lookups are done
+// A fitting host's Reason lists the should rules and preferred terms it
+// goes against. Work is O(hosts + members of rules naming the VM +
+// neighbours x the VM's VM-VM terms); rule and term lookups are resolved
 // once per call, not once per host.
 //
 // When no host fits, Place returns the Decision (all verdicts filled in) and
 // an error wrapping api.ErrInsufficientResources that gives every host's
-// reason. A bad VM or an invalid enabled rule naming the VM gives an error
-// wrapping api.ErrInvalid.
+// reason. A bad VM, a preferred term whose weight is not 1 to 100, or an
+// invalid enabled rule naming the VM gives an error wrapping api.ErrInvalid.
 func Place(st *State, vm VM) (Decision, error) {
 	if st == nil {
 		return Decision{}, fmt.Errorf("placing %s: no cluster state: %w", vm.Name, api.ErrInvalid)
@@ -124,8 +167,12 @@ func Place(st *State, vm VM) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	plan, err := planVM(st, &vm)
+	if err != nil {
+		return Decision{}, err
+	}
 
-	d := Decision{Verdicts: make([]HostVerdict, len(st.Hosts))}
+	d := Decision{Verdicts: make([]HostVerdict, len(st.Hosts)), HostPreferred: plan.hostPreferred(), VMPreferred: plan.vmPreferred()}
 	best, bestBroken := -1, 0
 	for i := range st.Hosts {
 		h := &st.Hosts[i]
@@ -133,6 +180,11 @@ func Place(st *State, vm VM) (Decision, error) {
 		v.Host = h.Name
 		if v.Reason = reject(h, vm, cons); v.Reason != "" {
 			continue
+		}
+		if plan != nil {
+			if v.Reason = plan.breaksMust(h); v.Reason != "" {
+				continue
+			}
 		}
 		v.Fits = true
 		v.Score = score(h, vm)
@@ -145,6 +197,16 @@ func Place(st *State, vm VM) (Decision, error) {
 					v.Reason += "; " + cons[c].reason()
 				}
 				broken++
+			}
+		}
+		if plan != nil {
+			var against []string
+			v.HostWeight, v.VMWeight, against = plan.prefer(h)
+			for _, r := range against {
+				if v.Reason != "" {
+					v.Reason += "; "
+				}
+				v.Reason += r
 			}
 		}
 		if best < 0 || better(h, v, broken, &st.Hosts[best], &d.Verdicts[best], bestBroken) {
@@ -166,6 +228,12 @@ func Place(st *State, vm VM) (Decision, error) {
 func better(a *Host, va *HostVerdict, brokenA int, b *Host, vb *HostVerdict, brokenB int) bool {
 	if brokenA != brokenB {
 		return brokenA < brokenB
+	}
+	if va.HostWeight != vb.HostWeight {
+		return va.HostWeight > vb.HostWeight
+	}
+	if va.VMWeight != vb.VMWeight {
+		return va.VMWeight > vb.VMWeight
 	}
 	if a.Peers != b.Peers {
 		return a.Peers < b.Peers
@@ -239,6 +307,9 @@ func (d Decision) reasons() string {
 //	esx-02: fits, score 0.500
 //	esx-03: chosen, score 0.750
 //	esx-04: fits, score 0.800, not preferred: vm-host rule "pref" (should run on hosts in its group)
+//
+// A VM with preferred terms also gets "host preference N" and "VM
+// preference N" (HostWeight, VMWeight) before the score, which they outrank.
 func (d Decision) Explain() string {
 	var b strings.Builder
 	for _, v := range d.Verdicts {
@@ -249,10 +320,21 @@ func (d Decision) Explain() string {
 			b.WriteString(v.Reason)
 		default:
 			if v.Host == d.Host {
-				b.WriteString(": chosen, score ")
+				b.WriteString(": chosen, ")
 			} else {
-				b.WriteString(": fits, score ")
+				b.WriteString(": fits, ")
 			}
+			if d.HostPreferred {
+				b.WriteString("host preference ")
+				b.WriteString(strconv.Itoa(v.HostWeight))
+				b.WriteString(", ")
+			}
+			if d.VMPreferred {
+				b.WriteString("VM preference ")
+				b.WriteString(strconv.Itoa(v.VMWeight))
+				b.WriteString(", ")
+			}
+			b.WriteString("score ")
 			b.WriteString(strconv.FormatFloat(v.Score, 'f', 3, 64))
 			if v.Reason != "" {
 				b.WriteString(", not preferred: ")
