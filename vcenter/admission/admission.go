@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 	"github.com/podsphere/podsphere/pools"
 	"github.com/podsphere/podsphere/quota"
 	"github.com/podsphere/podsphere/vcenter/placement"
@@ -30,6 +32,11 @@ type Cluster struct {
 	// Running maps the names of powered-on VMs that DRS rules name to their
 	// host names.
 	Running map[string]string
+	// Neighbours are the powered-on VMs on the cluster's hosts in the
+	// namespace of the VM being placed: all of them when it has VM-VM terms
+	// (spec.affinity.vmAffinity, vmAntiAffinity), else only those whose
+	// required anti-affinity could keep it away.
+	Neighbours []placement.RunningVM
 }
 
 // Pool is one resource pool with the reservations of the powered-on VMs
@@ -133,9 +140,15 @@ func CreateVM(levels []quota.Level) error {
 
 // PowerOn admits a powered-off VM and places it: quota totals on its pool's
 // path, the pool tree's reservations, then DRS initial placement over the
-// cluster's hosts (only its pinned host when it is pinned). The decision
-// names the host and why it was chosen.
-func PowerOn(c Cluster, levels []quota.Level, path string, spec api.VMSpec) (placement.Decision, error) {
+// cluster's hosts (only its pinned host when it is pinned), under the
+// cluster's rules and the VM's own (spec.hostSelector, spec.affinity;
+// vmLabels are the VM's labels). The decision names the host and why it
+// was chosen.
+func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]string, spec api.VMSpec) (placement.Decision, error) {
+	rules, err := VMRules("spec", spec)
+	if err != nil {
+		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+	}
 	cpuFoot, memFoot := Footprint(spec)
 	if err := quota.Check(levels, quota.Usage{CPUMHz: cpuFoot, MemMB: memFoot}); err != nil {
 		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
@@ -147,7 +160,7 @@ func PowerOn(c Cluster, levels []quota.Level, path string, spec api.VMSpec) (pla
 	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
 		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
 	}
-	st := &placement.State{Running: c.Running}
+	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours}
 	for _, r := range c.Spec.Rules {
 		st.Rules = append(st.Rules, PlacementRule(r))
 	}
@@ -167,11 +180,94 @@ func PowerOn(c Cluster, levels []quota.Level, path string, spec api.VMSpec) (pla
 			Maintenance: h.Spec.Maintenance,
 			CPUCapacity: h.Status.CPUCapacity, MemCapacity: h.Status.MemCapacity,
 			CPUReserved: h.CPUReserved, MemReserved: h.MemReserved, VMs: h.Running,
-			Peers: h.Peers,
+			Peers: h.Peers, Labels: h.Labels,
 		})
 	}
+	ref, _ := api.ParsePath(path)
 	return placement.Place(st, placement.VM{Name: api.Base(path), CPUReservation: spec.CPU.Reservation,
-		MemReservation: spec.Mem.Reservation, NumCPU: spec.NumCPU, MemoryMB: spec.MemoryMB})
+		MemReservation: spec.Mem.Reservation, NumCPU: spec.NumCPU, MemoryMB: spec.MemoryMB,
+		Namespace: ref.Namespace, Labels: vmLabels, Rules: rules})
+}
+
+// HasVMTerms says whether the VM weighs other VMs (spec.affinity.vmAffinity
+// or vmAntiAffinity), so its placement needs every running VM of its
+// namespace, not only those with anti-affinity of their own.
+func HasVMTerms(spec api.VMSpec) bool {
+	a := spec.Affinity
+	return a != nil && (len(a.VMAffinity) > 0 || len(a.VMAntiAffinity) > 0)
+}
+
+// VMRules checks a VM's own placement rules (f.hostSelector, f.affinity)
+// and turns them into placement's. Errors wrap api.ErrInvalid and name the
+// field, as f.affinity.vmAntiAffinity[0].selector.matchLabels["app"].
+func VMRules(f string, spec api.VMSpec) (placement.VMRules, error) {
+	var r placement.VMRules
+	if len(spec.HostSelector) > 0 {
+		s, err := labels.FromLabelSelector(api.LabelSelector{MatchLabels: spec.HostSelector})
+		if err != nil {
+			return r, fieldErr(f+".hostSelector", strings.TrimPrefix(api.Message(err), "selector.matchLabels"))
+		}
+		r.HostSelector = s
+	}
+	a := spec.Affinity
+	if a == nil {
+		return r, nil
+	}
+	f += ".affinity"
+	for i, ls := range a.HostRequired {
+		s, err := labels.FromLabelSelector(ls)
+		if err != nil {
+			return r, fieldErr(fmt.Sprintf("%s.hostRequired[%d]", f, i), "."+strings.TrimPrefix(api.Message(err), "selector."))
+		}
+		r.HostRequired = append(r.HostRequired, s)
+	}
+	for i, t := range a.HostPreferred {
+		tf := fmt.Sprintf("%s.hostPreferred[%d]", f, i)
+		if err := checkWeight(tf, t.Weight, false); err != nil {
+			return r, err
+		}
+		s, err := labels.FromLabelSelector(t.Selector)
+		if err != nil {
+			return r, fieldErr(tf, "."+api.Message(err))
+		}
+		r.HostPreferred = append(r.HostPreferred, placement.WeightedSelector{Weight: t.Weight, Selector: s})
+	}
+	for _, list := range []struct {
+		name string
+		in   []api.VMAffinityTerm
+		out  *[]placement.VMTerm
+	}{{"vmAffinity", a.VMAffinity, &r.VMAffinity}, {"vmAntiAffinity", a.VMAntiAffinity, &r.VMAntiAffinity}} {
+		for i, t := range list.in {
+			tf := fmt.Sprintf("%s.%s[%d]", f, list.name, i)
+			if err := checkWeight(tf, t.Weight, t.Required); err != nil {
+				return r, err
+			}
+			s, err := labels.FromLabelSelector(t.Selector)
+			if err != nil {
+				return r, fieldErr(tf, "."+api.Message(err))
+			}
+			*list.out = append(*list.out, placement.VMTerm{Selector: s, Required: t.Required, Weight: t.Weight})
+		}
+	}
+	return r, nil
+}
+
+// fieldErr is field+rest as an ErrInvalid; rest begins with what follows
+// the field's name (".matchLabels...: why", `["k"]: why`).
+func fieldErr(field, rest string) error {
+	return fmt.Errorf("%s%s: %w", field, rest, api.ErrInvalid)
+}
+
+// checkWeight checks the weight of the term at f: 1 to 100 for a preferred
+// term, none for a required one.
+func checkWeight(f string, w int, required bool) error {
+	switch {
+	case required && w != 0:
+		return fmt.Errorf("%s.weight %d: a required term takes no weight (weights rank preferred terms): %w", f, w, api.ErrInvalid)
+	case !required && (w < 1 || w > 100):
+		return fmt.Errorf("%s.weight %d: want 1 to 100 for a preferred term (or required: true): %w", f, w, api.ErrInvalid)
+	}
+	return nil
 }
 
 // ChangeQuota checks a VM's change against quotas. Pools that hold the VM
@@ -249,12 +345,36 @@ func PlacementRule(r api.ClusterRule) placement.Rule {
 		Mandatory: r.Mandatory, Affine: r.Affine, VMs: r.VMs, Hosts: r.Hosts}
 }
 
-// ChosenWhy says why placement chose its host, for the event.
+// ChosenWhy says why placement chose its host, for the event: its
+// preference weights when the VM has preferred terms, its score, how many
+// hosts could run the VM, and the should rules and preferred terms the
+// chosen host still goes against.
 func ChosenWhy(d placement.Decision) string {
+	fit := 0
 	for _, v := range d.Verdicts {
-		if v.Host == d.Host {
-			return fmt.Sprintf("score %.3f of %d candidate hosts", v.Score, len(d.Verdicts))
+		if v.Fits {
+			fit++
 		}
+	}
+	for _, v := range d.Verdicts {
+		if v.Host != d.Host {
+			continue
+		}
+		var b strings.Builder
+		if d.HostPreferred {
+			fmt.Fprintf(&b, "host preference %d, ", v.HostWeight)
+		}
+		if d.VMPreferred {
+			fmt.Fprintf(&b, "VM preference %d, ", v.VMWeight)
+		}
+		fmt.Fprintf(&b, "score %.3f of %d candidate hosts", v.Score, len(d.Verdicts))
+		if fit < len(d.Verdicts) {
+			fmt.Fprintf(&b, ", %d of which could run it", fit)
+		}
+		if v.Reason != "" {
+			b.WriteString("; not preferred: " + v.Reason)
+		}
+		return b.String()
 	}
 	return "chosen"
 }

@@ -168,7 +168,7 @@ func TestWorkedExampleRPMomRPKid(t *testing.T) {
 	t.Run("VM-K2 borrows from RP-MOM", func(t *testing.T) {
 		c := build(1000, 2000)
 		path, spec := vmK("VM-K2", 2000)
-		d, err := admission.PowerOn(c, nil, path, spec)
+		d, err := admission.PowerOn(c, nil, path, nil, spec)
 		checkErr(t, "VM-K2", err, "", nil)
 		// esx-01 runs VM-M1's 1000 MHz, esx-02 VM-K1's 2000: esx-01 keeps more free.
 		if d.Host != "esx-01" {
@@ -210,7 +210,7 @@ func TestWorkedExampleRPMomRPKid(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				path, spec := vmK("VM-K3", tt.res)
-				_, err := admission.PowerOn(c, nil, path, spec)
+				_, err := admission.PowerOn(c, nil, path, nil, spec)
 				checkErr(t, "VM-K3", err, tt.want, api.ErrInsufficientResources)
 			})
 		}
@@ -224,7 +224,7 @@ func TestWorkedExampleRPMomRPKid(t *testing.T) {
 	t.Run("RP-MOM running 3 GHz refuses VM-K2", func(t *testing.T) {
 		c := build(3000, 2000)
 		path, spec := vmK("VM-K2", 2000)
-		d, err := admission.PowerOn(c, nil, path, spec)
+		d, err := admission.PowerOn(c, nil, path, nil, spec)
 		checkErr(t, "VM-K2", err, "cannot power on /dc1/vm/VM-K2: insufficient cpu in "+kid+": 2000 MHz asked, 1000 MHz unreserved (expandable reservation reached "+mom+", which is fixed)", api.ErrInsufficientResources)
 		if d.Host != "" {
 			t.Errorf("refused VM-K2 placed on %s", d.Host)
@@ -237,7 +237,7 @@ func TestWorkedExampleRPMomRPKid(t *testing.T) {
 		e.Spec.CPU.Expandable = false
 		c.Pools[kid] = e
 		path, spec := vmK("VM-K2", 2000)
-		_, err := admission.PowerOn(c, nil, path, spec)
+		_, err := admission.PowerOn(c, nil, path, nil, spec)
 		checkErr(t, "VM-K2", err, "cannot power on /dc1/vm/VM-K2: insufficient cpu in "+kid+": 2000 MHz asked, 0 MHz unreserved (its reservation of 2000 MHz is fixed)", api.ErrInsufficientResources)
 	})
 }
@@ -286,9 +286,9 @@ func TestPoolLimitCapsVMs(t *testing.T) {
 	const capped = rootRP + "/capped"
 	c := snapshot(map[string]admission.Host{"esx-01": running(connected(10000, 65536), 1, 1000, 0)},
 		map[string]admission.Pool{"/capped": withVMs(cpuPool(alloc(0, 1500, true)), 1000, 0)})
-	_, err := admission.PowerOn(c, nil, vmDir+"c2", vmIn(capped, 1000))
+	_, err := admission.PowerOn(c, nil, vmDir+"c2", nil, vmIn(capped, 1000))
 	checkErr(t, "c2", err, "cannot power on /dc1/vm/c2: insufficient cpu in "+capped+": 1000 MHz asked, 500 MHz unreserved (its limit is 1500 MHz and 1000 MHz is already reserved)", api.ErrInsufficientResources)
-	_, err = admission.PowerOn(c, nil, vmDir+"c2", vmIn(capped, 500))
+	_, err = admission.PowerOn(c, nil, vmDir+"c2", nil, vmIn(capped, 500))
 	checkErr(t, "c2 of 500 MHz", err, "", nil)
 }
 
@@ -409,7 +409,7 @@ func TestPowerOnQuota(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := admission.PowerOn(c, tt.levels, vmDir+"x", tt.spec)
+			d, err := admission.PowerOn(c, tt.levels, vmDir+"x", nil, tt.spec)
 			checkErr(t, "PowerOn", err, tt.want, api.ErrQuotaExceeded)
 			if err == nil && d.Host == "" {
 				t.Fatalf("admitted without a host: %+v", d)
@@ -420,7 +420,7 @@ func TestPowerOnQuota(t *testing.T) {
 	t.Run("quota is checked before reservations", func(t *testing.T) {
 		spec := sized(q1, 2, 512, -1, -1)
 		spec.CPU.Reservation = 50000 // beyond the cluster too
-		_, err := admission.PowerOn(c, []quota.Level{q1Level}, vmDir+"x", spec)
+		_, err := admission.PowerOn(c, []quota.Level{q1Level}, vmDir+"x", nil, spec)
 		checkErr(t, "PowerOn", err, "cannot power on /dc1/vm/x: quota exceeded in "+q1+": cpu 2000 + 2000 > 3000 MHz", api.ErrQuotaExceeded)
 	})
 }
@@ -436,19 +436,19 @@ func TestRoomForOne(t *testing.T) {
 	t.Run("power-on against a cpu quota", func(t *testing.T) {
 		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(0, -1, true))})
 		levels := []quota.Level{level(p, cpu1000, quota.Usage{VMs: 32})}
-		_, err := admission.PowerOn(c, levels, vmDir+"v00", vmIn(p, 0))
+		_, err := admission.PowerOn(c, levels, vmDir+"v00", nil, vmIn(p, 0))
 		checkErr(t, "first", err, "", nil)
 		levels[0].Used.CPUMHz = 1000
-		_, err = admission.PowerOn(c, levels, vmDir+"v01", vmIn(p, 0))
+		_, err = admission.PowerOn(c, levels, vmDir+"v01", nil, vmIn(p, 0))
 		checkErr(t, "second", err, "cannot power on /dc1/vm/v01: quota exceeded in "+p+": cpu 1000 + 1000 > 1000 MHz", api.ErrQuotaExceeded)
 	})
 
 	t.Run("power-on against a fixed pool reservation", func(t *testing.T) {
 		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(1500, -1, false))})
-		_, err := admission.PowerOn(c, nil, vmDir+"v00", vmIn(p, 1000))
+		_, err := admission.PowerOn(c, nil, vmDir+"v00", nil, vmIn(p, 1000))
 		checkErr(t, "first", err, "", nil)
 		c.Pools[p] = withVMs(c.Pools[p], 1000, 0)
-		_, err = admission.PowerOn(c, nil, vmDir+"v01", vmIn(p, 1000))
+		_, err = admission.PowerOn(c, nil, vmDir+"v01", nil, vmIn(p, 1000))
 		checkErr(t, "second", err, "cannot power on /dc1/vm/v01: insufficient cpu in "+p+": 1000 MHz asked, 500 MHz unreserved (its reservation of 1500 MHz is fixed)", api.ErrInsufficientResources)
 	})
 
@@ -464,7 +464,7 @@ func TestRoomForOne(t *testing.T) {
 		c := snapshot(hosts, map[string]admission.Pool{"/p": cpuPool(alloc(0, -1, true))})
 		levels := []quota.Level{level(p, cpu1000, quota.Usage{VMs: 2, CPUMHz: 1000})}
 		checkErr(t, "create", admission.CreateVM(levels), "", nil)
-		_, err := admission.PowerOn(c, levels, vmDir+"c01", vmIn(p, 0))
+		_, err := admission.PowerOn(c, levels, vmDir+"c01", nil, vmIn(p, 0))
 		checkErr(t, "power-on", err, "cannot power on /dc1/vm/c01: quota exceeded in "+p+": cpu 1000 + 1000 > 1000 MHz", api.ErrQuotaExceeded)
 	})
 }
@@ -479,7 +479,7 @@ func TestVMOfDestroyedPoolsInTheRoot(t *testing.T) {
 	devSpec := api.PoolSpec{CPU: alloc(2000, -1, true), Mem: alloc(0, -1, true)}
 	checkErr(t, "dev", admission.CreatePool(c, dev, rootRP, devSpec), "", nil)
 	c.Pools[dev] = admission.Pool{Spec: devSpec}
-	d, err := admission.PowerOn(c, nil, vmDir+"next", vmIn(dev, 1000))
+	d, err := admission.PowerOn(c, nil, vmDir+"next", nil, vmIn(dev, 1000))
 	checkErr(t, "next", err, "", nil)
 	c.Pools[dev] = withVMs(c.Pools[dev], 1000, 0)
 	c.Hosts[clusterPath+"/"+d.Host] = running(c.Hosts[clusterPath+"/"+d.Host], 1, 1000, 0)
@@ -615,7 +615,7 @@ func TestPowerOnPlacement(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := admission.PowerOn(tt.c, nil, vmDir+"big", tt.spec)
+			d, err := admission.PowerOn(tt.c, nil, vmDir+"big", nil, tt.spec)
 			checkErr(t, "PowerOn", err, tt.want, tt.is)
 			if d.Host != tt.host {
 				t.Errorf("placed on %q, want %q\n%s", d.Host, tt.host, d.Explain())
@@ -639,7 +639,7 @@ func TestPowerOnSequence(t *testing.T) {
 	}, nil)
 	on := func(name string, res int64) string {
 		t.Helper()
-		d, err := admission.PowerOn(c, nil, vmDir+name, vmIn(rootRP, res))
+		d, err := admission.PowerOn(c, nil, vmDir+name, nil, vmIn(rootRP, res))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -683,20 +683,20 @@ func TestPowerOnRules(t *testing.T) {
 	c.Spec.Rules = []api.ClusterRule{{Name: "db-apart", Enabled: true, Kind: "anti-affinity", VMs: []string{"db1", "db2", "db3"}}}
 	c.Running = map[string]string{}
 
-	d, err := admission.PowerOn(c, nil, vmDir+"db1", vmIn(rootRP, 1000))
+	d, err := admission.PowerOn(c, nil, vmDir+"db1", nil, vmIn(rootRP, 1000))
 	if err != nil || d.Host != "esx-01" {
 		t.Fatalf("db1 on %q (%v), want the big esx-01", d.Host, err)
 	}
 	c.Running["db1"] = "esx-01"
-	d, err = admission.PowerOn(c, nil, vmDir+"db2", vmIn(rootRP, 1000))
+	d, err = admission.PowerOn(c, nil, vmDir+"db2", nil, vmIn(rootRP, 1000))
 	if err != nil || d.Host != "esx-02" {
 		t.Fatalf("db2 on %q (%v), want esx-02 away from db1", d.Host, err)
 	}
 	c.Running["db2"] = "esx-02"
-	_, err = admission.PowerOn(c, nil, vmDir+"db3", vmIn(rootRP, 1000))
+	_, err = admission.PowerOn(c, nil, vmDir+"db3", nil, vmIn(rootRP, 1000))
 	checkErr(t, "db3", err, `no host can run db3: esx-01: anti-affinity rule "db-apart" (db1 runs there); esx-02: anti-affinity rule "db-apart" (db2 runs there): insufficient resources`, api.ErrInsufficientResources)
 	// A VM the rule does not name goes where it fits best.
-	if d, err := admission.PowerOn(c, nil, vmDir+"web3", vmIn(rootRP, 1000)); err != nil || d.Host != "esx-01" {
+	if d, err := admission.PowerOn(c, nil, vmDir+"web3", nil, vmIn(rootRP, 1000)); err != nil || d.Host != "esx-01" {
 		t.Fatalf("web3 on %q (%v), want esx-01", d.Host, err)
 	}
 }
@@ -752,7 +752,7 @@ func TestPowerOnPeers(t *testing.T) {
 			}
 			c.Pools[rootRP] = withVMs(c.Pools[rootRP], res, 0)
 			c.Spec.Rules = tt.rules
-			d, err := admission.PowerOn(c, nil, vmDir+"web-2", vmIn(rootRP, 1000))
+			d, err := admission.PowerOn(c, nil, vmDir+"web-2", nil, vmIn(rootRP, 1000))
 			if err != nil {
 				t.Fatalf("PowerOn: %v", err)
 			}
@@ -816,7 +816,7 @@ func TestCapacity(t *testing.T) {
 
 	t.Run("a huge host still admits and places", func(t *testing.T) {
 		c := snapshot(map[string]admission.Host{"esx-01": connected(maxInt-10, maxInt-10), "esx-02": connected(10000, 65536)}, nil)
-		d, err := admission.PowerOn(c, nil, vmDir+"big", vmIn(rootRP, maxInt/2))
+		d, err := admission.PowerOn(c, nil, vmDir+"big", nil, vmIn(rootRP, maxInt/2))
 		if err != nil || d.Host != "esx-01" {
 			t.Fatalf("PowerOn = %q, %v; want esx-01", d.Host, err)
 		}
@@ -835,12 +835,12 @@ func TestCapacity(t *testing.T) {
 		if got := cpuUsage(t, c, rootRP); got != want {
 			t.Errorf("root pool CPU\n got  %+v\n want %+v", got, want)
 		}
-		d, err := admission.PowerOn(c, nil, vmDir+"next", vmIn(rootRP, 5000))
+		d, err := admission.PowerOn(c, nil, vmDir+"next", nil, vmIn(rootRP, 5000))
 		if err != nil || d.Host != "esx-02" {
 			t.Fatalf("next = %q, %v; want esx-02", d.Host, err)
 		}
 		// esx-01's 4000 MHz free is not the cluster's while it is in maintenance.
-		_, err = admission.PowerOn(c, nil, vmDir+"more", vmIn(rootRP, 10001))
+		_, err = admission.PowerOn(c, nil, vmDir+"more", nil, vmIn(rootRP, 10001))
 		checkErr(t, "more", err, "cannot power on /dc1/vm/more: insufficient cpu in "+rootRP+": 10001 MHz asked, 10000 MHz unreserved (the root pool holds the cluster capacity, 16000 MHz)", api.ErrInsufficientResources)
 	})
 }
@@ -857,7 +857,7 @@ func TestSnapshotIsNotChanged(t *testing.T) {
 	if err := admission.ChangeRunning(c, old, spec); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admission.PowerOn(c, nil, vmDir+"x", vmIn(rootRP+"/b", 1000)); err != nil {
+	if _, err := admission.PowerOn(c, nil, vmDir+"x", nil, vmIn(rootRP+"/b", 1000)); err != nil {
 		t.Fatal(err)
 	}
 	if !maps.Equal(c.Pools, pools0) || !maps.EqualFunc(c.Hosts, hosts0, func(a, b admission.Host) bool {

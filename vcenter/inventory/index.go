@@ -8,8 +8,10 @@ import (
 	"sync"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 	"github.com/podsphere/podsphere/quota"
 	"github.com/podsphere/podsphere/vcenter/admission"
+	"github.com/podsphere/podsphere/vcenter/placement"
 )
 
 // index keeps the aggregates admission and placement need (per-pool
@@ -24,9 +26,13 @@ type index struct {
 	clusters map[string]api.ClusterSpec
 	vms      map[string]vmEntry  // vm path -> entry
 	owned    map[string][]string // workload path -> paths of the VMs it owns
-	events   []string            // event paths, oldest first
-	tasks    []string
-	nextKey  uint64 // next event/task key
+	// running and repelling: per VM folder (a namespace: /DC/vm or
+	// /DC/vm/NS), the powered-on VMs with a host, and those of them with
+	// required anti-affinity terms; what VM-VM placement terms look at.
+	running, repelling map[string]map[string]struct{}
+	events             []string // event paths, oldest first
+	tasks              []string
+	nextKey            uint64 // next event/task key
 }
 
 type poolEntry struct {
@@ -59,16 +65,20 @@ type vmEntry struct {
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
+	labels           map[string]string
+	antiAffinity     []labels.Selector // selectors of its required vmAntiAffinity terms
 }
 
 func newIndex() *index {
 	return &index{
-		pools:    map[string]*poolEntry{},
-		hosts:    map[string]*hostEntry{},
-		clusters: map[string]api.ClusterSpec{},
-		vms:      map[string]vmEntry{},
-		owned:    map[string][]string{},
-		nextKey:  1,
+		pools:     map[string]*poolEntry{},
+		hosts:     map[string]*hostEntry{},
+		clusters:  map[string]api.ClusterSpec{},
+		vms:       map[string]vmEntry{},
+		owned:     map[string][]string{},
+		running:   map[string]map[string]struct{}{},
+		repelling: map[string]map[string]struct{}{},
+		nextKey:   1,
 	}
 }
 
@@ -76,8 +86,18 @@ func vmEntryOf(o *api.Object) vmEntry {
 	var s api.VMSpec
 	_ = json.Unmarshal(o.Spec, &s)
 	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
-		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
+		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation, labels: o.Labels}
 	e.cpuFoot, e.memFoot = admission.Footprint(s)
+	if s.Affinity != nil {
+		for _, t := range s.Affinity.VMAntiAffinity {
+			if !t.Required {
+				continue
+			}
+			if sel, err := labels.FromLabelSelector(t.Selector); err == nil { // checked when the VM was written
+				e.antiAffinity = append(e.antiAffinity, sel)
+			}
+		}
+	}
 	if e.on {
 		var st api.VMStatus
 		_ = json.Unmarshal(o.Status, &st)
@@ -258,6 +278,28 @@ func (ix *index) vmIn(path string, e vmEntry) {
 			h.cpuRes += e.cpuRes
 			h.memRes += e.memRes
 			h.running++
+			addTo(ix.running, api.Parent(path), path)
+			if len(e.antiAffinity) > 0 {
+				addTo(ix.repelling, api.Parent(path), path)
+			}
+		}
+	}
+}
+
+func addTo(sets map[string]map[string]struct{}, key, path string) {
+	set := sets[key]
+	if set == nil {
+		set = map[string]struct{}{}
+		sets[key] = set
+	}
+	set[path] = struct{}{}
+}
+
+func dropFrom(sets map[string]map[string]struct{}, key, path string) {
+	if set := sets[key]; set != nil {
+		delete(set, path)
+		if len(set) == 0 {
+			delete(sets, key)
 		}
 	}
 }
@@ -283,6 +325,8 @@ func (ix *index) vmOut(path string) {
 			h.memRes -= e.memRes
 			h.running--
 		}
+		dropFrom(ix.running, api.Parent(path), path)
+		dropFrom(ix.repelling, api.Parent(path), path)
 	}
 }
 
@@ -310,11 +354,25 @@ func (ix *index) oldest(kind string, keep int) []string {
 	return append([]string(nil), list[:len(list)-keep]...)
 }
 
+// placing says which VM a cluster snapshot is for.
+type placing struct {
+	vm    string // the VM's path
+	owner string // its workload, "" if none
+	// vmTerms: the VM has VM-VM terms, so it needs every running VM of its
+	// namespace, not only those with required anti-affinity.
+	vmTerms bool
+}
+
 // cluster is a consistent snapshot of what admission needs about one
-// cluster. With running, it maps the powered-on VMs the cluster's DRS rules
-// name to their hosts; with owner, each host counts the powered-on VMs of
-// that workload it runs (Peers), so a set's replicas spread.
-func (ix *index) cluster(clusterPath string, running bool, owner string) admission.Cluster {
+// cluster. With p (a power-on), it maps the powered-on VMs the cluster's
+// DRS rules name to their hosts; with p.owner, each host counts the
+// powered-on VMs of that workload it runs (Peers), so a set's replicas
+// spread; and it lists the VM's Neighbours: the powered-on VMs of its
+// namespace on the cluster's hosts (only those with required anti-affinity
+// unless p.vmTerms). Cost: the cluster's pools and hosts, the rules'
+// members, the workload's VMs and the namespace's running VMs, never the
+// whole inventory's VMs.
+func (ix *index) cluster(clusterPath string, p *placing) admission.Cluster {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	v := admission.Cluster{Path: clusterPath, Spec: ix.clusters[clusterPath],
@@ -331,8 +389,11 @@ func (ix *index) cluster(clusterPath string, running bool, owner string) admissi
 				CPUReserved: h.cpuRes, MemReserved: h.memRes, Running: h.running}
 		}
 	}
-	if owner != "" {
-		for _, e := range ix.owned[owner] {
+	if p == nil {
+		return v
+	}
+	if p.owner != "" {
+		for _, e := range ix.owned[p.owner] {
 			if vm, ok := ix.vms[e]; ok && vm.on {
 				if h, ok := v.Hosts[vm.host]; ok {
 					h.Peers++
@@ -341,16 +402,28 @@ func (ix *index) cluster(clusterPath string, running bool, owner string) admissi
 			}
 		}
 	}
-	if running {
-		v.Running = map[string]string{}
-		dc := "/" + strings.Split(clusterPath, "/")[1] + "/vm/"
-		for _, r := range v.Spec.Rules {
-			for _, name := range r.VMs {
-				if e, ok := ix.vms[dc+name]; ok && e.on && e.host != "" {
-					v.Running[name] = api.Base(e.host)
-				}
+	v.Running = map[string]string{}
+	dc := "/" + strings.Split(clusterPath, "/")[1] + "/vm/"
+	for _, r := range v.Spec.Rules {
+		for _, name := range r.VMs {
+			if e, ok := ix.vms[dc+name]; ok && e.on && e.host != "" {
+				v.Running[name] = api.Base(e.host)
 			}
 		}
+	}
+	set := ix.repelling
+	if p.vmTerms {
+		set = ix.running
+	}
+	folder := api.Parent(p.vm)
+	ref, _ := api.ParsePath(p.vm)
+	for path := range set[folder] {
+		e := ix.vms[path]
+		if _, ok := v.Hosts[e.host]; !ok || path == p.vm {
+			continue // on another cluster's host, or the VM itself
+		}
+		v.Neighbours = append(v.Neighbours, placement.RunningVM{Name: api.Base(path), Namespace: ref.Namespace,
+			Host: api.Base(e.host), Labels: e.labels, AntiAffinity: e.antiAffinity})
 	}
 	return v
 }

@@ -53,7 +53,7 @@ func (pool) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
 	}
 	var spec api.PoolSpec
 	_ = o.DecodeSpec(&spec)
-	return admission.CreatePool(t.inv.ix.cluster(ref.ClusterPath(), false, ""), o.Path, ref.ParentPool(), spec)
+	return admission.CreatePool(t.inv.ix.cluster(ref.ClusterPath(), nil), o.Path, ref.ParentPool(), spec)
 }
 
 func (pool) admitChange(t *Txn, ref api.Ref, cur, o *api.Object) (string, error) {
@@ -66,7 +66,7 @@ func (pool) admitChange(t *Txn, ref api.Ref, cur, o *api.Object) (string, error)
 		}
 		return "", nil
 	}
-	return "", admission.CreatePool(t.inv.ix.cluster(ref.ClusterPath(), false, ""), o.Path, ref.ParentPool(), spec)
+	return "", admission.CreatePool(t.inv.ix.cluster(ref.ClusterPath(), nil), o.Path, ref.ParentPool(), spec)
 }
 
 func (pool) admitRemove(t *Txn, ref api.Ref, cur *api.Object, opt RemoveOptions) error {

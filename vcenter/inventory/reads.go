@@ -27,7 +27,7 @@ func (inv *Inventory) PoolInfo(path string) (*api.PoolInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	tree, err := inv.ix.cluster(ref.ClusterPath(), false, "").Tree()
+	tree, err := inv.ix.cluster(ref.ClusterPath(), nil).Tree()
 	if err != nil {
 		return nil, err
 	}

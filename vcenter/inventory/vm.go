@@ -223,7 +223,7 @@ func (vm) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
 	// A running VM's reservation may change, or move to another pool, only
 	// if the pool tree and its host can cover it.
 	pref, _ := api.ParsePath(spec.Pool)
-	return "", admission.ChangeRunning(t.inv.ix.cluster(pref.ClusterPath(), false, ""), oldSpec, spec)
+	return "", admission.ChangeRunning(t.inv.ix.cluster(pref.ClusterPath(), nil), oldSpec, spec)
 }
 
 func (vm) changed(t *Txn, cur, out *api.Object) (*api.Object, error) {
@@ -267,8 +267,8 @@ func withMessage(m string) string {
 // its host and an event saying where it went and why.
 func powerOn(t *Txn, vm *api.Object, spec api.VMSpec) (*api.Object, error) {
 	pref, _ := api.ParsePath(spec.Pool)
-	view := t.inv.ix.cluster(pref.ClusterPath(), true, vm.Owner)
-	d, err := admission.PowerOn(view, t.inv.ix.quotaLevels(spec.Pool), vm.Path, spec)
+	view := t.inv.ix.cluster(pref.ClusterPath(), &placing{vm: vm.Path, owner: vm.Owner, vmTerms: admission.HasVMTerms(spec)})
+	d, err := admission.PowerOn(view, t.inv.ix.quotaLevels(spec.Pool), vm.Path, vm.Labels, spec)
 	if err != nil {
 		return nil, err
 	}
