@@ -140,8 +140,8 @@ func validateVMSpec(f, dc string, s *api.VMSpec, template bool) error {
 			return fmt.Errorf("%s.hostSelector: %w", f, err)
 		}
 	}
-	if s.Affinity != nil {
-		return fmt.Errorf("%s.affinity: VM affinity rules are not acted on yet: use hostSelector, or the cluster's DRS rules (psc cluster.rule.create): %w", f, api.ErrInvalid)
+	if _, err := admission.VMRules(f, *s); err != nil {
+		return err
 	}
 	return nil
 }
