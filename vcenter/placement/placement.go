@@ -178,7 +178,7 @@ func Place(st *State, vm VM) (Decision, error) {
 		h := &st.Hosts[i]
 		v := &d.Verdicts[i]
 		v.Host = h.Name
-		if v.Reason = reject(h, vm, cons); v.Reason != "" {
+		if v.Reason = reject(h, &vm, cons); v.Reason != "" {
 			continue
 		}
 		if plan != nil {
@@ -187,7 +187,7 @@ func Place(st *State, vm VM) (Decision, error) {
 			}
 		}
 		v.Fits = true
-		v.Score = score(h, vm)
+		v.Score = score(h, &vm)
 		broken := 0
 		for c := range cons {
 			if cons[c].breaksShould(h.Name) {
@@ -200,14 +200,7 @@ func Place(st *State, vm VM) (Decision, error) {
 			}
 		}
 		if plan != nil {
-			var against []string
-			v.HostWeight, v.VMWeight, against = plan.prefer(h)
-			for _, r := range against {
-				if v.Reason != "" {
-					v.Reason += "; "
-				}
-				v.Reason += r
-			}
+			v.HostWeight, v.VMWeight, v.Reason = plan.prefer(h, v.Reason)
 		}
 		if best < 0 || better(h, v, broken, &st.Hosts[best], &d.Verdicts[best], bestBroken) {
 			best, bestBroken = i, broken
@@ -248,7 +241,7 @@ func better(a *Host, va *HostVerdict, brokenA int, b *Host, vb *HostVerdict, bro
 }
 
 // reject returns why h cannot run vm, or "" if it can.
-func reject(h *Host, vm VM, cons []constraint) string {
+func reject(h *Host, vm *VM, cons []constraint) string {
 	switch {
 	case !h.Connected:
 		return "not responding"
@@ -272,7 +265,7 @@ func reject(h *Host, vm VM, cons []constraint) string {
 }
 
 // score is min(free CPU fraction, free memory fraction) after placing vm.
-func score(h *Host, vm VM) float64 {
+func score(h *Host, vm *VM) float64 {
 	return min(freeFraction(h.CPUCapacity, h.CPUReserved+vm.CPUReservation),
 		freeFraction(h.MemCapacity, h.MemReserved+vm.MemReservation))
 }

@@ -425,8 +425,8 @@ func TestPeers(t *testing.T) {
 			}
 			// Peers order hosts; they are not part of the score.
 			for i, v := range d.Verdicts {
-				if v.Fits && v.Score != score(&st.Hosts[i], web) {
-					t.Errorf("%s score %.3f, want %.3f", v.Host, v.Score, score(&st.Hosts[i], web))
+				if v.Fits && v.Score != score(&st.Hosts[i], &web) {
+					t.Errorf("%s score %.3f, want %.3f", v.Host, v.Score, score(&st.Hosts[i], &web))
 				}
 			}
 			// The host order does not matter.

@@ -89,7 +89,7 @@ func (r *VMRules) validate() error {
 // resolved once per Place call: every host is then judged with a few map
 // lookups and one label match per host term.
 type vmPlan struct {
-	rules *VMRules
+	rules VMRules
 	terms []vmTerm                // VMAffinity then VMAntiAffinity
 	at    map[string]*hostMatches // host -> what of its running VMs the terms match
 	// Required VM affinity: the hosts running a VM that matches every
@@ -100,13 +100,19 @@ type vmPlan struct {
 	anyHost     bool
 	// kept: hosts whose running VMs' required anti-affinity selects this VM.
 	kept map[string]keptBy
-	text struct{ hostSelector, hostRequired, affinity string }
+	text struct {
+		hostSelector, hostRequired, affinity string
+		hostPreferred                        []string // per term: why a host not matching it is not preferred
+	}
 }
 
 type vmTerm struct {
 	VMTerm
 	anti bool
 	sel  string // selector text
+	text string // a preferred term's name in reasons: "vmAffinity app=db, weight 10"
+	// absent: why a host without a matching VM is not preferred (affinity).
+	absent string
 }
 
 type hostMatches struct {
@@ -126,13 +132,24 @@ func planVM(st *State, vm *VM) (*vmPlan, error) {
 	if vm.Rules.empty() && len(st.Neighbours) == 0 {
 		return nil, nil
 	}
-	p := &vmPlan{rules: &vm.Rules}
-	for _, t := range vm.Rules.VMAffinity {
-		p.terms = append(p.terms, vmTerm{VMTerm: t, sel: selText(t.Selector, "every VM")})
-		p.reqAffinity = p.reqAffinity || t.Required
+	p := &vmPlan{rules: vm.Rules}
+	for _, t := range vm.Rules.HostPreferred {
+		p.text.hostPreferred = append(p.text.hostPreferred,
+			"hostPreferred "+selText(t.Selector, "every host")+", weight "+strconv.Itoa(t.Weight)+" (host labels do not match)")
 	}
-	for _, t := range vm.Rules.VMAntiAffinity {
-		p.terms = append(p.terms, vmTerm{VMTerm: t, anti: true, sel: selText(t.Selector, "every VM")})
+	for _, list := range []struct {
+		name  string
+		terms []VMTerm
+	}{{"vmAffinity", vm.Rules.VMAffinity}, {"vmAntiAffinity", vm.Rules.VMAntiAffinity}} {
+		for _, t := range list.terms {
+			vt := vmTerm{VMTerm: t, anti: list.name == "vmAntiAffinity", sel: selText(t.Selector, "every VM")}
+			if !t.Required {
+				vt.text = list.name + " " + vt.sel + ", weight " + strconv.Itoa(t.Weight)
+				vt.absent = vt.text + " (no matching VM runs there)"
+			}
+			p.reqAffinity = p.reqAffinity || t.Required && !vt.anti
+			p.terms = append(p.terms, vt)
+		}
 	}
 	matchedAll := false // a running VM matches every required affinity term
 	for i := range st.Neighbours {
@@ -219,7 +236,7 @@ func selText(s labels.Selector, all string) string {
 // breaksMust returns why h cannot run the VM under its own rules (or its
 // neighbours' anti-affinity), or "" if it can.
 func (p *vmPlan) breaksMust(h *Host) string {
-	r := p.rules
+	r := &p.rules
 	if !r.HostSelector.Empty() && !r.HostSelector.Matches(h.Labels) {
 		if p.text.hostSelector == "" {
 			p.text.hostSelector = "host labels do not match hostSelector " + r.HostSelector.String()
@@ -312,13 +329,13 @@ func (p *vmPlan) affinityReason() string {
 // prefer weighs h by the VM's preferred terms: hostWeight is the sum of the
 // weights of the hostPreferred terms its labels match; vmWeight sums, over
 // the preferred VM terms, weight x matching VMs on h (negative for
-// anti-affinity). broken lists the preferred terms h goes against.
-func (p *vmPlan) prefer(h *Host) (hostWeight, vmWeight int, broken []string) {
-	for _, t := range p.rules.HostPreferred {
+// anti-affinity). The preferred terms h goes against are added to reason.
+func (p *vmPlan) prefer(h *Host, reason string) (hostWeight, vmWeight int, _ string) {
+	for i, t := range p.rules.HostPreferred {
 		if t.Selector.Matches(h.Labels) {
 			hostWeight += t.Weight
 		} else {
-			broken = append(broken, "hostPreferred "+selText(t.Selector, "every host")+", weight "+strconv.Itoa(t.Weight)+" (host labels do not match)")
+			reason = addReason(reason, p.text.hostPreferred[i])
 		}
 	}
 	hm := p.at[h.Name]
@@ -330,18 +347,25 @@ func (p *vmPlan) prefer(h *Host) (hostWeight, vmWeight int, broken []string) {
 		if hm != nil {
 			n = hm.count[ti]
 		}
-		w := " " + t.sel + ", weight " + strconv.Itoa(t.Weight)
 		switch {
 		case !t.anti && n == 0:
-			broken = append(broken, "vmAffinity"+w+" (no matching VM runs there)")
+			reason = addReason(reason, t.absent)
 		case !t.anti:
 			vmWeight += t.Weight * n
 		case n > 0:
 			vmWeight -= t.Weight * n
-			broken = append(broken, "vmAntiAffinity"+w+" ("+runThere(hm, ti)+")")
+			reason = addReason(reason, t.text+" ("+runThere(hm, ti)+")")
 		}
 	}
-	return hostWeight, vmWeight, broken
+	return hostWeight, vmWeight, reason
+}
+
+// addReason appends r to a verdict's reason.
+func addReason(reason, r string) string {
+	if reason == "" {
+		return r
+	}
+	return reason + "; " + r
 }
 
 // hostPreferred and vmPreferred say whether the VM has preferred terms of each kind.
