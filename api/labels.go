@@ -15,3 +15,19 @@ type LabelSelectorRequirement struct {
 	Operator string   `json:"operator"`
 	Values   []string `json:"values,omitempty"`
 }
+
+// HostnameLabel is the label every host carries with its name, as every
+// Kubernetes node carries kubernetes.io/hostname: manifests that pin with
+// nodeSelector or affinity on it work unchanged.
+const HostnameLabel = "kubernetes.io/hostname"
+
+// HostLabels are a host's labels as selectors see them: its own plus
+// HostnameLabel (its name), which an admin's label cannot override.
+func HostLabels(h *Object) map[string]string {
+	out := make(map[string]string, len(h.Labels)+1)
+	for k, v := range h.Labels {
+		out[k] = v
+	}
+	out[HostnameLabel] = h.Name()
+	return out
+}

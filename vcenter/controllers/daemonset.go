@@ -159,7 +159,7 @@ func (c *DaemonSets) Reconcile(ctx context.Context, key string) (Result, error) 
 		var st api.HostStatus
 		_ = h.DecodeSpec(&hs)
 		_ = h.DecodeStatus(&st)
-		hosts[h.Path] = hostInfo{path: h.Path, state: st.State, maint: hs.Maintenance, matches: selects(spec.Template.Spec.HostSelector, h.Labels)}
+		hosts[h.Path] = hostInfo{path: h.Path, state: st.State, maint: hs.Maintenance, matches: selects(spec.Template.Spec.HostSelector, api.HostLabels(h))}
 	}
 	members := map[string][]member{} // host -> members
 	for _, vm := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Filter: func(o *api.Object) bool { return o.Owner == key }}).Items {

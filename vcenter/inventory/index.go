@@ -184,7 +184,7 @@ func (ix *index) apply(old, new *api.Object) {
 		h := ix.host(new.Path)
 		ref, _ := api.ParsePath(new.Path)
 		h.cluster = ref.ClusterPath()
-		h.labels = new.Labels
+		h.labels = api.HostLabels(new)
 		h.spec = api.HostSpec{}
 		h.status = api.HostStatus{}
 		_ = json.Unmarshal(new.Spec, &h.spec)

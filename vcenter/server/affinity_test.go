@@ -138,3 +138,22 @@ spec:
 		t.Errorf("preferred term without weight = %v", err)
 	}
 }
+
+// Every host carries kubernetes.io/hostname, as Kubernetes nodes do.
+func TestHostnameLabelPins(t *testing.T) {
+	e := startVCenter(t, Config{})
+	e.inventory(t, nil)
+	for _, h := range []string{"esx-01", "esx-02", "esx-03"} {
+		e.joinHost(t, h, 20000, 65536)
+	}
+	o := vm("pinned", rootRP, 0, api.PoweredOn)
+	var s api.VMSpec
+	_ = o.DecodeSpec(&s)
+	s.HostSelector = map[string]string{api.HostnameLabel: "esx-02"}
+	o.SetSpec(s)
+	e.mustCreate(t, o)
+	_, spec, _ := e.getVM(t, "pinned")
+	if spec.Host != cluster+"/esx-02" {
+		t.Errorf("a VM with nodeSelector kubernetes.io/hostname=esx-02 landed on %s", spec.Host)
+	}
+}
