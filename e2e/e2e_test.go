@@ -72,19 +72,7 @@ func TestDatacenter(t *testing.T) {
 		}
 	})
 	ok = ok && t.Run("library import", func(t *testing.T) {
-		archive := filepath.Join(l.dir, "busybox.tar")
-		f, err := os.Create(archive)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := imagebuild.Build(f, imagebuild.Options{Name: "docker.io/library/busybox:latest"}); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		out := l.psc("library.import", "busybox", archive)
-		if !strings.Contains(out, "docker.io/library/busybox:latest") {
-			t.Fatalf("library.import said %q", out)
-		}
+		l.importBusybox(t)
 		if ls := l.psc("library.ls"); !strings.Contains(ls, "busybox") || !strings.Contains(ls, "sha256:") {
 			t.Fatalf("library.ls:\n%s", ls)
 		}
@@ -467,6 +455,25 @@ func TestDatacenter(t *testing.T) {
 		}
 	})
 	t.Logf("end-to-end run took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// importBusybox builds the busybox OCI image and imports it into the
+// content library as item busybox.
+func (l *lab) importBusybox(t *testing.T) {
+	t.Helper()
+	archive := filepath.Join(l.dir, "busybox.tar")
+	f, err := os.Create(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagebuild.Build(f, imagebuild.Options{Name: "docker.io/library/busybox:latest"}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out := l.psc("library.import", "busybox", archive)
+	if !strings.Contains(out, "docker.io/library/busybox:latest") {
+		t.Fatalf("library.import said %q", out)
+	}
 }
 
 // fetch gets url from inside VM vm with busybox wget, retrying while the

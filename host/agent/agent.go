@@ -154,6 +154,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	mc.LogOutput = nil
 	mc.Logger = gossip.Logger(a.log)
+	live := &liveMembers{addrs: map[string]string{}}
+	mc.Events = live
 	list, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("host %s: start gossip on %s: %w", a.host, a.cfg.GossipBind, err)
@@ -227,7 +229,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		a.keepGossip(gctx, c, list, seeds)
+		a.keepGossip(gctx, c, list, live, seeds)
 	}()
 	if nw != nil {
 		wg.Add(1)
@@ -313,7 +315,7 @@ func (a *Agent) join(ctx context.Context, c *client.Client, req api.JoinRequest)
 // is among its live gossip members (vcenter restarted, or was forgotten
 // after a long partition), or when vcenter reports the host not responding
 // though it runs (vcenter refused its new address, say).
-func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberlist.Memberlist, seeds []string) {
+func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberlist.Memberlist, live *liveMembers, seeds []string) {
 	if len(seeds) == 0 {
 		return
 	}
@@ -338,7 +340,7 @@ func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberli
 		case <-ctx.Done():
 			return
 		case <-local.C:
-			if !seedAlive(ctx, list, seeds) {
+			if !seedAlive(ctx, live, seeds) {
 				rejoin("no seed is a live member")
 			}
 		case <-remote.C:
@@ -354,12 +356,45 @@ func (a *Agent) keepGossip(ctx context.Context, c *client.Client, list *memberli
 	}
 }
 
-// seedAlive says whether any seed address is a live gossip member.
-func seedAlive(ctx context.Context, list *memberlist.Memberlist, seeds []string) bool {
-	live := map[string]bool{}
-	for _, m := range list.Members() {
-		live[m.Address()] = true
+// liveMembers is the gossip members' addresses as memberlist's event
+// callbacks report them. memberlist calls them holding its node lock, the
+// only time a member's address can be read safely: the nodes Members()
+// returns are rewritten in place whenever a member re-announces itself (a
+// restarted vcenter refuting its old incarnation), so reading their
+// Address() outside the callbacks is a data race (hashicorp/memberlist#306).
+type liveMembers struct {
+	mu    sync.Mutex
+	addrs map[string]string // node name -> host:port; suspect members included, as in Members()
+}
+
+func (l *liveMembers) NotifyJoin(n *memberlist.Node)   { l.set(n.Name, n.Address()) }
+func (l *liveMembers) NotifyUpdate(n *memberlist.Node) { l.set(n.Name, n.Address()) }
+func (l *liveMembers) NotifyLeave(n *memberlist.Node)  { l.set(n.Name, "") }
+
+func (l *liveMembers) set(name, addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if addr == "" {
+		delete(l.addrs, name)
+	} else {
+		l.addrs[name] = addr
 	}
+}
+
+// addresses is the set of live members' addresses.
+func (l *liveMembers) addresses() map[string]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]bool, len(l.addrs))
+	for _, a := range l.addrs {
+		out[a] = true
+	}
+	return out
+}
+
+// seedAlive says whether any seed address is a live gossip member.
+func seedAlive(ctx context.Context, members *liveMembers, seeds []string) bool {
+	live := members.addresses()
 	for _, s := range seeds {
 		if live[s] {
 			return true

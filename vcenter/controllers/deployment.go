@@ -524,7 +524,10 @@ func (c *Deployments) progressing(old, st api.DeploymentStatus, d api.Deployment
 		}
 	}
 	out := setCondition(old.Conditions, cond, now)
-	if moved || complete {
+	// Completion is news once: refreshing lastUpdate on every reconcile of
+	// a complete Deployment rewrote its status, which queues it again, in
+	// a loop.
+	if moved || complete && (prev == nil || prev.Reason != cond.Reason) {
 		out.LastUpdate = now.UTC()
 	} else if prev != nil {
 		out.LastUpdate = prev.LastUpdate

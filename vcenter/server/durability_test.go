@@ -22,7 +22,14 @@ import (
 )
 
 // childEnv makes the test binary a vcenter process: DATADIR:ADDRFILE.
-const childEnv = "VCENTER_CHILD"
+// childListenEnv and childGossipEnv, when set, are its API and gossip
+// addresses (a restarted vcenter keeps them, so host agents find it again);
+// by default it serves on any loopback port and runs no gossip.
+const (
+	childEnv       = "VCENTER_CHILD"
+	childListenEnv = "VCENTER_CHILD_LISTEN"
+	childGossipEnv = "VCENTER_CHILD_GOSSIP"
+)
 
 // runChild serves vcenter over the data dir, writes its API address to the
 // address file once it answers, and runs until it is killed.
@@ -37,7 +44,14 @@ func runChild(spec string) {
 	if os.Getenv("VCENTER_CHILD_VERBOSE") != "" {
 		logger = log.New(os.Stderr, "child: ", log.Lmicroseconds)
 	}
-	s, err := New(Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: logger})
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: logger}
+	if l := os.Getenv(childListenEnv); l != "" {
+		cfg.Listen = l
+	}
+	if g := os.Getenv(childGossipEnv); g != "" {
+		cfg.Gossip, cfg.Timings = g, testTimings()
+	}
+	s, err := New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: New:", err)
 		os.Exit(2)
@@ -66,14 +80,25 @@ type child struct {
 
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
+	return startChildWith(t, dir, nil, nil)
+}
+
+// startChildWith starts a vcenter child with extra environment (childListenEnv,
+// childGossipEnv, VCENTER_CHILD_VERBOSE); its stderr goes to logw if not nil.
+func startChildWith(t *testing.T, dir string, env []string, logw io.Writer) *child {
+	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dir+":"+addrFile)
 	if testing.Verbose() {
 		cmd.Env = append(cmd.Env, "VCENTER_CHILD_VERBOSE=1")
 	}
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	if logw != nil {
+		cmd.Stderr = io.MultiWriter(&stderr, logw)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
