@@ -686,3 +686,52 @@ func TestSelectors(t *testing.T) {
 		t.Errorf("apply of a label value with '/': exit %d, %q", code, errOut)
 	}
 }
+
+// TestVMsOfNamespaces creates VMs of a namespace (-namespace, PSC_NAMESPACE,
+// NS/NAME): they live at /DC/vm/NS/NAME in the namespace's pool.
+func TestVMsOfNamespaces(t *testing.T) {
+	t.Parallel()
+	l := labBase(t, "esx-01")
+	l.ok("pool.create", "team", "dev")
+	if out := l.ok("vm.create", "-namespace", "team", "-on=false", "api-01"); out != "Created VM /dc1/vm/team/api-01 in pool "+labRoot+"/team\n" {
+		t.Errorf("vm.create -namespace team = %q", out)
+	}
+	if out := l.ok("vm.create", "-on=false", "-pool", "team", "team/api-02"); out != "Created VM /dc1/vm/team/api-02 in pool "+labRoot+"/team\n" {
+		t.Errorf("vm.create team/api-02 = %q", out)
+	}
+	if out := l.ok("vm.create", "-on=false", "-pool", "dev", "api-03"); out != "Created VM /dc1/vm/api-03 in pool "+labDev+"\n" {
+		t.Errorf("vm.create in the default namespace = %q", out)
+	}
+	_, errOut, code := l.psc("", nil, "vm.create", "-namespace", "team", "-pool", "dev", "api-04")
+	if code != api.ExitUsage || !strings.Contains(errOut, "-pool "+labDev+" is not in namespace team") || l.exists("/dc1/vm/team/api-04") {
+		t.Errorf("vm.create in team, pool dev: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := l.psc("", nil, "vm.create", "a/b/c"); code != api.ExitUsage || !strings.Contains(errOut, "NAMESPACE/NAME") {
+		t.Errorf("vm.create a/b/c: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := l.psc("", map[string]string{"PSC_NAMESPACE": "bad name"}, "vm.info", "x"); code != api.ExitUsage || !strings.Contains(errOut, `-namespace "bad name"`) {
+		t.Errorf("a bad namespace: exit %d, %q", code, errOut)
+	}
+	team := map[string]string{"PSC_NAMESPACE": "team"}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{team, []string{"vm.info", "api-01"}, "  Path:             /dc1/vm/team/api-01\n"},
+		{nil, []string{"vm.info", "team/api-02"}, "  Path:             /dc1/vm/team/api-02\n"},
+		{team, []string{"vm.info", "default/api-03"}, "  Path:             /dc1/vm/api-03\n"},
+		{team, []string{"vm.info", "/dc1/vm/api-03"}, "  Path:             /dc1/vm/api-03\n"},
+	} {
+		out, errOut, code := l.psc("", c.env, c.args...)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("psc %q (env %v): exit %d %s\n%s\nwant %q", c.args, c.env, code, errOut, out, c.want)
+		}
+	}
+	if _, _, code := l.psc("", nil, "vm.info", "api-01"); code != api.ExitNotFound {
+		t.Errorf("vm.info api-01 in the default namespace: exit %d, want %d", code, api.ExitNotFound)
+	}
+	if out, _, _ := l.psc("", team, "vm.destroy", "api-*"); out != "Destroyed VM /dc1/vm/team/api-01\nDestroyed VM /dc1/vm/team/api-02\n" {
+		t.Errorf("vm.destroy api-* in team = %q", out)
+	}
+}

@@ -14,16 +14,33 @@ import (
 // Resolver turns what users type into inventory paths, as govc does:
 // absolute paths are taken as given; relative pool paths resolve against
 // the datacenter's host folder (C0/Resources/dev); bare pool names (dev,
-// dev/web) resolve under the cluster's root pool; VM names under /DC/vm;
-// host names under the cluster; globs expand against the inventory.
+// dev/web) resolve under the cluster's root pool; names of VMs and
+// workloads in the namespace's folder (web-01 is /DC/vm/web-01, or
+// /DC/vm/NS/web-01 with -namespace NS; team/web-01 is /DC/vm/team/web-01
+// whatever the namespace); host names under the cluster; globs expand
+// against the inventory.
 //
 // DC and Cluster come from -dc/PSC_DATACENTER and -cluster/PSC_CLUSTER; when
 // unset and the inventory holds exactly one, that one is used (govc's default
-// datacenter rule).
+// datacenter rule). Namespace comes from -namespace/PSC_NAMESPACE; unset (or
+// "default") is the default namespace, the top of each folder.
 type Resolver struct {
-	DC      string
-	Cluster string
-	API     API // for defaults and globs; may be nil when DC and Cluster are set
+	DC        string
+	Cluster   string
+	Namespace string
+	API       API // for defaults and globs; may be nil when DC and Cluster are set
+}
+
+// namespace is the namespace bare names resolve in, "" for the default one.
+func (r *Resolver) namespace() (string, error) {
+	ns := r.Namespace
+	if ns == "" || ns == api.DefaultNamespace {
+		return "", nil
+	}
+	if err := api.ValidName(ns); err != nil {
+		return "", usageErr(fmt.Errorf("-namespace %q: %w", ns, err))
+	}
+	return ns, nil
 }
 
 // dcName is the datacenter relative paths resolve in.
@@ -154,18 +171,36 @@ func (r *Resolver) expandName(ctx context.Context, kind, arg string) (string, er
 			return "/" + dc + "/" + arg, err
 		}
 		return "/" + dc + "/host/" + arg, err
-	case api.KindVirtualMachine:
-		dc, err := r.dcName(ctx)
-		if len(elems) >= 2 && elems[0] == "vm" {
-			return "/" + dc + "/" + arg, err
-		}
-		return "/" + dc + "/vm/" + arg, err
+	}
+	if folder := api.FolderOf(kind); folder != "" {
+		return r.namespacedName(ctx, kind, folder, arg, elems)
 	}
 	dc, err := r.dcName(ctx)
 	if len(elems) >= 2 && elems[1] == api.RootPoolName {
 		return "/" + dc + "/host/" + arg, err // C0/Resources/dev, as for pools
 	}
 	return "/" + dc + "/" + arg, err
+}
+
+// namespacedName resolves the name of a VM or workload: NAME in the
+// namespace (-namespace), NS/NAME in namespace NS (default/NAME in the
+// default one), and FOLDER/... (vm/web-01, replicaset/team/web) as a path
+// relative to the datacenter.
+func (r *Resolver) namespacedName(ctx context.Context, kind, folder, arg string, elems []string) (string, error) {
+	dc, err := r.dcName(ctx)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(elems) >= 2 && elems[0] == folder:
+		return "/" + dc + "/" + arg, nil
+	case len(elems) == 1:
+		ns, err := r.namespace()
+		return api.NamespacedPath(kind, dc, ns, arg), err
+	case len(elems) == 2:
+		return api.NamespacedPath(kind, dc, elems[0], elems[1]), nil
+	}
+	return "/" + dc + "/" + folder + "/" + arg, nil // too deep: ParsePath says why
 }
 
 // Paths resolves arguments naming existing objects of kind, expanding globs
@@ -265,6 +300,8 @@ func kindWord(kind string) string {
 		return "cluster"
 	case api.KindDatacenter:
 		return "datacenter"
+	case api.KindReplicaSet, api.KindDeployment, api.KindDaemonSet, api.KindJob, api.KindAutoscaler:
+		return kind
 	case "":
 		return "object"
 	}

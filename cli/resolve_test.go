@@ -141,3 +141,52 @@ func TestSplitCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestResolverNamespaces: bare names of VMs and workloads resolve in the
+// namespace (-namespace, PSC_NAMESPACE), NS/NAME in NS, paths as they are.
+func TestResolverNamespaces(t *testing.T) {
+	tests := []struct {
+		ns, kind, arg string
+		want          string
+		err           error
+	}{
+		{"", api.KindVirtualMachine, "web-01", "/DC0/vm/web-01", nil},
+		{"default", api.KindVirtualMachine, "web-01", "/DC0/vm/web-01", nil},
+		{"team", api.KindVirtualMachine, "web-01", "/DC0/vm/team/web-01", nil},
+		{"", api.KindVirtualMachine, "web/client", "/DC0/vm/web/client", nil},
+		{"team", api.KindVirtualMachine, "web/client", "/DC0/vm/web/client", nil},
+		{"team", api.KindVirtualMachine, "default/web-01", "/DC0/vm/web-01", nil},
+		{"team", api.KindVirtualMachine, "vm/web-01", "/DC0/vm/web-01", nil},
+		{"team", api.KindVirtualMachine, "vm/web/client", "/DC0/vm/web/client", nil},
+		{"team", api.KindVirtualMachine, "/DC1/vm/web-01", "/DC1/vm/web-01", nil},
+		{"", api.KindReplicaSet, "web", "/DC0/replicaset/web", nil},
+		{"team", api.KindReplicaSet, "web", "/DC0/replicaset/team/web", nil},
+		{"", api.KindReplicaSet, "team/web", "/DC0/replicaset/team/web", nil},
+		{"", api.KindReplicaSet, "replicaset/team/web", "/DC0/replicaset/team/web", nil},
+		{"team", api.KindDeployment, "web", "/DC0/deployment/team/web", nil},
+		{"team", api.KindDaemonSet, "agent", "/DC0/daemonset/team/agent", nil},
+		{"team", api.KindJob, "pi", "/DC0/job/team/pi", nil},
+		{"team", api.KindAutoscaler, "web", "/DC0/hpa/team/web", nil},
+		// pools and hosts have no namespace
+		{"team", api.KindResourcePool, "dev", "/DC0/host/C0/Resources/dev", nil},
+		{"team", api.KindHost, "esx-01", "/DC0/host/C0/esx-01", nil},
+		// errors
+		{"", api.KindVirtualMachine, "a/b/c", "", api.ErrInvalid},
+		{"bad name", api.KindVirtualMachine, "web-01", "", api.ErrInvalid},
+		{"", api.KindReplicaSet, "/DC0/vm/web-01", "", api.ErrInvalid},
+		{"", api.KindDeployment, "/DC0/replicaset/web", "", api.ErrInvalid},
+	}
+	for _, tt := range tests {
+		r := &Resolver{DC: "DC0", Cluster: "C0", Namespace: tt.ns}
+		got, err := r.Path(context.Background(), tt.kind, tt.arg)
+		if tt.err != nil {
+			if !errors.Is(err, tt.err) {
+				t.Errorf("Path(ns=%q %s %q) = %q, %v; want error %v", tt.ns, tt.kind, tt.arg, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("Path(ns=%q %s %q) = %q, %v; want %q", tt.ns, tt.kind, tt.arg, got, err, tt.want)
+		}
+	}
+}

@@ -50,6 +50,7 @@ type Env struct {
 	Token      string // -token, PSC_TOKEN
 	Datacenter string // -dc, PSC_DATACENTER
 	Cluster    string // -cluster, PSC_CLUSTER
+	Namespace  string // -namespace, PSC_NAMESPACE: where bare names of VMs and workloads resolve
 	JSON       bool   // -json
 
 	// Now and Location make times in output reproducible in tests.
@@ -89,7 +90,7 @@ func (e *Env) Resolver() (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resolver{DC: e.Datacenter, Cluster: e.Cluster, API: c}, nil
+	return &Resolver{DC: e.Datacenter, Cluster: e.Cluster, Namespace: e.Namespace, API: c}, nil
 }
 
 func newClient(url, token string) (API, error) { return client.New(url, token) }
@@ -201,7 +202,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		Short: "psc drives a podsphere vcenter the way govc drives vSphere",
 		Long: "psc drives a podsphere vcenter the way govc drives vSphere.\n\n" +
 			"Flags take one dash as in govc (-json, -cpu.limit=-1) or two.\n" +
-			"Environment: PSC_URL, PSC_TOKEN, PSC_DATACENTER, PSC_CLUSTER.",
+			"Environment: PSC_URL, PSC_TOKEN, PSC_DATACENTER, PSC_CLUSTER, PSC_NAMESPACE.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -229,6 +230,8 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 	pf.StringVar(&env.Token, "token", getenv("PSC_TOKEN"), "API token, DIR/admin.token of vcenter's --data-dir [PSC_TOKEN]")
 	pf.StringVar(&env.Datacenter, "dc", getenv("PSC_DATACENTER"), "datacenter for relative paths [PSC_DATACENTER]")
 	pf.StringVar(&env.Cluster, "cluster", getenv("PSC_CLUSTER"), "cluster for bare pool and host names [PSC_CLUSTER]")
+	// No -n shorthand (kubectl's): -n is a count in govc and psc (events -n 25).
+	pf.StringVar(&env.Namespace, "namespace", getenv("PSC_NAMESPACE"), "namespace for bare VM and workload names (default: the default namespace) [PSC_NAMESPACE]")
 	pf.BoolVar(&env.JSON, "json", false, "print JSON (indented) instead of tables")
 
 	root.AddGroup(

@@ -23,17 +23,10 @@ var restartPolicies = []string{"Always", "OnFailure", "Never"}
 // vmCreateOptions runs `psc vm.create NAME`.
 type vmCreateOptions struct {
 	env           *Env
-	cmd           *cobra.Command
-	cpus          int
-	memMB         int64
+	tmpl          templateFlags
 	pool, host    string
 	on            bool
-	image         string
-	command       string
-	envs          []string
-	ports         []int
 	restartPolicy string
-	alloc         allocFlags
 	name          string
 
 	spec api.VMSpec
@@ -46,76 +39,34 @@ func newVMCreateCommand(env *Env) *cobra.Command {
 		Short: "Create a VM (one container) in a pool, powered on unless -on=false",
 		Example: `  psc vm.create -c 2 -m 2048 -pool dev -cpu.reservation 1000 web-01
   psc vm.create -image nginx -cmd '' -port 80 -e MODE=prod -on=false web-02
-  psc vm.create -host esx-02 -pool dev/web web-03`,
+  psc vm.create -host esx-02 -pool dev/web web-03
+  psc vm.create -namespace team api-01   # /dc1/vm/team/api-01 in pool Resources/team`,
 		Args: exactArgs(1, "one NAME"),
 		RunE: runE(o),
 	}
 	f := cmd.Flags()
-	f.IntVarP(&o.cpus, "c", "c", 1, "number of vCPUs")
-	f.Int64VarP(&o.memMB, "m", "m", 1024, "memory in MB")
-	f.StringVar(&o.pool, "pool", "", "resource pool (default: the cluster's root pool)")
+	o.tmpl.register(f)
+	f.StringVar(&o.pool, "pool", "", "resource pool (default: the namespace's pool, the cluster's root pool for the default namespace)")
 	f.StringVar(&o.host, "host", "", "pin the VM to this host (default: DRS places it)")
 	f.BoolVar(&o.on, "on", true, "power on after creating")
-	f.StringVar(&o.image, "image", "busybox", "container image")
-	f.StringVar(&o.command, "cmd", "", "command line (default '"+defaultCommand+"' for the default busybox image; '' keeps the image's own)")
-	f.StringArrayVarP(&o.envs, "e", "e", nil, "environment variable KEY=VAL (repeatable)")
-	f.IntSliceVar(&o.ports, "port", nil, "container port (repeatable)")
 	f.StringVar(&o.restartPolicy, "restart-policy", "Always", "container restart policy: "+strings.Join(restartPolicies, ", "))
-	o.alloc.register(f, true, false)
-	o.cmd = cmd
 	return cmd
 }
 
 func (o *vmCreateOptions) Complete(_ *cobra.Command, args []string) error {
 	o.name = args[0]
-	if !o.cmd.Flags().Changed("cmd") && !o.cmd.Flags().Changed("image") {
-		o.command = defaultCommand
-	}
 	return nil
 }
 
-func (o *vmCreateOptions) Validate() error {
-	if strings.Contains(o.name, "/") && !strings.HasPrefix(o.name, "/") {
-		return usagef("vm.create: NAME %q: give a name or an absolute /DC/vm/NAME path", o.name)
-	}
-	if o.cpus < 1 {
-		return usagef("-c %d: a VM needs at least one vCPU", o.cpus)
-	}
-	if o.memMB < 1 {
-		return usagef("-m %d: a VM needs memory (MB)", o.memMB)
-	}
-	if o.image == "" {
-		return usagef("-image is required")
+func (o *vmCreateOptions) Validate() (err error) {
+	if err := createName("vm.create", o.name); err != nil {
+		return err
 	}
 	if !slices.Contains(restartPolicies, o.restartPolicy) {
 		return usagef("-restart-policy %q: want one of %s", o.restartPolicy, strings.Join(restartPolicies, ", "))
 	}
-	argv, err := splitCommand(o.command)
-	if err != nil {
-		return usagef("-cmd: %v", err)
-	}
-	c := api.Container{Name: "main", Image: o.image, Command: argv}
-	for _, kv := range o.envs {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return usagef("-e %q: want KEY=VAL", kv)
-		}
-		c.Env = append(c.Env, api.EnvVar{Name: k, Value: v})
-	}
-	for _, p := range o.ports {
-		if p < 1 || p > 65535 {
-			return usagef("-port %d: want 1-65535", p)
-		}
-		c.Ports = append(c.Ports, api.Port{ContainerPort: p, Protocol: "TCP"})
-	}
-	o.spec = api.VMSpec{
-		NumCPU: o.cpus, MemoryMB: o.memMB,
-		CPU: vmAllocation(), Mem: vmAllocation(),
-		PowerState:    api.PoweredOff,
-		Containers:    []api.Container{c},
-		RestartPolicy: o.restartPolicy,
-	}
-	return o.alloc.apply(&o.spec.CPU, &o.spec.Mem, true)
+	o.spec, err = o.tmpl.spec(o.restartPolicy)
+	return err
 }
 
 func (o *vmCreateOptions) Run(ctx context.Context) error {
@@ -123,11 +74,7 @@ func (o *vmCreateOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pool := o.pool
-	if pool == "" {
-		pool = api.RootPoolName
-	}
-	if o.spec.Pool, err = r.Path(ctx, api.KindResourcePool, pool); err != nil {
+	if o.spec.Pool, err = namespacePool(ctx, r, p, o.pool); err != nil {
 		return err
 	}
 	if o.host != "" {
