@@ -298,3 +298,23 @@ func mustJSON(t *testing.T, raw []byte, v any) {
 		t.Fatalf("bad JSON: %v\n%s", err, raw)
 	}
 }
+
+// TestWriteVMInfoMember renders vm.info of a replica set's member: the
+// workload that keeps it, its readiness, and that it is being removed.
+func TestWriteVMInfoMember(t *testing.T) {
+	vm := api.New(api.KindVirtualMachine, "/dc1/vm/team/web-5d8f7-x2k9q", api.VMSpec{Pool: "/dc1/host/c1/Resources/team", NumCPU: 1, MemoryMB: 512,
+		PowerState: api.PoweredOn, Removing: true, Containers: []api.Container{{Name: "main", Image: "nginx:1.27"}}})
+	vm.UID = "4f1c"
+	vm.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-02", BootTime: testTime, IP: "10.244.1.7", Ready: true, ReadySince: testTime.Add(5 * time.Second), Restarts: 1})
+	job := api.New(api.KindVirtualMachine, "/dc1/vm/pi-7x2kq", api.VMSpec{Pool: "/dc1/host/c1/Resources", NumCPU: 1, MemoryMB: 256,
+		PowerState: api.PoweredOff, Containers: []api.Container{{Name: "main", Image: "perl:5.34"}}})
+	job.SetStatus(api.VMStatus{PowerState: api.PoweredOff, Phase: api.PhaseSucceeded})
+	var b bytes.Buffer
+	if err := writeVMInfo(&b, vm, "ReplicaSet /dc1/replicaset/team/web-5d8f7 (Deployment /dc1/deployment/team/web)", false, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeVMInfo(&b, job, "Job /dc1/job/pi", false, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "vm-info-member", b.String())
+}

@@ -265,7 +265,7 @@ func newVMInfoCommand(env *Env) *cobra.Command {
 	o := &vmInfoOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "vm.info [-r] VM...",
-		Short: "Show VMs: size, power state, host, pool, IP, restarts",
+		Short: "Show VMs: size, power state, readiness, host, pool, the workload that keeps them, IP, restarts",
 		Example: `  psc vm.info web-01
   psc vm.info -r 'web-*'`,
 		Args: minArgs(1, "at least one VM"),
@@ -299,15 +299,35 @@ func (o *vmInfoOptions) Run(ctx context.Context) error {
 		return writeJSON(o.env.Out, objs)
 	}
 	for _, vm := range objs {
-		if err := writeVMInfo(o.env.Out, vm, o.resources, o.env.Location); err != nil {
+		if err := writeVMInfo(o.env.Out, vm, ownerText(ctx, r.API, vm.Owner), o.resources, o.env.Location); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// writeVMInfo prints govc's vm.info block for one VM.
-func writeVMInfo(w io.Writer, vm *api.Object, resources bool, loc *time.Location) error {
+// ownerText says which workload keeps a VM and, when that one is kept too
+// (a Deployment's replica set), by whom: "/dc1/replicaset/web-5d8f (Deployment
+// /dc1/deployment/web)". "" for a VM no workload keeps.
+func ownerText(ctx context.Context, c API, owner string) string {
+	if owner == "" {
+		return ""
+	}
+	ref, err := api.ParsePath(owner)
+	if err != nil {
+		return owner
+	}
+	text := ref.Kind + " " + owner
+	if o, err := c.Get(ctx, owner); err == nil && o.Owner != "" {
+		if oref, err := api.ParsePath(o.Owner); err == nil {
+			text += " (" + oref.Kind + " " + o.Owner + ")"
+		}
+	}
+	return text
+}
+
+// writeVMInfo prints govc's vm.info block for one VM; owner is ownerText's.
+func writeVMInfo(w io.Writer, vm *api.Object, owner string, resources bool, loc *time.Location) error {
 	s, st := vmSpec(vm), vmStatus(vm)
 	b := &block{name: vm.Name()}
 	b.add("Path", "%s", vm.Path)
@@ -319,6 +339,12 @@ func writeVMInfo(w io.Writer, vm *api.Object, resources bool, loc *time.Location
 	b.add("IP address", "%s", orDash(st.IP))
 	b.add("Host", "%s", orDash(vmHost(vm)))
 	b.add("Pool", "%s", orDash(s.Pool))
+	if owner != "" {
+		b.add("Owner", "%s", owner)
+	}
+	if s.Removing {
+		b.add("Removing", "true (its owner scaled it away: removed once its host reports it off)")
+	}
 	b.add("Restarts", "%d", st.Restarts)
 	if st.PowerState == api.PoweredOn {
 		if st.Ready {
