@@ -15,10 +15,26 @@ import (
 // vcenter stores no object for them.
 const KindFolder = "Folder"
 
-// inventoryKinds are the kinds ls, find and tree show.
-var inventoryKinds = []string{api.KindDatacenter, api.KindCluster, api.KindHost, api.KindResourcePool, api.KindVirtualMachine}
+// inventoryKinds are the kinds ls, find and tree show: every kind of
+// api.Kinds but events, tasks and library items.
+var inventoryKinds = slices.DeleteFunc(slices.Clone(api.Kinds), func(k string) bool {
+	return k == api.KindEvent || k == api.KindTask || k == api.KindImage
+})
 
-// typeAliases are govc's -t / -type letters and the words users type.
+// dcFolders are the folders of every datacenter, in ls order: govc's host
+// and vm, then one per workload kind (deployment, replicaset, ...).
+var dcFolders = func() []string {
+	out := []string{"host", "vm"}
+	for _, k := range inventoryKinds {
+		if f := api.FolderOf(k); f != "" && f != "vm" {
+			out = append(out, f)
+		}
+	}
+	return out
+}()
+
+// typeAliases are govc's -t / -type letters and the words users type;
+// workloads go by kubectl's short names and their folders' names.
 var typeAliases = map[string]string{
 	"d": api.KindDatacenter, "datacenter": api.KindDatacenter,
 	"c": api.KindCluster, "cluster": api.KindCluster,
@@ -26,6 +42,11 @@ var typeAliases = map[string]string{
 	"p": api.KindResourcePool, "pool": api.KindResourcePool, "resourcepool": api.KindResourcePool,
 	"m": api.KindVirtualMachine, "vm": api.KindVirtualMachine, "virtualmachine": api.KindVirtualMachine,
 	"f": KindFolder, "folder": KindFolder,
+	"rs": api.KindReplicaSet, "replicaset": api.KindReplicaSet,
+	"deploy": api.KindDeployment, "deployment": api.KindDeployment,
+	"ds": api.KindDaemonSet, "daemonset": api.KindDaemonSet,
+	"job": api.KindJob,
+	"hpa": api.KindAutoscaler, "horizontalpodautoscaler": api.KindAutoscaler,
 }
 
 // parseType reads a -t / -type value.
@@ -36,7 +57,7 @@ func parseType(t string) (string, error) {
 	if k, ok := typeAliases[strings.ToLower(t)]; ok {
 		return k, nil
 	}
-	return "", usagef("unknown type %q (want d, c, h, p, m, f or datacenter, cluster, host, pool, vm, folder)", t)
+	return "", usagef("unknown type %q (want d, c, h, p, m, f, rs, deploy, ds, job, hpa or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset)", t)
 }
 
 // inventory is a snapshot of the inventory objects under one prefix, with
@@ -44,6 +65,8 @@ func parseType(t string) (string, error) {
 type inventory struct {
 	byPath map[string]*api.Object
 	paths  []string // sorted
+	// owned lists, by owner path, what each workload owns (by path).
+	owned map[string][]*api.Object
 }
 
 // loadInventory lists every inventory kind below root ("/" for all).
@@ -70,15 +93,33 @@ func loadInventory(ctx context.Context, c API, root string) (*inventory, error) 
 			}
 		}
 	}
-	for _, p := range inv.paths {
-		if o := inv.byPath[p]; o.Kind == api.KindDatacenter {
-			for _, f := range []string{"host", "vm"} {
-				inv.add(&api.Object{Meta: api.Meta{Kind: KindFolder, Path: p + "/" + f}})
+	inv.owned = map[string][]*api.Object{}
+	for _, p := range slices.Clone(inv.paths) {
+		o := inv.byPath[p]
+		if o.Kind == api.KindDatacenter {
+			for _, f := range dcFolders {
+				inv.addFolder(p + "/" + f)
 			}
+		}
+		if ref, err := api.ParsePath(p); err == nil && ref.Namespace != "" {
+			inv.addFolder(api.Parent(p)) // the namespace's folder: /DC/vm/NS
+		}
+		if o.Owner != "" {
+			inv.owned[o.Owner] = append(inv.owned[o.Owner], o)
 		}
 	}
 	slices.Sort(inv.paths)
+	for _, objs := range inv.owned {
+		slices.SortFunc(objs, func(a, b *api.Object) int { return strings.Compare(a.Path, b.Path) })
+	}
 	return inv, nil
+}
+
+// addFolder adds a folder psc shows, unless an object has its path.
+func (inv *inventory) addFolder(p string) {
+	if _, ok := inv.byPath[p]; !ok {
+		inv.add(&api.Object{Meta: api.Meta{Kind: KindFolder, Path: p}})
+	}
 }
 
 func (inv *inventory) add(o *api.Object) {
@@ -106,14 +147,16 @@ func (inv *inventory) objects(kind, root string) []*api.Object {
 }
 
 // children lists what ls shows inside p: datacenters under /, the folders
-// of a datacenter, clusters in the host folder, VMs in the vm folder, hosts
-// and the root pool of a cluster, child pools and member VMs of a pool.
+// of a datacenter, clusters in the host folder, VMs and namespace folders
+// in the vm folder (and workloads and namespace folders in the workload
+// folders), the VMs or workloads of a namespace folder, hosts and the root
+// pool of a cluster, child pools and member VMs of a pool.
 func (inv *inventory) children(p string) []*api.Object {
 	var out []*api.Object
 	o := inv.byPath[p]
 	for _, q := range inv.paths {
 		c := inv.byPath[q]
-		if api.Parent(q) == p && !(p == "/" && c.Kind != api.KindDatacenter) && c.Kind != api.KindVirtualMachine {
+		if api.Parent(q) == p && !(p == "/" && c.Kind != api.KindDatacenter) {
 			out = append(out, c)
 		}
 	}
@@ -123,10 +166,27 @@ func (inv *inventory) children(p string) []*api.Object {
 	if o != nil && o.Kind == api.KindResourcePool {
 		out = append(out, inv.poolVMs(p)...)
 	}
-	if o != nil && o.Kind == KindFolder && api.Base(p) == "vm" {
-		out = inv.objects(api.KindVirtualMachine, p)
+	if o != nil && o.Kind == api.KindDatacenter {
+		slices.SortStableFunc(out, func(a, b *api.Object) int {
+			return slices.Index(dcFolders, api.Base(a.Path)) - slices.Index(dcFolders, api.Base(b.Path))
+		})
 	}
 	return out
+}
+
+// workloadPool is the pool a workload's VMs run in ("" for an autoscaler).
+func workloadPool(o *api.Object) string {
+	var s struct {
+		Pool string `json:"pool"`
+	}
+	_ = o.DecodeSpec(&s)
+	return s.Pool
+}
+
+// kept says whether o is kept by an owner in the inventory (tree shows it
+// under its owner then, not in its pool).
+func (inv *inventory) kept(o *api.Object) bool {
+	return o.Owner != "" && inv.byPath[o.Owner] != nil
 }
 
 // poolVMs are the VMs whose spec puts them in pool p.
@@ -200,7 +260,7 @@ func (r *Resolver) inventoryPath(ctx context.Context, arg, root string) (string,
 		return p, nil
 	}
 	elems := strings.Split(p[1:], "/")
-	if len(elems) == 2 && (elems[1] == "host" || elems[1] == "vm") {
+	if len(elems) == 2 && slices.Contains(dcFolders, elems[1]) {
 		if err := api.ValidName(elems[0]); err != nil {
 			return "", usageErr(err)
 		}

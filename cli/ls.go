@@ -35,7 +35,7 @@ func newLsCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.long, "l", "l", false, "long listing: kind and key figures")
-	cmd.Flags().StringVarP(&o.typ, "t", "t", "", "only objects of this type (d c h p m f, or datacenter cluster host pool vm folder)")
+	cmd.Flags().StringVarP(&o.typ, "t", "t", "", "only objects of this type (d c h p m f rs deploy ds job hpa, or datacenter cluster host pool vm folder replicaset deployment daemonset)")
 	o.sel.register(cmd)
 	return cmd
 }
@@ -172,6 +172,13 @@ func summary(inv *inventory, o *api.Object) string {
 			on = " on " + api.Base(h)
 		}
 		return fmt.Sprintf("%s, %d vCPU, %dMB%s", vmPowerState(o), s.NumCPU, s.MemoryMB, on)
+	case KindFolder:
+		if ref, err := api.ParsePath(o.Path); err == nil && ref.Namespace == "" && ref.Kind != "" && api.FolderOf(ref.Kind) != "" {
+			return "namespace " + ref.Name // /DC/vm/NS parses as an object NS of the default namespace
+		}
+	}
+	if wk := workloadKinds[o.Kind]; wk != nil {
+		return wk.summary(o)
 	}
 	return ""
 }
@@ -204,7 +211,7 @@ func newFindCommand(env *Env) *cobra.Command {
 		Args: maxArgs(1, "one ROOT"),
 		RunE: runE(o),
 	}
-	cmd.Flags().StringVar(&o.typ, "type", "", "object type (d c h p m f)")
+	cmd.Flags().StringVar(&o.typ, "type", "", "object type (d c h p m f rs deploy ds job hpa)")
 	cmd.Flags().StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
 	o.sel.register(cmd)
 	return cmd

@@ -99,6 +99,19 @@ func (b *block) add(label, format string, args ...any) {
 // infoColumn is where values start in info blocks, matching govc's pool.info.
 const infoColumn = 20
 
+// list adds a field of several values, one a line under each other in the
+// value column; no values print as "-".
+func (b *block) list(label string, values []string) {
+	if len(values) == 0 {
+		b.add(label, "-")
+		return
+	}
+	b.add(label, "%s", values[0])
+	for _, v := range values[1:] {
+		b.fields = append(b.fields, [2]string{"", v})
+	}
+}
+
 func (b *block) write(w io.Writer) error {
 	col := infoColumn
 	for _, f := range b.fields {
@@ -107,7 +120,11 @@ func (b *block) write(w io.Writer) error {
 	var s strings.Builder
 	fmt.Fprintf(&s, "%-*s%s\n", col, "Name:", b.name)
 	for _, f := range b.fields {
-		fmt.Fprintf(&s, "  %-*s%s\n", col-2, f[0]+":", f[1])
+		label := f[0] + ":"
+		if f[0] == "" {
+			label = "" // a continuation line of list
+		}
+		fmt.Fprintf(&s, "  %-*s%s\n", col-2, label, f[1])
 	}
 	_, err := io.WriteString(w, s.String())
 	return err

@@ -247,6 +247,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		cmd.GroupID = c.group
 		root.AddCommand(cmd)
 	}
+	addWorkloadCommands(env, root)
 	addDataPlaneCommands(env, root)
 	return root
 }

@@ -22,7 +22,7 @@ func newTreeCommand(env *Env) *cobra.Command {
 	o := &treeOptions{env: env}
 	return &cobra.Command{
 		Use:   "tree [PATH]",
-		Short: "Show the inventory as a tree: datacenters, clusters, hosts, pools and their VMs",
+		Short: "Show the inventory as a tree: datacenters, clusters, hosts, pools, their workloads and VMs",
 		Example: `  psc tree
   psc tree /dc1/host/c1/Resources/dev`,
 		Args: maxArgs(1, "one PATH"),
@@ -44,7 +44,7 @@ type treeNode struct {
 	Name     string      `json:"name"`
 	Path     string      `json:"path"`
 	Kind     string      `json:"kind"`
-	State    string      `json:"state,omitempty"` // power state of VMs, connection state of hosts
+	State    string      `json:"state,omitempty"` // power state of VMs, connection state of hosts, workloads' readiness
 	Host     string      `json:"host,omitempty"`  // where a VM runs
 	Children []*treeNode `json:"children,omitempty"`
 }
@@ -80,20 +80,46 @@ func (o *treeOptions) Run(ctx context.Context) error {
 
 // buildTree returns the forest below root: datacenters hold clusters (the
 // host and vm folders are implied), clusters hold hosts then the root pool,
-// pools hold child pools then their VMs. VMs whose pool is missing hang
-// off their datacenter so nothing is hidden.
+// pools hold child pools, then the workloads that run in them, then their
+// VMs. A workload holds the autoscalers that scale it and what it keeps (a
+// Deployment its replica sets, a set its VMs). VMs and workloads whose pool
+// (or an autoscaler whose target) is missing hang off their datacenter so
+// nothing is hidden.
 func buildTree(inv *inventory, root string) []*treeNode {
+	scalers := map[string][]*api.Object{} // target -> its autoscalers
+	for _, h := range inv.objects(api.KindAutoscaler, "/") {
+		t := specOf[api.AutoscalerSpec](h).Target
+		scalers[t] = append(scalers[t], h)
+	}
+	isWorkload := func(o *api.Object) bool { return workloadKinds[o.Kind] != nil && o.Kind != api.KindAutoscaler }
+	inPool := map[string][]*api.Object{} // pool -> the workloads that run there and no owner keeps
+	for _, w := range inv.objects("", "/") {
+		if isWorkload(w) && !inv.kept(w) {
+			inPool[workloadPool(w)] = append(inPool[workloadPool(w)], w)
+		}
+	}
 	var node func(o *api.Object) *treeNode
 	node = func(o *api.Object) *treeNode {
 		n := &treeNode{Name: o.Name(), Path: o.Path, Kind: o.Kind}
-		switch o.Kind {
-		case api.KindDatacenter:
-			for _, c := range inv.children(o.Path + "/host") {
+		add := func(objs ...*api.Object) {
+			for _, c := range objs {
 				n.Children = append(n.Children, node(c))
 			}
-			for _, vm := range inv.objects(api.KindVirtualMachine, o.Path) {
-				if p := vmSpec(vm).Pool; p == "" || inv.byPath[p] == nil {
-					n.Children = append(n.Children, node(vm))
+		}
+		switch o.Kind {
+		case api.KindDatacenter:
+			add(inv.children(o.Path + "/host")...)
+			for _, w := range inv.objects("", o.Path) {
+				switch {
+				case inv.kept(w):
+				case isWorkload(w) || w.Kind == api.KindVirtualMachine:
+					if p := workloadPool(w); p == "" || inv.byPath[p] == nil {
+						add(w)
+					}
+				case w.Kind == api.KindAutoscaler:
+					if t := specOf[api.AutoscalerSpec](w).Target; inv.byPath[t] == nil {
+						add(w)
+					}
 				}
 			}
 		case api.KindCluster:
@@ -101,23 +127,34 @@ func buildTree(inv *inventory, root string) []*treeNode {
 			slices.SortStableFunc(kids, func(a, b *api.Object) int { // hosts first
 				return boolInt(a.Kind == api.KindResourcePool) - boolInt(b.Kind == api.KindResourcePool)
 			})
-			for _, c := range kids {
-				n.Children = append(n.Children, node(c))
-			}
+			add(kids...)
 		case api.KindHost:
 			n.State = hostState(o)
 		case api.KindResourcePool:
+			var pools, vms []*api.Object
 			for _, c := range inv.children(o.Path) {
-				n.Children = append(n.Children, node(c))
+				switch {
+				case c.Kind == api.KindVirtualMachine && !inv.kept(c):
+					vms = append(vms, c)
+				case c.Kind != api.KindVirtualMachine:
+					pools = append(pools, c)
+				}
 			}
+			add(pools...)
+			add(inPool[o.Path]...)
+			add(vms...)
 		case api.KindVirtualMachine:
 			n.State = vmPowerState(o)
 			if h := vmHost(o); h != "" {
 				n.Host = api.Base(h)
 			}
 		case KindFolder:
-			for _, c := range inv.children(o.Path) {
-				n.Children = append(n.Children, node(c))
+			add(inv.children(o.Path)...)
+		default:
+			if wk := workloadKinds[o.Kind]; wk != nil {
+				n.State = wk.state(o)
+				add(scalers[o.Path]...)
+				add(inv.owned[o.Path]...)
 			}
 		}
 		return n
@@ -173,6 +210,8 @@ func treeLabel(n *treeNode) string {
 	word := map[string]string{
 		api.KindDatacenter: "datacenter", api.KindCluster: "cluster", api.KindHost: "host",
 		api.KindResourcePool: "pool", api.KindVirtualMachine: "vm", KindFolder: "folder",
+		api.KindReplicaSet: "replicaset", api.KindDeployment: "deployment", api.KindDaemonSet: "daemonset",
+		api.KindJob: "job", api.KindAutoscaler: "hpa",
 	}[n.Kind]
 	if word == "" {
 		word = n.Kind
