@@ -5,24 +5,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
+	"github.com/podsphere/podsphere/api/labels"
 )
 
 // memAPI is a vcenter that stores objects and nothing else: enough for
-// apply and delete of the kinds vcenter does not accept yet (workloads).
+// apply and delete of the kinds vcenter does not accept yet (workloads),
+// and for the workload verbs, whose controllers the tests play by writing
+// status (setStatus) and owned objects (put). Like vcenter it counts spec
+// changes in Generation, keeps the status on updates, deletes what an object
+// owns with it, lists by kind, prefix and selector, and watches.
 type memAPI struct {
-	objs    map[string]*api.Object
-	version uint64
-	calls   []string
+	mu       sync.Mutex
+	objs     map[string]*api.Object
+	version  uint64
+	calls    []string
+	log      []api.WatchEvent
+	watchers map[*memWatch]bool
+	now      func() time.Time // Created of new objects and psc's clock (default time.Now)
 }
 
-func newMemAPI() *memAPI { return &memAPI{objs: map[string]*api.Object{}} }
+type memWatch struct {
+	opts client.ListOptions
+	sel  labels.Selector
+	ch   chan api.WatchEvent
+}
+
+func newMemAPI() *memAPI {
+	return &memAPI{objs: map[string]*api.Object{}, watchers: map[*memWatch]bool{}, now: time.Now}
+}
 
 var errNotInFake = errors.New("not in the fake API")
 
@@ -33,6 +53,8 @@ const exitNotFound = 3
 func (m *memAPI) About(context.Context) (*api.About, error) { return nil, errNotInFake }
 
 func (m *memAPI) Get(_ context.Context, path string) (*api.Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	o, ok := m.objs[path]
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", path, api.ErrNotFound)
@@ -40,23 +62,63 @@ func (m *memAPI) Get(_ context.Context, path string) (*api.Object, error) {
 	return o.Clone(), nil
 }
 
-func (m *memAPI) List(context.Context, client.ListOptions) (*api.List, error) {
-	return nil, errNotInFake
+func (w *memWatch) matches(o *api.Object) bool {
+	return (w.opts.Kind == "" || o.Kind == w.opts.Kind) && strings.HasPrefix(o.Path, w.opts.Prefix) && w.sel.Matches(o.Labels)
+}
+
+func (m *memAPI) List(_ context.Context, opts client.ListOptions) (*api.List, error) {
+	sel, err := labels.Parse(opts.Selector)
+	if err != nil {
+		return nil, err
+	}
+	w := &memWatch{opts: opts, sel: sel}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := &api.List{Revision: m.version, Items: []*api.Object{}}
+	for _, p := range slices.Sorted(maps.Keys(m.objs)) {
+		if o := m.objs[p]; w.matches(o) {
+			l.Items = append(l.Items, o.Clone())
+		}
+	}
+	return l, nil
+}
+
+// commit stores o (nil: deletes path) as the next revision and tells the watchers; m.mu is held.
+func (m *memAPI) commit(typ, path string, o *api.Object) *api.Object {
+	m.version++
+	if o == nil {
+		o = m.objs[path]
+		delete(m.objs, path)
+	} else {
+		o = o.Clone()
+		o.ResourceVersion = m.version
+		m.objs[path] = o
+	}
+	ev := api.WatchEvent{Type: typ, Revision: m.version, Object: o.Clone()}
+	m.log = append(m.log, ev)
+	for w := range m.watchers {
+		if w.matches(o) {
+			w.ch <- ev
+		}
+	}
+	return o.Clone()
 }
 
 func (m *memAPI) Create(_ context.Context, o *api.Object) (*api.Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.calls = append(m.calls, "create "+o.Path)
 	if _, ok := m.objs[o.Path]; ok {
 		return nil, fmt.Errorf("%s exists: %w", o.Path, api.ErrConflict)
 	}
-	m.version++
 	c := o.Clone()
-	c.ResourceVersion = m.version
-	m.objs[o.Path] = c
-	return c.Clone(), nil
+	c.Generation, c.Created, c.Status = 1, m.now().UTC(), nil
+	return m.commit(api.Added, o.Path, c), nil
 }
 
 func (m *memAPI) Update(_ context.Context, o *api.Object) (*api.Object, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.calls = append(m.calls, "update "+o.Path)
 	cur, ok := m.objs[o.Path]
 	if !ok {
@@ -65,20 +127,54 @@ func (m *memAPI) Update(_ context.Context, o *api.Object) (*api.Object, error) {
 	if o.ResourceVersion != cur.ResourceVersion {
 		return nil, fmt.Errorf("%s changed: %w", o.Path, api.ErrConflict)
 	}
-	m.version++
 	c := o.Clone()
-	c.ResourceVersion = m.version
-	m.objs[o.Path] = c
-	return c.Clone(), nil
+	c.Status, c.Created, c.Generation = cur.Status, cur.Created, cur.Generation
+	if !sameJSON(c.Spec, cur.Spec) {
+		c.Generation++
+	}
+	return m.commit(api.Modified, o.Path, c), nil
+}
+
+// put stores o as its controller would (a replica set a Deployment made),
+// as it is; setStatus writes an object's status as its controller does.
+func (m *memAPI) put(o *api.Object) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	typ := api.Modified
+	if _, ok := m.objs[o.Path]; !ok {
+		typ = api.Added
+	}
+	m.commit(typ, o.Path, o)
+}
+
+func (m *memAPI) setStatus(path string, status any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.objs[path].Clone()
+	o.SetStatus(status)
+	m.commit(api.Modified, path, o)
 }
 
 func (m *memAPI) Delete(_ context.Context, path string, _ client.DeleteOptions) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.calls = append(m.calls, "delete "+path)
 	if _, ok := m.objs[path]; !ok {
 		return fmt.Errorf("%s: %w", path, api.ErrNotFound)
 	}
-	delete(m.objs, path)
+	m.deleteOwned(path)
+	m.commit(api.Deleted, path, nil)
 	return nil
+}
+
+// deleteOwned deletes what owner owns, and what that owns; m.mu is held.
+func (m *memAPI) deleteOwned(owner string) {
+	for _, p := range slices.Sorted(maps.Keys(m.objs)) {
+		if o, ok := m.objs[p]; ok && o.Owner == owner {
+			m.deleteOwned(p)
+			m.commit(api.Deleted, p, nil)
+		}
+	}
 }
 
 func (m *memAPI) Power(_ context.Context, path, action string) (*api.Object, error) {
@@ -88,15 +184,37 @@ func (m *memAPI) Power(_ context.Context, path, action string) (*api.Object, err
 
 func (m *memAPI) Pool(context.Context, string) (*api.PoolInfo, error)   { return nil, errNotInFake }
 func (m *memAPI) Quota(context.Context, string) (*api.QuotaInfo, error) { return nil, errNotInFake }
-func (m *memAPI) Watch(context.Context, client.ListOptions, uint64) (<-chan api.WatchEvent, func() error, error) {
-	return nil, nil, errNotInFake
+
+// Watch sends the changes after revision from that opts select, until ctx ends.
+func (m *memAPI) Watch(ctx context.Context, opts client.ListOptions, from uint64) (<-chan api.WatchEvent, func() error, error) {
+	sel, err := labels.Parse(opts.Selector)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := &memWatch{opts: opts, sel: sel, ch: make(chan api.WatchEvent, 1024)}
+	m.mu.Lock()
+	for _, ev := range m.log {
+		if ev.Revision > from && w.matches(ev.Object) {
+			w.ch <- ev
+		}
+	}
+	m.watchers[w] = true
+	m.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		m.mu.Lock()
+		delete(m.watchers, w)
+		close(w.ch)
+		m.mu.Unlock()
+	}()
+	return w.ch, ctx.Err, nil
 }
 
 // psc runs a psc command line against the fake.
 func (m *memAPI) psc(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	e := &Env{In: strings.NewReader(stdin), Out: &out, Err: &errb, Now: time.Now, Location: time.UTC,
+	e := &Env{In: strings.NewReader(stdin), Out: &out, Err: &errb, Now: m.now, Location: time.UTC,
 		NewAPI: func(string, string) (API, error) { return m, nil }}
 	vars := map[string]string{"PSC_URL": "http://fake", "PSC_TOKEN": "t", "PSC_DATACENTER": "dc1", "PSC_CLUSTER": "c1"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -58,6 +58,7 @@ func addWorkloadCommands(env *Env, root *cobra.Command) {
 	root.AddGroup(&cobra.Group{ID: groupWorkload, Title: "Workloads (VMs kept running by vcenter's controllers):"})
 	var cmds []*cobra.Command
 	cmds = append(cmds, newRSCommands(env)...)
+	cmds = append(cmds, newDeploymentCommands(env)...)
 	for _, cmd := range cmds {
 		cmd.GroupID = groupWorkload
 		root.AddCommand(cmd)
