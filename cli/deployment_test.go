@@ -314,3 +314,59 @@ func TestRolloutStatusWatch(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestDeploymentAgainstVcenter rolls a Deployment out, to a new image and
+// back, through psc against a real vcenter and its Deployment controller.
+func TestDeploymentAgainstVcenter(t *testing.T) {
+	t.Parallel()
+	l := labBase(t, "esx-01", "esx-02")
+	const d = "/dc1/deployment/web"
+	l.ok("deployment.create", "-replicas", "3", "-m", "256", "-max-surge", "1", "-max-unavailable", "0", "web")
+	out := l.ok("deployment.rollout.status", "-w", "-timeout", "20s", "web")
+	if !strings.HasSuffix(out, "Rollout of "+d+" complete: revision 1, 3 of 3 updated, 3 ready, 3 available\n") {
+		t.Fatalf("rollout.status -w:\n%s", out)
+	}
+	out = l.ok("deployment.set.image", "web", "main=busybox:2")
+	if !strings.HasPrefix(out, "Set image of "+d+": main=busybox:2") {
+		t.Errorf("set.image = %q", out)
+	}
+	out = l.ok("deployment.rollout.status", "-w", "-timeout", "20s", "web")
+	if !strings.HasSuffix(out, "Rollout of "+d+" complete: revision 2, 3 of 3 updated, 3 ready, 3 available\n") {
+		t.Fatalf("rollout.status -w after set.image:\n%s", out)
+	}
+	hist := l.ok("deployment.rollout.history", "web")
+	lines := strings.Split(strings.TrimSpace(hist), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "1 ") || !strings.HasSuffix(lines[1], " 0          busybox") ||
+		!strings.HasPrefix(lines[2], "2 ") || !strings.HasSuffix(lines[2], " 3          busybox:2") {
+		t.Errorf("rollout.history:\n%s", hist)
+	}
+	if out := l.ok("deployment.rollout.undo", "web"); out != "Rolled back "+d+" to revision 1\n" {
+		t.Errorf("rollout.undo = %q", out)
+	}
+	out = l.ok("deployment.rollout.status", "-w", "-timeout", "20s", "web")
+	if !strings.HasSuffix(out, "Rollout of "+d+" complete: revision 3, 3 of 3 updated, 3 ready, 3 available\n") {
+		t.Fatalf("rollout.status -w after undo:\n%s", out)
+	}
+	// The old set is current again, as revision 3; its VMs run the first image.
+	sets := l.ok("deployment.info", "web")
+	if !strings.Contains(sets, "  Image:              busybox\n") || !strings.Contains(sets, " (revision 3, 3 desired, 3 current, 3 ready)\n") {
+		t.Errorf("deployment.info after undo:\n%s", sets)
+	}
+	if got := l.ok("deployment.ls"); !strings.Contains(got, "\nweb    3         3         3       3            3           ") {
+		t.Errorf("deployment.ls:\n%s", got)
+	}
+	if out := l.ok("deployment.scale", "-replicas", "1", "web"); out != "Scaled Deployment "+d+" from 3 to 1 replicas\n" {
+		t.Errorf("deployment.scale = %q", out)
+	}
+	l.eventually("one VM left", func() bool {
+		st := statusOf[api.DeploymentStatus](l.get(d))
+		return st.Replicas == 1 && st.AvailableReplicas == 1
+	})
+	out = l.ok("deployment.destroy", "web")
+	if !strings.HasPrefix(out, "Destroyed Deployment "+d+" with its 2 ReplicaSet(s) and their ") {
+		t.Errorf("deployment.destroy = %q", out)
+	}
+	if l.exists(d) || strings.Contains(l.ok("ls", "-l", "/dc1/vm"), "VirtualMachine") {
+		t.Error("the deployment or its VMs are still there")
+	}
+}
