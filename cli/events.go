@@ -118,9 +118,15 @@ func (o *eventsOptions) print(e api.EventSpec) error {
 	return writeEvent(o.env.Out, e, o.env.Location)
 }
 
-// writeEvent prints govc's event line: [time] [category] [key] [type] message.
+// writeEvent prints govc's event line: [time] [category] [key] [type]
+// message; an automatic action (a controller's, vcenter's, a host's) says
+// who did it at the end, "(by controller:replicaset)".
 func writeEvent(w io.Writer, e api.EventSpec, loc *time.Location) error {
-	_, err := fmt.Fprintf(w, "[%s] [%s] [%d] [%s] %s\n", timeString(e.Time, loc), e.Category, e.Key, e.Type, e.Message)
+	by := ""
+	if e.User != "" && e.User != "admin" {
+		by = " (by " + e.User + ")"
+	}
+	_, err := fmt.Fprintf(w, "[%s] [%s] [%d] [%s] %s%s\n", timeString(e.Time, loc), e.Category, e.Key, e.Type, e.Message, by)
 	return err
 }
 

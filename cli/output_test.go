@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,4 +318,17 @@ func TestWriteVMInfoMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "vm-info-member", b.String())
+}
+
+// An automatic action's event says who did it; an admin's does not.
+func TestEventLineNamesWhoActed(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	_ = writeEvent(&b, api.EventSpec{Time: at, Category: "info", Key: 8, Type: "VmCreatedEvent", Message: "VM /dc1/vm/web-x created", User: "controller:replicaset"}, time.UTC)
+	_ = writeEvent(&b, api.EventSpec{Time: at, Category: "info", Key: 9, Type: "VmCreatedEvent", Message: "VM /dc1/vm/db created", User: "admin"}, time.UTC)
+	want := "[2026-03-01 12:00:00] [info] [8] [VmCreatedEvent] VM /dc1/vm/web-x created (by controller:replicaset)\n" +
+		"[2026-03-01 12:00:00] [info] [9] [VmCreatedEvent] VM /dc1/vm/db created\n"
+	if b.String() != want {
+		t.Errorf("got\n%swant\n%s", b.String(), want)
+	}
 }

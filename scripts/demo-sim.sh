@@ -55,6 +55,13 @@ say "psc vm.create -c 1 -m 512 -pool c1/Resources/dev dev-03   # the quota allow
 psc vm.create -c 1 -m 512 -pool c1/Resources/dev dev-03 || true
 say "psc vm.create -cpu.reservation 4000 -pool c1/Resources/prod/web web-03   # prod is fixed at 6000 MHz"
 psc vm.create -c 2 -m 512 -cpu.reservation 4000 -pool c1/Resources/prod/web web-03 || true
+run psc rs.create -replicas 3 -m 256 -cpu.reservation 100 -pool c1/Resources/prod/web -l app=api api
+run psc rs.ls
+run psc deployment.create -replicas 4 -m 128 -max-surge 1 -max-unavailable 0 site
+run psc deployment.rollout.status -w -timeout 1m site
+run psc deployment.set.image site '*=busybox:1.36'
+run psc deployment.rollout.status -w -timeout 1m site
+run psc deployment.rollout.history site
 run psc events -n 8
 echo
 echo "That was podsphere on three simulated hosts. Next: README.md's walk-through, docs/."

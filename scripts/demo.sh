@@ -97,6 +97,41 @@ run psc guest.run web/client -- wget -qO- "http://$IP3/"
 note "web-02's httpd logged that request (-v):"
 run psc vm.logs web-02
 
+# 6. A Kubernetes Deployment: three web servers kept running, spread over
+#    the hosts, rolled to a new version without dropping below two ready.
+deployment() {
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: site}
+spec:
+  replicas: 3
+  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  selector: {matchLabels: {app: site}}
+  template:
+    metadata: {labels: {app: site}}
+    spec:
+      containers:
+      - name: httpd
+        image: busybox
+        command: [sh, -c, 'mkdir -p /www && echo "site $1" > /www/index.html && exec httpd -f -p 80 -h /www', sh, "$1"]
+        ports: [{containerPort: 80}]
+        readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}
+YAML
+}
+say "psc apply -f site.yaml   # a Deployment of 3 busybox httpd VMs with a readiness probe"
+deployment v1 | psc apply -f -
+run psc deployment.rollout.status -w -timeout 2m site
+run psc deployment.ls
+run psc ls -l /dc1/vm
+note "a new version: the rollout replaces the VMs one by one (maxSurge 1, maxUnavailable 1)"
+say "psc apply -f site.yaml   # v2"
+deployment v2 | psc apply -f -
+run psc deployment.rollout.status -w -timeout 2m site
+run psc deployment.rollout.history site
+SITE=$(psc ls /dc1/vm | awk -F/ '/site-/ {print $NF; exit}')
+run psc guest.run "$SITE" -- wget -qO- http://127.0.0.1/
+
 cat <<EOF
 
 That was podsphere on three hosts, each in its own network namespace, running
@@ -110,8 +145,11 @@ The lab is still up. To keep going from this shell:
   psc guest.run web-01 -- ps                # run a command in a VM
   psc vm.power -off web-02; psc events -n 5 # and see what happened
   psc host.maintenance.enter esx-01         # no new VMs land on esx-01
+  psc deployment.scale -replicas 5 site     # more web servers
+  psc deployment.rollout.undo site          # back to the previous version
 
-Guides: docs/lab.md (this lab), docs/cli.md (every psc verb).
+Guides: docs/lab.md (this lab), docs/cli.md (every psc verb),
+docs/workloads.md (Deployments, replica sets and the rest).
 Tear it all down (processes, namespaces, containers, files), as root, with:
 
   $ROOT/bin/podsphere lab down --dir $LAB_DIR
