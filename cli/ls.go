@@ -171,7 +171,18 @@ func summary(inv *inventory, o *api.Object) string {
 		if h != "" {
 			on = " on " + api.Base(h)
 		}
-		return fmt.Sprintf("%s, %d vCPU, %dMB%s", vmPowerState(o), s.NumCPU, s.MemoryMB, on)
+		var st api.VMStatus
+		_ = o.DecodeStatus(&st)
+		ready := ""
+		switch {
+		case st.Phase != "":
+			ready = ", " + strings.ToLower(st.Phase)
+		case st.PowerState == api.PoweredOn && st.Ready:
+			ready = ", ready"
+		case st.PowerState == api.PoweredOn:
+			ready = ", not ready"
+		}
+		return fmt.Sprintf("%s%s, %d vCPU, %dMB%s", vmPowerState(o), ready, s.NumCPU, s.MemoryMB, on)
 	case KindFolder:
 		if ref, err := api.ParsePath(o.Path); err == nil && ref.Namespace == "" && ref.Kind != "" && api.FolderOf(ref.Kind) != "" {
 			return "namespace " + ref.Name // /DC/vm/NS parses as an object NS of the default namespace
