@@ -24,9 +24,12 @@ type index struct {
 	clusters map[string]api.ClusterSpec
 	vms      map[string]vmEntry  // vm path -> entry
 	owned    map[string][]string // workload path -> paths of the VMs it owns
-	events   []string            // event paths, oldest first
-	tasks    []string
-	nextKey  uint64 // next event/task key
+	// peers counts, per owner and host, the owner's powered-on VMs placed
+	// there (admission's Peers), so a power-on does not walk every member.
+	peers   map[string]map[string]int
+	events  []string // event paths, oldest first
+	tasks   []string
+	nextKey uint64 // next event/task key
 }
 
 type poolEntry struct {
@@ -56,6 +59,7 @@ type hostEntry struct {
 type vmEntry struct {
 	cpuUse, memUse   int64 // measured by the VM's host
 	pool, host       string
+	owner            string
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
@@ -68,6 +72,7 @@ func newIndex() *index {
 		clusters: map[string]api.ClusterSpec{},
 		vms:      map[string]vmEntry{},
 		owned:    map[string][]string{},
+		peers:    map[string]map[string]int{},
 		nextKey:  1,
 	}
 }
@@ -75,7 +80,7 @@ func newIndex() *index {
 func vmEntryOf(o *api.Object) vmEntry {
 	var s api.VMSpec
 	_ = json.Unmarshal(o.Spec, &s)
-	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
+	e := vmEntry{pool: s.Pool, host: s.Host, owner: o.Owner, on: s.PowerState == api.PoweredOn,
 		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation}
 	e.cpuFoot, e.memFoot = admission.Footprint(s)
 	if e.on {
@@ -258,6 +263,14 @@ func (ix *index) vmIn(path string, e vmEntry) {
 			h.cpuRes += e.cpuRes
 			h.memRes += e.memRes
 			h.running++
+			if e.owner != "" {
+				m := ix.peers[e.owner]
+				if m == nil {
+					m = map[string]int{}
+					ix.peers[e.owner] = m
+				}
+				m[e.host]++
+			}
 		}
 	}
 }
@@ -282,6 +295,14 @@ func (ix *index) vmOut(path string) {
 			h.cpuRes -= e.cpuRes
 			h.memRes -= e.memRes
 			h.running--
+		}
+		if m := ix.peers[e.owner]; e.host != "" && m != nil {
+			if m[e.host]--; m[e.host] <= 0 {
+				delete(m, e.host)
+			}
+			if len(m) == 0 {
+				delete(ix.peers, e.owner)
+			}
 		}
 	}
 }
@@ -332,12 +353,10 @@ func (ix *index) cluster(clusterPath string, running bool, owner string) admissi
 		}
 	}
 	if owner != "" {
-		for _, e := range ix.owned[owner] {
-			if vm, ok := ix.vms[e]; ok && vm.on {
-				if h, ok := v.Hosts[vm.host]; ok {
-					h.Peers++
-					v.Hosts[vm.host] = h
-				}
+		for host, n := range ix.peers[owner] {
+			if h, ok := v.Hosts[host]; ok {
+				h.Peers += n
+				v.Hosts[host] = h
 			}
 		}
 	}

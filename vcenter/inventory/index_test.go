@@ -1,0 +1,115 @@
+package inventory
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// peersByScan is the per-owner, per-host count of powered-on VMs computed
+// the slow way, from the owned lists and the VM entries.
+func peersByScan(ix *index) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for owner, paths := range ix.owned {
+		for _, p := range paths {
+			if vm, ok := ix.vms[p]; ok && vm.on && vm.host != "" {
+				if out[owner] == nil {
+					out[owner] = map[string]int{}
+				}
+				out[owner][vm.host]++
+			}
+		}
+	}
+	return out
+}
+
+// TestIndexPeers: the index's per-owner counts of powered-on VMs per host
+// (admission's Peers) agree with a scan of every owned VM after each of a
+// random run of creates, power changes, adoptions, releases, retirements
+// and removals.
+func TestIndexPeers(t *testing.T) {
+	inv, err := Open(t.TempDir(), Options{Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inv.Close()
+	for _, o := range []*api.Object{api.New(api.KindDatacenter, "/dc1", nil), api.New(api.KindCluster, "/dc1/host/c1", nil)} {
+		if _, err := inv.Create("admin", o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		if _, err := inv.Join(api.JoinRequest{Name: fmt.Sprintf("esx-%d", i), Cluster: "/dc1/host/c1", Address: "127.0.0.1:1",
+			Runtime: "sim", CPUCapacity: 10000, MemCapacity: 10000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owners := []string{"", "/dc1/replicaset/a", "/dc1/replicaset/b"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var vms []string
+	check := func(step string) {
+		t.Helper()
+		inv.ix.mu.RLock()
+		defer inv.ix.mu.RUnlock()
+		if want := peersByScan(inv.ix); !maps.EqualFunc(inv.ix.peers, want, maps.Equal) {
+			t.Fatalf("after %s: peers %v, by scan %v", step, inv.ix.peers, want)
+		}
+		for _, owner := range owners[1:] {
+			v := inv.ix.cluster("/dc1/host/c1", false, owner)
+			for h, host := range v.Hosts {
+				if host.Peers != inv.ix.peers[owner][h] {
+					t.Fatalf("after %s: %s has %d peers of %s in the snapshot, %d counted", step, h, host.Peers, owner, inv.ix.peers[owner][h])
+				}
+			}
+		}
+	}
+	for i := range 300 {
+		var step string
+		switch op := rng.IntN(6); {
+		case op == 0 || len(vms) == 0:
+			p := fmt.Sprintf("/dc1/vm/vm%d", i)
+			o := api.New(api.KindVirtualMachine, p, api.VMSpec{Pool: "/dc1/host/c1/Resources", NumCPU: 1, MemoryMB: 64,
+				PowerState: []string{api.PoweredOn, api.PoweredOff}[rng.IntN(2)]})
+			o.Owner = owners[rng.IntN(len(owners))]
+			if _, err := inv.Create("admin", o); err != nil {
+				t.Fatal(err)
+			}
+			vms = append(vms, p)
+			step = "create " + p
+		default:
+			p := vms[rng.IntN(len(vms))]
+			switch op {
+			case 1:
+				_, err = inv.Power("admin", p, "on")
+				step = "power on " + p
+			case 2:
+				_, err = inv.Power("admin", p, "off")
+				step = "power off " + p
+			case 3:
+				_, err = inv.SetOwner("admin", p, owners[rng.IntN(len(owners))], 0)
+				step = "set owner of " + p
+			case 4:
+				_, err = inv.Retire("admin", p, "test")
+				step = "retire " + p
+			case 5:
+				err = inv.Remove("admin", p, RemoveOptions{})
+				for j, q := range vms {
+					if q == p {
+						vms = append(vms[:j], vms[j+1:]...)
+						break
+					}
+				}
+				step = "remove " + p
+			}
+			if err != nil && !isNotFound(err) {
+				t.Fatalf("%s: %v", step, err)
+			}
+		}
+		check(step)
+	}
+}
