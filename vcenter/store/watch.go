@@ -57,11 +57,12 @@ func (h *hub) publish(es []entry) {
 		h.log = h.log[n:]
 		h.oldest += uint64(n)
 	}
-	for w := range h.watchers {
-		for _, e := range es {
+	// Each entry goes to every watcher before the next entry, so filters
+	// that decode an object (a host's watch) can reuse their last result.
+	for _, e := range es {
+		for w := range h.watchers {
 			if !w.offer(e) {
-				delete(h.watchers, w)
-				break
+				delete(h.watchers, w) // closed: it gets no later entries
 			}
 		}
 	}
