@@ -38,8 +38,9 @@ type Deployments struct {
 	inv   *inventory.Inventory
 	clock Clock
 
-	mu    sync.Mutex
-	owner map[string]string // replica set path -> Deployment path
+	mu      sync.Mutex
+	owner   map[string]string // replica set path -> Deployment path
+	decoded vmCache           // VMs' spec and status by version
 }
 
 // NewDeployments makes the controller.
@@ -74,6 +75,9 @@ func (c *Deployments) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Owner}
 	case api.KindVirtualMachine:
+		if new == nil {
+			c.decoded.forget(old.Path)
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		var keys []string
@@ -351,8 +355,7 @@ func (c *Deployments) sets(key string, now time.Time, minReady int) []revisionSe
 		_ = rs.DecodeSpec(&r.spec)
 		for _, vm := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Filter: func(o *api.Object) bool { return o.Owner == rs.Path }}).Items {
 			m := member{obj: vm}
-			_ = vm.DecodeSpec(&m.spec)
-			_ = vm.DecodeStatus(&m.status)
+			m.spec, m.status = c.decoded.decode(vm)
 			if !m.spec.Removing || m.running() {
 				r.vms++
 			}
