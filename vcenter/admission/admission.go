@@ -30,6 +30,9 @@ type Cluster struct {
 	// Running maps the names of powered-on VMs that DRS rules name to their
 	// host names.
 	Running map[string]string
+	// HostOrder, when the caller keeps one, is the paths of Hosts in name
+	// order, so SortedHosts need not sort them at every placement.
+	HostOrder []string
 }
 
 // Pool is one resource pool with the reservations of the powered-on VMs
@@ -65,8 +68,12 @@ func Footprint(s api.VMSpec) (cpu, mem int64) {
 	return cpu, mem
 }
 
-// SortedHosts returns host paths in name order so placement is deterministic.
+// SortedHosts returns host paths in name order so placement is
+// deterministic. The result may be c.HostOrder itself: do not modify it.
 func (c Cluster) SortedHosts() []string {
+	if c.HostOrder != nil && len(c.HostOrder) == len(c.Hosts) {
+		return c.HostOrder
+	}
 	out := make([]string, 0, len(c.Hosts))
 	for p := range c.Hosts {
 		out = append(out, p)

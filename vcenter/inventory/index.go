@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,10 +28,17 @@ type index struct {
 	owned    map[string][]string // workload path -> paths of the VMs it owns
 	// peers counts, per owner and host, the owner's powered-on VMs placed
 	// there (admission's Peers), so a power-on does not walk every member.
-	peers   map[string]map[string]int
-	events  []string // event paths, oldest first
-	tasks   []string
-	nextKey uint64 // next event/task key
+	peers map[string]map[string]int
+	// clusterHosts is, per cluster, what admission sees of each of its
+	// hosts (Peers 0), kept in step with hosts, so a snapshot copies one
+	// map instead of rebuilding it host by host.
+	clusterHosts map[string]map[string]admission.Host
+	// hostOrder is, per cluster, the paths in clusterHosts in name order.
+	// A snapshot shares the slice: it is replaced, never changed in place.
+	hostOrder map[string][]string
+	events    []string // event paths, oldest first
+	tasks     []string
+	nextKey   uint64 // next event/task key
 }
 
 type poolEntry struct {
@@ -74,6 +83,9 @@ func newIndex() *index {
 		owned:    map[string][]string{},
 		peers:    map[string]map[string]int{},
 		nextKey:  1,
+
+		clusterHosts: map[string]map[string]admission.Host{},
+		hostOrder:    map[string][]string{},
 	}
 }
 
@@ -107,6 +119,27 @@ func (ix *index) host(p string) *hostEntry {
 		ix.hosts[p] = e
 	}
 	return e
+}
+
+// hostChanged copies host entry e at p into its cluster's clusterHosts.
+// An entry made for VMs of a host not (or no longer) in the inventory has
+// no cluster and is not in any snapshot.
+func (ix *index) hostChanged(p string, e *hostEntry) {
+	if e.cluster == "" {
+		return
+	}
+	m := ix.clusterHosts[e.cluster]
+	if m == nil {
+		m = map[string]admission.Host{}
+		ix.clusterHosts[e.cluster] = m
+	}
+	if _, ok := m[p]; !ok {
+		order := ix.hostOrder[e.cluster]
+		i, _ := slices.BinarySearch(order, p)
+		ix.hostOrder[e.cluster] = slices.Insert(slices.Clone(order), i, p)
+	}
+	m[p] = admission.Host{Spec: e.spec, Status: e.status, Labels: e.labels,
+		CPUReserved: e.cpuRes, MemReserved: e.memRes, Running: e.running}
 }
 
 // apply is the store's index hook.
@@ -163,6 +196,17 @@ func (ix *index) apply(old, new *api.Object) {
 		e.spec, e.exists = s, true
 	case api.KindHost:
 		if new == nil {
+			if h := ix.hosts[o.Path]; h != nil && h.cluster != "" {
+				delete(ix.clusterHosts[h.cluster], o.Path)
+				order := ix.hostOrder[h.cluster]
+				if i, ok := slices.BinarySearch(order, o.Path); ok {
+					ix.hostOrder[h.cluster] = slices.Delete(slices.Clone(order), i, i+1)
+				}
+				if len(ix.clusterHosts[h.cluster]) == 0 {
+					delete(ix.clusterHosts, h.cluster)
+					delete(ix.hostOrder, h.cluster)
+				}
+			}
 			delete(ix.hosts, o.Path)
 			return
 		}
@@ -174,6 +218,7 @@ func (ix *index) apply(old, new *api.Object) {
 		h.status = api.HostStatus{}
 		_ = json.Unmarshal(new.Spec, &h.spec)
 		_ = json.Unmarshal(new.Status, &h.status)
+		ix.hostChanged(new.Path, h)
 	case api.KindCluster:
 		if new == nil {
 			delete(ix.clusters, o.Path)
@@ -263,6 +308,7 @@ func (ix *index) vmIn(path string, e vmEntry) {
 			h.cpuRes += e.cpuRes
 			h.memRes += e.memRes
 			h.running++
+			ix.hostChanged(e.host, h)
 			if e.owner != "" {
 				m := ix.peers[e.owner]
 				if m == nil {
@@ -295,6 +341,7 @@ func (ix *index) vmOut(path string) {
 			h.cpuRes -= e.cpuRes
 			h.memRes -= e.memRes
 			h.running--
+			ix.hostChanged(e.host, h)
 		}
 		if m := ix.peers[e.owner]; e.host != "" && m != nil {
 			if m[e.host]--; m[e.host] <= 0 {
@@ -339,17 +386,15 @@ func (ix *index) cluster(clusterPath string, running bool, owner string) admissi
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	v := admission.Cluster{Path: clusterPath, Spec: ix.clusters[clusterPath],
-		Pools: map[string]admission.Pool{}, Hosts: map[string]admission.Host{}}
+		Pools: map[string]admission.Pool{}, Hosts: maps.Clone(ix.clusterHosts[clusterPath])}
+	if v.Hosts == nil {
+		v.Hosts = map[string]admission.Host{}
+	}
+	v.HostOrder = ix.hostOrder[clusterPath]
 	root := clusterPath + "/" + api.RootPoolName
 	for p, e := range ix.pools {
 		if e.exists && (p == root || strings.HasPrefix(p, root+"/")) {
 			v.Pools[p] = admission.Pool{Spec: e.spec, VMCPUReservation: e.onCPURes, VMMemReservation: e.onMemRes}
-		}
-	}
-	for p, h := range ix.hosts {
-		if h.cluster == clusterPath {
-			v.Hosts[p] = admission.Host{Spec: h.spec, Status: h.status, Labels: h.labels,
-				CPUReserved: h.cpuRes, MemReserved: h.memRes, Running: h.running}
 		}
 	}
 	if owner != "" {
