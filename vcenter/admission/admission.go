@@ -154,7 +154,7 @@ func PowerOn(c Cluster, levels []quota.Level, path string, spec api.VMSpec) (pla
 	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
 		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
 	}
-	st := &placement.State{Running: c.Running}
+	st := &placement.State{Running: c.Running, Hosts: make([]placement.Host, 0, len(c.Hosts))}
 	for _, r := range c.Spec.Rules {
 		st.Rules = append(st.Rules, PlacementRule(r))
 	}

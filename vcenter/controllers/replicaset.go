@@ -369,7 +369,7 @@ func (c *ReplicaSets) claim(key string, sel labels.Selector) ([]member, error) {
 		return err == nil && r.Namespace == ref.Namespace && (o.Owner == key || o.Owner == "" && sel.Matches(o.Labels))
 	}}).Items
 	hosts := map[string]string{}
-	var out []member
+	out := make([]member, 0, len(vms))
 	for _, o := range vms {
 		switch {
 		case o.Owner == key && !sel.Matches(o.Labels):
