@@ -525,9 +525,13 @@ func (c *Deployments) progressing(old, st api.DeploymentStatus, d api.Deployment
 		}
 	}
 	out := setCondition(old.Conditions, cond, now)
-	if moved || complete {
+	switch {
+	case moved || complete && (prev == nil || prev.Reason != cond.Reason):
 		out.LastUpdate = now.UTC()
-	} else if prev != nil {
+	case prev != nil:
+		// Nothing moved, and a rollout that was complete still is: the
+		// status stays as it is (with a real clock a new LastUpdate at
+		// every pass was a write that queued the Deployment again, for ever).
 		out.LastUpdate = prev.LastUpdate
 	}
 	if out.Reason != "" && prev != nil && prev.Reason != out.Reason && prev.Status == out.Status {

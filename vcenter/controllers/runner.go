@@ -178,7 +178,7 @@ func (r *Runner) Start(ctx context.Context) *sync.WaitGroup {
 func (r *Runner) work(ctx context.Context, q *queue) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for ctx.Err() == nil { // checked between keys too: some are always due under load
 		now := r.clock.Now()
 		if k, ok := q.pop(now); ok {
 			r.run(ctx, q, k)
