@@ -350,10 +350,10 @@ func oldestFirst(olds []*revisionSet) []*revisionSet {
 // sets lists the Deployment's replica sets with their VMs counted.
 func (c *Deployments) sets(key string, now time.Time, minReady int) []revisionSet {
 	var out []revisionSet
-	for _, rs := range c.inv.List(store.Query{Kind: api.KindReplicaSet, Filter: func(o *api.Object) bool { return o.Owner == key }}).Items {
+	for _, rs := range c.inv.Owned(key, store.Query{Kind: api.KindReplicaSet}) {
 		r := revisionSet{obj: rs}
 		_ = rs.DecodeSpec(&r.spec)
-		for _, vm := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Filter: func(o *api.Object) bool { return o.Owner == rs.Path }}).Items {
+		for _, vm := range c.inv.Owned(rs.Path, store.Query{Kind: api.KindVirtualMachine}) {
 			m := member{obj: vm}
 			m.spec, m.status = c.decoded.decode(vm)
 			if !m.spec.Removing || m.running() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/vcenter/admission"
+	"github.com/podsphere/podsphere/vcenter/store"
 )
 
 // peersByScan is the per-owner, per-host count of powered-on VMs computed
@@ -48,7 +49,7 @@ func hostsByScan(ix *index, cluster string) map[string]admission.Host {
 // (admission's Peers) agree with a scan of every owned VM after each of a
 // random run of creates, power changes, adoptions, releases, retirements,
 // removals and host connection changes; so do the snapshot's hosts with a
-// rebuild from every host entry.
+// rebuild from every host entry, and Owned with a List filtered by owner.
 func TestIndexPeers(t *testing.T) {
 	inv, err := Open(t.TempDir(), Options{Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
@@ -71,6 +72,15 @@ func TestIndexPeers(t *testing.T) {
 	var vms []string
 	check := func(step string) {
 		t.Helper()
+		for _, owner := range owners[1:] {
+			q := store.Query{Kind: api.KindVirtualMachine}
+			got := inv.Owned(owner, q)
+			q.Filter = func(o *api.Object) bool { return o.Owner == owner }
+			want := inv.List(q).Items
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("after %s: Owned(%s) has %d VMs, List with a filter %d", step, owner, len(got), len(want))
+			}
+		}
 		inv.ix.mu.RLock()
 		defer inv.ix.mu.RUnlock()
 		if want := peersByScan(inv.ix); !maps.EqualFunc(inv.ix.peers, want, maps.Equal) {
