@@ -37,6 +37,9 @@ type Cluster struct {
 	// (spec.affinity.vmAffinity, vmAntiAffinity), else only those whose
 	// required anti-affinity could keep it away.
 	Neighbours []placement.RunningVM
+	// HostOrder, when the caller keeps one, is the paths of Hosts in name
+	// order, so SortedHosts need not sort them at every placement.
+	HostOrder []string
 }
 
 // Pool is one resource pool with the reservations of the powered-on VMs
@@ -72,8 +75,12 @@ func Footprint(s api.VMSpec) (cpu, mem int64) {
 	return cpu, mem
 }
 
-// SortedHosts returns host paths in name order so placement is deterministic.
+// SortedHosts returns host paths in name order so placement is
+// deterministic. The result may be c.HostOrder itself: do not modify it.
 func (c Cluster) SortedHosts() []string {
+	if c.HostOrder != nil && len(c.HostOrder) == len(c.Hosts) {
+		return c.HostOrder
+	}
 	out := make([]string, 0, len(c.Hosts))
 	for p := range c.Hosts {
 		out = append(out, p)
@@ -160,7 +167,7 @@ func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]s
 	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
 		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
 	}
-	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours}
+	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours, Hosts: make([]placement.Host, 0, len(c.Hosts))}
 	for _, r := range c.Spec.Rules {
 		st.Rules = append(st.Rules, PlacementRule(r))
 	}

@@ -38,8 +38,9 @@ type Deployments struct {
 	inv   *inventory.Inventory
 	clock Clock
 
-	mu    sync.Mutex
-	owner map[string]string // replica set path -> Deployment path
+	mu      sync.Mutex
+	owner   map[string]string // replica set path -> Deployment path
+	decoded vmCache           // VMs' spec and status by version
 }
 
 // NewDeployments makes the controller.
@@ -74,6 +75,9 @@ func (c *Deployments) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Owner}
 	case api.KindVirtualMachine:
+		if new == nil {
+			c.decoded.forget(old.Path)
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		var keys []string
@@ -348,13 +352,12 @@ func oldestFirst(olds []*revisionSet) []*revisionSet {
 // sets lists the Deployment's replica sets with their VMs counted.
 func (c *Deployments) sets(key string, now time.Time, minReady int) []revisionSet {
 	var out []revisionSet
-	for _, rs := range c.inv.List(store.Query{Kind: api.KindReplicaSet, Filter: func(o *api.Object) bool { return o.Owner == key }}).Items {
+	for _, rs := range c.inv.Owned(key, store.Query{Kind: api.KindReplicaSet}) {
 		r := revisionSet{obj: rs}
 		_ = rs.DecodeSpec(&r.spec)
-		for _, vm := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Filter: func(o *api.Object) bool { return o.Owner == rs.Path }}).Items {
+		for _, vm := range c.inv.Owned(rs.Path, store.Query{Kind: api.KindVirtualMachine}) {
 			m := member{obj: vm}
-			_ = vm.DecodeSpec(&m.spec)
-			_ = vm.DecodeStatus(&m.status)
+			m.spec, m.status = c.decoded.decode(vm)
 			if !m.spec.Removing || m.running() {
 				r.vms++
 			}
@@ -524,12 +527,13 @@ func (c *Deployments) progressing(old, st api.DeploymentStatus, d api.Deployment
 		}
 	}
 	out := setCondition(old.Conditions, cond, now)
-	// Completion is news once: refreshing lastUpdate on every reconcile of
-	// a complete Deployment rewrote its status, which queues it again, in
-	// a loop.
-	if moved || complete && (prev == nil || prev.Reason != cond.Reason) {
+	switch {
+	case moved || complete && (prev == nil || prev.Reason != cond.Reason):
 		out.LastUpdate = now.UTC()
-	} else if prev != nil {
+	case prev != nil:
+		// Nothing moved, and a rollout that was complete still is: the
+		// status stays as it is (with a real clock a new LastUpdate at
+		// every pass was a write that queued the Deployment again, for ever).
 		out.LastUpdate = prev.LastUpdate
 	}
 	if out.Reason != "" && prev != nil && prev.Reason != out.Reason && prev.Status == out.Status {

@@ -46,6 +46,7 @@ type ReplicaSets struct {
 	// retryAt holds back a refused set's next power-on or create until its
 	// backoff has passed, whatever else queues the set meanwhile.
 	retryAt map[string]time.Time
+	decoded vmCache // members' spec and status by version
 }
 
 // NewReplicaSets makes the controller; seed makes member names reproducible (0 = random).
@@ -80,6 +81,9 @@ func (c *ReplicaSets) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Path}
 	case api.KindVirtualMachine:
+		if new == nil {
+			c.decoded.forget(old.Path)
+		}
 		var keys []string
 		for _, v := range []*api.Object{old, new} {
 			if v == nil {
@@ -142,7 +146,8 @@ func isKind(path, kind string) bool {
 	return err == nil && r.Kind == kind
 }
 
-// member is one VM of a set as the controller sees it.
+// member is one VM of a set as the controller sees it. spec and status
+// may be shared with other reconciles (vmCache): never modify them.
 type member struct {
 	obj    *api.Object
 	spec   api.VMSpec
@@ -364,7 +369,7 @@ func (c *ReplicaSets) claim(key string, sel labels.Selector) ([]member, error) {
 		return err == nil && r.Namespace == ref.Namespace && (o.Owner == key || o.Owner == "" && sel.Matches(o.Labels))
 	}}).Items
 	hosts := map[string]string{}
-	var out []member
+	out := make([]member, 0, len(vms))
 	for _, o := range vms {
 		switch {
 		case o.Owner == key && !sel.Matches(o.Labels):
@@ -388,8 +393,7 @@ func (c *ReplicaSets) claim(key string, sel labels.Selector) ([]member, error) {
 			o = adopted
 		}
 		m := member{obj: o}
-		_ = o.DecodeSpec(&m.spec)
-		_ = o.DecodeStatus(&m.status)
+		m.spec, m.status = c.decoded.decode(o)
 		h := m.status.Host
 		if h == "" {
 			h = m.spec.Host

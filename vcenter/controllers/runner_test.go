@@ -1,9 +1,45 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/podsphere/podsphere/api"
 )
+
+// TestDeploymentCompleteStatusSettles: once a rollout is complete, a later
+// reconcile (the clock has moved on) writes nothing: the status of a
+// complete Deployment does not change by itself, or every write would
+// queue it again.
+func TestDeploymentCompleteStatusSettles(t *testing.T) {
+	h := newHarness(t)
+	for _, line := range []string{"hosts 2", "deploy web replicas=3", "report 2"} {
+		if out := h.do(line); out != "" {
+			t.Fatalf("%s: %s", line, out)
+		}
+		h.drain()
+	}
+	path := dc + "/deployment/web"
+	before, err := h.inv.Get(path)
+	h.must(err)
+	var st api.DeploymentStatus
+	h.must(before.DecodeStatus(&st))
+	if c := findCondition(st.Conditions, "Progressing"); c == nil || c.Reason != "NewReplicaSetAvailable" {
+		t.Fatalf("not rolled out: %+v", st)
+	}
+	h.clock.now = h.clock.now.Add(time.Second)
+	d := NewDeployments(h.inv, h.clock)
+	d.Resync(h.inv)
+	if _, err := d.Reconcile(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	after, err := h.inv.Get(path)
+	h.must(err)
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("a reconcile of the complete Deployment a second later rewrote its status:\n%s\n%s", before.Status, after.Status)
+	}
+}
 
 func TestBackoffGrowsToItsBound(t *testing.T) {
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
@@ -278,17 +279,46 @@ func OnHost(h string) func(*api.Object) bool {
 		if o.Kind != api.KindVirtualMachine {
 			return false
 		}
-		var spec struct {
-			Host string `json:"host"`
-		}
-		_ = json.Unmarshal(o.Spec, &spec)
-		if spec.Host == h {
-			return true
-		}
-		var st struct {
-			Host string `json:"host"`
-		}
-		_ = json.Unmarshal(o.Status, &st)
-		return st.Host == h
+		spec, status := vmHosts(o)
+		return spec == h || status == h
 	}
+}
+
+// hostMemo holds the hosts of the VM versions vmHosts decoded last. Every
+// change is offered to every host's watch in turn (the store offers one
+// change to all watchers before the next), so with hundreds of hosts
+// watching, each VM version is decoded once instead of once per host. A
+// slot keeps the object itself: stored objects are never modified, so the
+// same pointer is the same version.
+var hostMemo struct {
+	mu    sync.Mutex
+	next  int
+	slots [8]struct {
+		o            *api.Object
+		spec, status string
+	}
+}
+
+// vmHosts is a VM's spec.host and status.host.
+func vmHosts(o *api.Object) (spec, status string) {
+	hostMemo.mu.Lock()
+	for i := range hostMemo.slots {
+		if s := &hostMemo.slots[i]; s.o == o {
+			spec, status = s.spec, s.status
+			hostMemo.mu.Unlock()
+			return spec, status
+		}
+	}
+	hostMemo.mu.Unlock()
+	var sp, st struct {
+		Host string `json:"host"`
+	}
+	_ = json.Unmarshal(o.Spec, &sp)
+	_ = json.Unmarshal(o.Status, &st)
+	hostMemo.mu.Lock()
+	s := &hostMemo.slots[hostMemo.next]
+	s.o, s.spec, s.status = o, sp.Host, st.Host
+	hostMemo.next = (hostMemo.next + 1) % len(hostMemo.slots)
+	hostMemo.mu.Unlock()
+	return sp.Host, st.Host
 }

@@ -2,6 +2,8 @@ package inventory
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +28,16 @@ type index struct {
 	clusters map[string]api.ClusterSpec
 	vms      map[string]vmEntry  // vm path -> entry
 	owned    map[string][]string // workload path -> paths of the VMs it owns
+	// peers counts, per owner and host, the owner's powered-on VMs placed
+	// there (admission's Peers), so a power-on does not walk every member.
+	peers map[string]map[string]int
+	// clusterHosts is, per cluster, what admission sees of each of its
+	// hosts (Peers 0), kept in step with hosts, so a snapshot copies one
+	// map instead of rebuilding it host by host.
+	clusterHosts map[string]map[string]admission.Host
+	// hostOrder is, per cluster, the paths in clusterHosts in name order.
+	// A snapshot shares the slice: it is replaced, never changed in place.
+	hostOrder map[string][]string
 	// running and repelling: per VM folder (a namespace: /DC/vm or
 	// /DC/vm/NS), the powered-on VMs with a host, and those of them with
 	// required anti-affinity terms; what VM-VM placement terms look at.
@@ -62,11 +74,12 @@ type hostEntry struct {
 type vmEntry struct {
 	cpuUse, memUse   int64 // measured by the VM's host
 	pool, host       string
+	owner            string
+	labels           map[string]string
+	antiAffinity     []labels.Selector // selectors of its required vmAntiAffinity terms
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
-	labels           map[string]string
-	antiAffinity     []labels.Selector // selectors of its required vmAntiAffinity terms
 }
 
 func newIndex() *index {
@@ -76,16 +89,20 @@ func newIndex() *index {
 		clusters:  map[string]api.ClusterSpec{},
 		vms:       map[string]vmEntry{},
 		owned:     map[string][]string{},
+		peers:     map[string]map[string]int{},
 		running:   map[string]map[string]struct{}{},
 		repelling: map[string]map[string]struct{}{},
 		nextKey:   1,
+
+		clusterHosts: map[string]map[string]admission.Host{},
+		hostOrder:    map[string][]string{},
 	}
 }
 
 func vmEntryOf(o *api.Object) vmEntry {
 	var s api.VMSpec
 	_ = json.Unmarshal(o.Spec, &s)
-	e := vmEntry{pool: s.Pool, host: s.Host, on: s.PowerState == api.PoweredOn,
+	e := vmEntry{pool: s.Pool, host: s.Host, owner: o.Owner, on: s.PowerState == api.PoweredOn,
 		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation, labels: o.Labels}
 	e.cpuFoot, e.memFoot = admission.Footprint(s)
 	if s.Affinity != nil {
@@ -122,6 +139,27 @@ func (ix *index) host(p string) *hostEntry {
 		ix.hosts[p] = e
 	}
 	return e
+}
+
+// hostChanged copies host entry e at p into its cluster's clusterHosts.
+// An entry made for VMs of a host not (or no longer) in the inventory has
+// no cluster and is not in any snapshot.
+func (ix *index) hostChanged(p string, e *hostEntry) {
+	if e.cluster == "" {
+		return
+	}
+	m := ix.clusterHosts[e.cluster]
+	if m == nil {
+		m = map[string]admission.Host{}
+		ix.clusterHosts[e.cluster] = m
+	}
+	if _, ok := m[p]; !ok {
+		order := ix.hostOrder[e.cluster]
+		i, _ := slices.BinarySearch(order, p)
+		ix.hostOrder[e.cluster] = slices.Insert(slices.Clone(order), i, p)
+	}
+	m[p] = admission.Host{Spec: e.spec, Status: e.status, Labels: e.labels,
+		CPUReserved: e.cpuRes, MemReserved: e.memRes, Running: e.running}
 }
 
 // apply is the store's index hook.
@@ -178,6 +216,17 @@ func (ix *index) apply(old, new *api.Object) {
 		e.spec, e.exists = s, true
 	case api.KindHost:
 		if new == nil {
+			if h := ix.hosts[o.Path]; h != nil && h.cluster != "" {
+				delete(ix.clusterHosts[h.cluster], o.Path)
+				order := ix.hostOrder[h.cluster]
+				if i, ok := slices.BinarySearch(order, o.Path); ok {
+					ix.hostOrder[h.cluster] = slices.Delete(slices.Clone(order), i, i+1)
+				}
+				if len(ix.clusterHosts[h.cluster]) == 0 {
+					delete(ix.clusterHosts, h.cluster)
+					delete(ix.hostOrder, h.cluster)
+				}
+			}
 			delete(ix.hosts, o.Path)
 			return
 		}
@@ -189,6 +238,7 @@ func (ix *index) apply(old, new *api.Object) {
 		h.status = api.HostStatus{}
 		_ = json.Unmarshal(new.Spec, &h.spec)
 		_ = json.Unmarshal(new.Status, &h.status)
+		ix.hostChanged(new.Path, h)
 	case api.KindCluster:
 		if new == nil {
 			delete(ix.clusters, o.Path)
@@ -278,6 +328,15 @@ func (ix *index) vmIn(path string, e vmEntry) {
 			h.cpuRes += e.cpuRes
 			h.memRes += e.memRes
 			h.running++
+			ix.hostChanged(e.host, h)
+			if e.owner != "" {
+				m := ix.peers[e.owner]
+				if m == nil {
+					m = map[string]int{}
+					ix.peers[e.owner] = m
+				}
+				m[e.host]++
+			}
 			addTo(ix.running, api.Parent(path), path)
 			if len(e.antiAffinity) > 0 {
 				addTo(ix.repelling, api.Parent(path), path)
@@ -324,6 +383,15 @@ func (ix *index) vmOut(path string) {
 			h.cpuRes -= e.cpuRes
 			h.memRes -= e.memRes
 			h.running--
+			ix.hostChanged(e.host, h)
+		}
+		if m := ix.peers[e.owner]; e.host != "" && m != nil {
+			if m[e.host]--; m[e.host] <= 0 {
+				delete(m, e.host)
+			}
+			if len(m) == 0 {
+				delete(ix.peers, e.owner)
+			}
 		}
 		dropFrom(ix.running, api.Parent(path), path)
 		dropFrom(ix.repelling, api.Parent(path), path)
@@ -376,29 +444,25 @@ func (ix *index) cluster(clusterPath string, p *placing) admission.Cluster {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	v := admission.Cluster{Path: clusterPath, Spec: ix.clusters[clusterPath],
-		Pools: map[string]admission.Pool{}, Hosts: map[string]admission.Host{}}
+		Pools: map[string]admission.Pool{}, Hosts: maps.Clone(ix.clusterHosts[clusterPath])}
+	if v.Hosts == nil {
+		v.Hosts = map[string]admission.Host{}
+	}
+	v.HostOrder = ix.hostOrder[clusterPath]
 	root := clusterPath + "/" + api.RootPoolName
 	for p, e := range ix.pools {
 		if e.exists && (p == root || strings.HasPrefix(p, root+"/")) {
 			v.Pools[p] = admission.Pool{Spec: e.spec, VMCPUReservation: e.onCPURes, VMMemReservation: e.onMemRes}
 		}
 	}
-	for p, h := range ix.hosts {
-		if h.cluster == clusterPath {
-			v.Hosts[p] = admission.Host{Spec: h.spec, Status: h.status, Labels: h.labels,
-				CPUReserved: h.cpuRes, MemReserved: h.memRes, Running: h.running}
-		}
-	}
 	if p == nil {
 		return v
 	}
 	if p.owner != "" {
-		for _, e := range ix.owned[p.owner] {
-			if vm, ok := ix.vms[e]; ok && vm.on {
-				if h, ok := v.Hosts[vm.host]; ok {
-					h.Peers++
-					v.Hosts[vm.host] = h
-				}
+		for host, n := range ix.peers[p.owner] {
+			if h, ok := v.Hosts[host]; ok {
+				h.Peers += n
+				v.Hosts[host] = h
 			}
 		}
 	}

@@ -74,6 +74,13 @@ func (inv *Inventory) Get(path string) (*api.Object, error) { return inv.store.G
 // List reads the objects q selects.
 func (inv *Inventory) List(q store.Query) api.List { return inv.store.List(q) }
 
+// Owned returns the objects q selects among those whose owner is owner,
+// sorted by path: List with a Filter on Owner, without visiting every
+// object of the inventory (the index keeps each owner's objects).
+func (inv *Inventory) Owned(owner string, q store.Query) []*api.Object {
+	return inv.store.GetAll(q, func() []string { return inv.ix.ownedBy(owner) }).Items
+}
+
 // LibraryFile is where the archive of library item name with digest is
 // kept. Naming files by content lets an import write its file before the
 // inventory changes, outside the store's lock: the object only ever points

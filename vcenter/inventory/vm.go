@@ -179,6 +179,11 @@ func (vm) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
 		}
 	}
 	if ref.Namespace == "" {
+		if cur, err := t.Get(o.Path); err == nil {
+			// Said as the store would say it: the replica-set controller
+			// draws new names on "already exists".
+			return fmt.Errorf("%s %q already exists: %w", cur.Kind, o.Path, api.ErrConflict)
+		}
 		// /DC/vm/NAME is also the folder of namespace NAME: one or the other.
 		if inside := t.List(store.Query{Prefix: o.Path}); len(inside) > 0 {
 			return fmt.Errorf("%s is the folder of namespace %s (it holds %s): choose another VM name: %w", o.Path, ref.Name, inside[0].Path, api.ErrConflict)

@@ -349,6 +349,27 @@ func (s *Store) List(q Query) api.List {
 	return api.List{Revision: rev, Items: cloneAll(found)}
 }
 
+// GetAll returns copies of the objects at the paths paths returns that
+// match q, in path order, and the revision they were read at: List for a
+// caller that knows where its objects are. paths runs under the store's
+// read lock, so an index fed by AddIndex (which runs under the write lock)
+// agrees exactly with the objects read; it must be quick and must not call
+// the Store.
+func (s *Store) GetAll(q Query, paths func() []string) api.List {
+	q = q.normalized()
+	s.mu.RLock()
+	var found []*api.Object
+	for _, p := range paths() {
+		if o, ok := s.objects.Get(&api.Object{Meta: api.Meta{Path: p}}); ok && q.matches(o) {
+			found = append(found, o)
+		}
+	}
+	rev := s.rev
+	s.mu.RUnlock()
+	sortByPath(found)
+	return api.List{Revision: rev, Items: cloneAll(found)}
+}
+
 // cloneAll deep-copies objs with three allocations plus one per label map
 // instead of four per object: copying dominates a 100k-object List.
 func cloneAll(objs []*api.Object) []*api.Object {

@@ -27,14 +27,35 @@ type hub struct {
 	log       []entry // revisions oldest..head, contiguous
 	oldest    uint64  // revision of log[0]; head+1 when the log is empty
 	head      uint64  // last durable revision
-	watchers  map[*Watcher]struct{}
+	// watchers by the kind their query selects ("" for any kind): an entry
+	// is offered only to the watchers of its object's kind and to those of
+	// any kind, never to the hundreds of host watches for an event.
+	watchers  map[string]map[*Watcher]struct{}
 	closedErr error
 }
 
 func (h *hub) init(retention int) {
 	h.retention = retention
 	h.oldest = 1
-	h.watchers = map[*Watcher]struct{}{}
+	h.watchers = map[string]map[*Watcher]struct{}{}
+}
+
+func (h *hub) add(w *Watcher) {
+	m := h.watchers[w.q.Kind]
+	if m == nil {
+		m = map[*Watcher]struct{}{}
+		h.watchers[w.q.Kind] = m
+	}
+	m[w] = struct{}{}
+}
+
+func (h *hub) drop(w *Watcher) {
+	if m := h.watchers[w.q.Kind]; m != nil {
+		delete(m, w)
+		if len(m) == 0 {
+			delete(h.watchers, w.q.Kind)
+		}
+	}
 }
 
 func (h *hub) load(entries []entry, oldest, head uint64) {
@@ -57,11 +78,18 @@ func (h *hub) publish(es []entry) {
 		h.log = h.log[n:]
 		h.oldest += uint64(n)
 	}
-	for w := range h.watchers {
-		for _, e := range es {
-			if !w.offer(e) {
-				delete(h.watchers, w)
-				break
+	// Each entry goes to every watcher before the next entry, so filters
+	// that decode an object (a host's watch) can reuse their last result. A
+	// watcher of another kind would not match it (an object keeps its kind).
+	for _, e := range es {
+		for _, kind := range [2]string{e.ev.Object.Kind, ""} {
+			for w := range h.watchers[kind] {
+				if !w.offer(e) {
+					h.drop(w) // closed: it gets no later entries
+				}
+			}
+			if kind == "" {
+				break // (stored objects always have a kind)
 			}
 		}
 	}
@@ -73,15 +101,17 @@ func (h *hub) closeAll(err error) {
 	if h.closedErr == nil {
 		h.closedErr = err
 	}
-	for w := range h.watchers {
-		w.close(err)
+	for _, m := range h.watchers {
+		for w := range m {
+			w.close(err)
+		}
 	}
 	clear(h.watchers)
 }
 
 func (h *hub) remove(w *Watcher) {
 	h.mu.Lock()
-	delete(h.watchers, w)
+	h.drop(w)
 	h.mu.Unlock()
 }
 
@@ -149,7 +179,7 @@ func (s *Store) Watch(ctx context.Context, q Query, from uint64) (*Watcher, erro
 	if from < h.head {
 		replay = slices.Clone(h.log[from+1-h.oldest:])
 	}
-	h.watchers[w] = struct{}{}
+	h.add(w)
 	h.mu.Unlock()
 	go w.run(ctx, replay)
 	return w, nil
