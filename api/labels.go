@@ -16,18 +16,22 @@ type LabelSelectorRequirement struct {
 	Values   []string `json:"values,omitempty"`
 }
 
-// HostnameLabel is the label every host carries with its name, as every
-// Kubernetes node carries kubernetes.io/hostname: manifests that pin with
-// nodeSelector or affinity on it work unchanged.
-const HostnameLabel = "kubernetes.io/hostname"
+// Labels every host carries, as every Kubernetes node carries them, so
+// manifests that select nodes with them work unchanged: its name, and its
+// operating system (podsphere hosts run containerd and runc on Linux).
+const (
+	HostnameLabel = "kubernetes.io/hostname"
+	HostOSLabel   = "kubernetes.io/os"
+)
 
 // HostLabels are a host's labels as selectors see them: its own plus
-// HostnameLabel (its name), which an admin's label cannot override.
+// HostnameLabel and HostOSLabel, which an admin's labels cannot override.
 func HostLabels(h *Object) map[string]string {
-	out := make(map[string]string, len(h.Labels)+1)
+	out := make(map[string]string, len(h.Labels)+2)
 	for k, v := range h.Labels {
 		out[k] = v
 	}
 	out[HostnameLabel] = h.Name()
+	out[HostOSLabel] = "linux"
 	return out
 }

@@ -114,6 +114,7 @@ func (c *Autoscalers) Reconcile(ctx context.Context, key string) (Result, error)
 	}
 	_ = target.DecodeSpec(&ts)
 	st.CurrentReplicas = ts.Replicas
+	c.seed(key, ts.Replicas, now)
 	request := ts.Template.Spec.CPU.Reservation
 	usage, running := c.usage(target)
 
@@ -202,24 +203,22 @@ func (c *Autoscalers) stabilize(key string, spec api.AutoscalerSpec, current, re
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	keep := time.Duration(max(down, up)) * time.Second
+	upMin, downMax := rec, rec
 	var recs []recommendation
 	for _, r := range c.recs[key] {
-		if now.Sub(r.at) <= keep {
-			recs = append(recs, r)
-		}
-	}
-	recs = append(recs, recommendation{at: now, replicas: rec})
-	c.recs[key] = recs
-	upMin, downMax := rec, rec
-	for _, r := range recs {
 		age := now.Sub(r.at)
-		if age <= time.Duration(up)*time.Second {
+		if age >= keep {
+			continue
+		}
+		recs = append(recs, r)
+		if age < time.Duration(up)*time.Second {
 			upMin = min(upMin, r.replicas)
 		}
-		if age <= time.Duration(down)*time.Second {
+		if age < time.Duration(down)*time.Second {
 			downMax = max(downMax, r.replicas)
 		}
 	}
+	c.recs[key] = append(recs, recommendation{at: now, replicas: rec})
 	out := current
 	if out < upMin {
 		out = upMin
@@ -228,6 +227,18 @@ func (c *Autoscalers) stabilize(key string, spec api.AutoscalerSpec, current, re
 		out = downMax
 	}
 	return out
+}
+
+// seed records the target's count as the first recommendation of an
+// autoscaler it has not seen (a new one, or after a vcenter restart), as
+// Kubernetes does: a scale-down then waits a whole stabilization window,
+// so a new autoscaler does not shrink its target at once.
+func (c *Autoscalers) seed(key string, current int, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.recs[key]; !ok {
+		c.recs[key] = []recommendation{{at: now, replicas: current}}
+	}
 }
 
 func (c *Autoscalers) write(key string, st api.AutoscalerStatus) error {
