@@ -42,7 +42,7 @@ var deploymentKind = registerWorkload(&workloadKind{
 	},
 	info: func(ctx context.Context, c API, o *api.Object, b *block, loc *time.Location) error {
 		s, st := specOf[api.DeploymentSpec](o), statusOf[api.DeploymentStatus](o)
-		addTemplate(b, s.Pool, s.Selector, s.Template)
+		addTemplate(b, s.Pool, s.Selector, s.Template, s.HA)
 		b.add("Strategy", "%s", strategyText(s.Strategy))
 		if s.MinReadySeconds > 0 {
 			b.add("Min ready", "%ds", s.MinReadySeconds)

@@ -27,7 +27,7 @@ var rsKind = registerWorkload(&workloadKind{
 		if s.Revision > 0 {
 			b.add("Revision", "%d", s.Revision)
 		}
-		addTemplate(b, s.Pool, s.Selector, s.Template)
+		addTemplate(b, s.Pool, s.Selector, s.Template, s.HA)
 		if s.MinReadySeconds > 0 {
 			b.add("Min ready", "%ds", s.MinReadySeconds)
 		}

@@ -177,15 +177,29 @@ func imagesOf(t api.VMTemplate) string {
 	return orDash(strings.Join(parts, ","))
 }
 
-// addTemplate adds the lines of a workload's template: its labels, image
-// and size.
-func addTemplate(b *block, pool string, sel api.LabelSelector, t api.VMTemplate) {
+// addTemplate adds the lines of a workload's template: its labels, image,
+// size, and the HA settings its members get (the template's own win).
+func addTemplate(b *block, pool string, sel api.LabelSelector, t api.VMTemplate, ha api.HAPolicy) {
 	b.add("Pool", "%s", orDash(pool))
 	b.add("Selector", "%s", selectorText(sel))
 	b.add("Template labels", "%s", labelsText(t.Labels))
 	b.add("Image", "%s", imagesOf(t))
 	b.add("CPU", "%d vCPU(s)", t.Spec.NumCPU)
 	b.add("Memory", "%dMB", t.Spec.MemoryMB)
+	prio, iso := ha.RestartPriority, ha.IsolationResponse
+	if t.Spec.HA.RestartPriority != "" {
+		prio = t.Spec.HA.RestartPriority
+	}
+	if t.Spec.HA.IsolationResponse != "" {
+		iso = t.Spec.HA.IsolationResponse
+	}
+	if prio == "" {
+		prio = "cluster default"
+	}
+	if iso == "" {
+		iso = "cluster default"
+	}
+	b.add("HA", "restart priority %s, isolation response %s", prio, iso)
 }
 
 // addConditions adds the controller's conditions, Type=Status Reason: message.
@@ -675,7 +689,7 @@ var (
 		},
 		info: func(ctx context.Context, c API, o *api.Object, b *block, loc *time.Location) error {
 			s, st := specOf[api.DaemonSetSpec](o), statusOf[api.DaemonSetStatus](o)
-			addTemplate(b, s.Pool, s.Selector, s.Template)
+			addTemplate(b, s.Pool, s.Selector, s.Template, s.HA)
 			b.add("Host selector", "%s", labelsText(s.Template.Spec.HostSelector))
 			b.add("Hosts", "%d desired, %d current, %d ready", st.DesiredNumberScheduled, st.CurrentNumberScheduled, st.NumberReady)
 			addConditions(b, st.Conditions)
@@ -702,7 +716,7 @@ var (
 		},
 		info: func(ctx context.Context, c API, o *api.Object, b *block, loc *time.Location) error {
 			s, st := specOf[api.JobSpec](o), statusOf[api.JobStatus](o)
-			addTemplate(b, s.Pool, s.Selector, s.Template)
+			addTemplate(b, s.Pool, s.Selector, s.Template, api.HAPolicy{})
 			b.add("State", "%s", jobState(st))
 			b.add("Completions", "%d of %d succeeded (parallelism %d)", st.Succeeded, s.Completions, s.Parallelism)
 			b.add("Active", "%d", st.Active)
