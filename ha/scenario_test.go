@@ -1,16 +1,16 @@
 package ha
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podsphere/podsphere/internal/scenario"
 )
 
 // Scenario tests: testdata/*.txt are scripts of commands, each followed by
@@ -325,51 +325,8 @@ func reason(s string) string {
 }
 
 func run(t *testing.T, file string) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	h := &harness{t: t, start: start, now: start, hosts: map[string]*simHost{}, vms: map[string]*simVM{}, gaveUp: map[string]bool{},
 		cfg: Config{Enabled: true, Datastores: true, Timings: DefaultTimings()}}
-	var out strings.Builder
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	changed := false
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		out.WriteString(line + "\n")
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		j := i + 1
-		var want []string
-		if j < len(lines) && lines[j] == "----" {
-			for j++; j < len(lines) && lines[j] != ""; j++ {
-				want = append(want, lines[j])
-			}
-		} else {
-			t.Fatalf("%s:%d: %q has no ---- block", file, i+1, line)
-		}
-		got := strings.TrimRight(h.do(line), "\n")
-		if got == "" {
-			got = "ok"
-		}
-		if got != strings.Join(want, "\n") {
-			changed = true
-			if !*rewrite {
-				t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, i+1, line, got, strings.Join(want, "\n"))
-			}
-		}
-		out.WriteString("----\n" + got + "\n")
-		i = j - 1
-	}
-	if *rewrite && changed {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	scenario.Run(t, file, *rewrite, h.do)
 }

@@ -1,13 +1,11 @@
 package controllers
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/internal/scenario"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
@@ -117,61 +116,16 @@ func (h *harness) open() {
 func (h *harness) drain() { h.runner.Drain(context.Background()) }
 
 func runScenario(t *testing.T, file string) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := newHarness(t)
-	var out strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(string(raw)))
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	changed := false
-	for i := 0; i < len(lines); i++ {
-		line := lines[i]
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			out.WriteString(line + "\n")
-			continue
-		}
-		out.WriteString(line + "\n")
-		// The expected block: "----" then lines up to a blank line.
-		var want []string
-		j := i + 1
-		if j < len(lines) && lines[j] == "----" {
-			j++
-			for j < len(lines) && lines[j] != "" {
-				want = append(want, lines[j])
-				j++
-			}
-		} else {
-			t.Fatalf("%s:%d: %q has no ---- block", file, i+1, line)
-		}
+	scenario.Run(t, file, *rewrite, func(line string) string {
 		// "!cmd" runs cmd without letting the controllers act afterwards
 		// (a crash right after the write).
 		got := h.do(strings.TrimPrefix(line, "!"))
 		if !strings.HasPrefix(line, "!") {
 			h.drain()
 		}
-		if got == "" {
-			got = "ok"
-		}
-		got = strings.TrimRight(got, "\n")
-		if got != strings.Join(want, "\n") {
-			changed = true
-			if !*rewrite {
-				t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, i+1, line, got, strings.Join(want, "\n"))
-			}
-		}
-		out.WriteString("----\n" + got + "\n")
-		i = j - 1
-	}
-	if *rewrite && changed {
-		if err := os.WriteFile(file, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return got
+	})
 }
 
 func kv(args []string) map[string]string {
