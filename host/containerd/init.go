@@ -24,29 +24,7 @@ func initKey(vmID string) string { return vmID + "/init" }
 // after an agent restart) is waited for. While the sequence runs the VM
 // is powered on. Stop, Delete and Recreate end it (unwatch).
 func (d *Driver) runInits(vmID string, boot time.Time) {
-	key := initKey(vmID)
-	d.mu.Lock()
-	if _, ok := d.watchers[key]; ok {
-		d.mu.Unlock()
-		return
-	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	w := &watcher{cancel: cancel}
-	d.watchers[key] = w
-	d.wg.Add(1)
-	d.mu.Unlock()
-
-	go func() {
-		defer d.wg.Done()
-		defer func() {
-			d.mu.Lock()
-			if d.watchers[key] == w {
-				delete(d.watchers, key)
-			}
-			d.mu.Unlock()
-			cancel()
-			d.changed(vmID)
-		}()
+	d.goWatch(initKey(vmID), func() { d.changed(vmID) }, func(ctx context.Context) {
 		backoff := d.cfg.Backoff
 		retry := false
 		for i := 0; ; {
@@ -99,7 +77,7 @@ func (d *Driver) runInits(vmID string, boot time.Time) {
 			backoff = nextBackoff(backoff, d.cfg.BackoffMax)
 			retry = true
 		}
-	}()
+	})
 }
 
 // runInit runs one init container's task to its exit and records the exit

@@ -100,30 +100,41 @@ func (d *Driver) unwatch(cid string) {
 	}
 }
 
-// watch starts supervising a container unless it already is. task may be nil
-// when the container has no task (it is then treated as exited).
-func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time) {
+// goWatch runs body in a goroutine as the watcher named key, unless one
+// by that name already runs; Stop, Delete and Recreate end it through its
+// context (unwatch). ended, when set, runs after body returns.
+func (d *Driver) goWatch(key string, ended func(), body func(ctx context.Context)) {
 	d.mu.Lock()
-	if _, ok := d.watchers[cid]; ok {
+	if _, ok := d.watchers[key]; ok {
 		d.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	w := &watcher{cancel: cancel}
-	d.watchers[cid] = w
+	d.watchers[key] = w
 	d.wg.Add(1)
 	d.mu.Unlock()
-
 	go func() {
 		defer d.wg.Done()
 		defer func() {
 			d.mu.Lock()
-			if d.watchers[cid] == w {
-				delete(d.watchers, cid)
+			if d.watchers[key] == w {
+				delete(d.watchers, key)
 			}
 			d.mu.Unlock()
 			cancel()
+			if ended != nil {
+				ended()
+			}
 		}()
+		body(ctx)
+	}()
+}
+
+// watch starts supervising a container unless it already is. task may be nil
+// when the container has no task (it is then treated as exited).
+func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time) {
+	d.goWatch(cid, nil, func(ctx context.Context) {
 		backoff := d.cfg.Backoff
 		for {
 			code := -1
@@ -175,7 +186,7 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 				task = nil // counts as another failed start, after a longer backoff
 			}
 		}
-	}()
+	})
 }
 
 // afterExit records the exit and says whether the container should restart.
