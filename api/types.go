@@ -25,8 +25,12 @@ type DRSConfig struct {
 type HAConfig struct {
 	Enabled                 bool `json:"enabled"`
 	AdmissionControlEnabled bool `json:"admissionControlEnabled"`
-	// HostFailuresTolerated is vSphere's "host failures cluster tolerates".
+	// HostFailuresTolerated is vSphere's "host failures cluster tolerates"
+	// (at least 1 when admission control is on).
 	HostFailuresTolerated int `json:"hostFailuresTolerated,omitempty"`
+	// AdmissionPolicy is how admission control keeps failover capacity:
+	// percentage (vSphere's cluster resource percentage, the default) or slot.
+	AdmissionPolicy string `json:"admissionPolicy,omitempty"`
 }
 
 // ClusterRule is a DRS rule (ClusterAffinityRuleSpec, ClusterAntiAffinityRuleSpec, ClusterVmHostRuleInfo).

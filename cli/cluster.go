@@ -65,13 +65,15 @@ func (o *clusterCreateOptions) Run(ctx context.Context) error {
 
 // clusterChangeOptions runs `psc cluster.change CLUSTER...` with DRS and HA flags.
 type clusterChangeOptions struct {
-	env      *Env
-	cmd      *cobra.Command
-	drs      bool
-	drsMode  string
-	ha       bool
-	haAC     bool
-	clusters []string
+	env        *Env
+	cmd        *cobra.Command
+	drs        bool
+	drsMode    string
+	ha         bool
+	haAC       bool
+	haFailures int
+	haPolicy   string
+	clusters   []string
 }
 
 func newClusterChangeCommand(env *Env) *cobra.Command {
@@ -80,7 +82,8 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 		Use:   "cluster.change CLUSTER...",
 		Short: "Change DRS and HA settings of clusters (unset flags stay as they are)",
 		Example: `  psc cluster.change -drs-enabled -drs-mode partiallyAutomated c1
-  psc cluster.change -ha-enabled -ha-admission-control-enabled=false c1`,
+  psc cluster.change -ha-enabled -ha-admission-control-enabled=false c1
+  psc cluster.change -ha-enabled -ha-admission-control-enabled -ha-host-failures 1 -ha-admission-policy slot c1`,
 		Args: minArgs(1, "at least one CLUSTER"),
 		RunE: runE(o),
 	}
@@ -89,6 +92,8 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 	f.StringVar(&o.drsMode, "drs-mode", "", "DRS automation level: "+strings.Join(drsModes, "|"))
 	f.BoolVar(&o.ha, "ha-enabled", false, "enable HA")
 	f.BoolVar(&o.haAC, "ha-admission-control-enabled", false, "enable HA admission control")
+	f.IntVar(&o.haFailures, "ha-host-failures", 1, "host failures the cluster tolerates (HA admission control)")
+	f.StringVar(&o.haPolicy, "ha-admission-policy", "", "HA admission control policy: percentage|slot")
 	o.cmd = cmd
 	return cmd
 }
@@ -103,8 +108,18 @@ func (o *clusterChangeOptions) Validate() error {
 		return usagef("-drs-mode %q: want one of %s", o.drsMode, strings.Join(drsModes, ", "))
 	}
 	f := o.cmd.Flags()
-	if !f.Changed("drs-enabled") && !f.Changed("drs-mode") && !f.Changed("ha-enabled") && !f.Changed("ha-admission-control-enabled") {
-		return usagef("cluster.change: nothing to change (give -drs-enabled, -drs-mode, -ha-enabled or -ha-admission-control-enabled)")
+	if o.haPolicy != "" && o.haPolicy != "percentage" && o.haPolicy != "slot" {
+		return usagef("-ha-admission-policy %q: want percentage or slot", o.haPolicy)
+	}
+	if f.Changed("ha-host-failures") && o.haFailures < 1 {
+		return usagef("-ha-host-failures %d: want at least 1 (turn admission control off with -ha-admission-control-enabled=false)", o.haFailures)
+	}
+	changed := false
+	for _, n := range []string{"drs-enabled", "drs-mode", "ha-enabled", "ha-admission-control-enabled", "ha-host-failures", "ha-admission-policy"} {
+		changed = changed || f.Changed(n)
+	}
+	if !changed {
+		return usagef("cluster.change: nothing to change (give -drs-enabled, -drs-mode, -ha-enabled, -ha-admission-control-enabled, -ha-host-failures or -ha-admission-policy)")
 	}
 	return nil
 }
@@ -132,6 +147,12 @@ func (o *clusterChangeOptions) Run(ctx context.Context) error {
 			}
 			if f.Changed("ha-admission-control-enabled") {
 				s.HA.AdmissionControlEnabled = o.haAC
+			}
+			if f.Changed("ha-host-failures") {
+				s.HA.HostFailuresTolerated = o.haFailures
+			}
+			if f.Changed("ha-admission-policy") {
+				s.HA.AdmissionPolicy = o.haPolicy
 			}
 			obj.SetSpec(s)
 			return nil

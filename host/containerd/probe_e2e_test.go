@@ -129,8 +129,11 @@ func TestProbes(t *testing.T) {
 		testenv.WaitFor(t, "a restart after the liveness probe failed", 20*time.Second, func() bool {
 			return status(t, d, "live").Restarts >= 1
 		})
+		// Running again in a new run: the restart count can be seen before
+		// the new task is (the old one is being reaped), so wait for both.
 		testenv.WaitFor(t, "live running again", 10*time.Second, func() bool {
-			return status(t, d, "live").Containers[0].State == StateRunning
+			c := status(t, d, "live").Containers[0]
+			return c.State == StateRunning && c.StartedAt.After(before.Containers[0].StartedAt)
 		})
 		st := status(t, d, "live")
 		if st.Containers[0].Restarts != 1 || !st.Containers[0].StartedAt.After(before.Containers[0].StartedAt) {

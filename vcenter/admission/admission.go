@@ -14,6 +14,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/labels"
+	"github.com/podsphere/podsphere/ha"
 	"github.com/podsphere/podsphere/pools"
 	"github.com/podsphere/podsphere/quota"
 	"github.com/podsphere/podsphere/vcenter/placement"
@@ -40,6 +41,31 @@ type Cluster struct {
 	// HostOrder, when the caller keeps one, is the paths of Hosts in name
 	// order, so SortedHosts need not sort them at every placement.
 	HostOrder []string
+	// MaxCPUReservation and MaxMemReservation are the largest reservations
+	// of the powered-on VMs on the cluster's hosts (HA's slot size).
+	MaxCPUReservation, MaxMemReservation int64
+}
+
+// Failover is the cluster's HA failover capacity (admission control), or
+// false when HA admission control is off.
+func (c Cluster) Failover() (ha.Failover, bool) {
+	h := c.Spec.HA
+	if !h.Enabled || !h.AdmissionControlEnabled {
+		return ha.Failover{}, false
+	}
+	var hosts []ha.CapacityHost
+	var load ha.Load
+	for _, p := range c.SortedHosts() {
+		x := c.Hosts[p]
+		load.VMs += x.Running
+		load.CPUReserved += x.CPUReserved
+		load.MemReserved += x.MemReserved
+		if x.Status.State == api.HostConnected && !x.Spec.Maintenance {
+			hosts = append(hosts, ha.CapacityHost{Name: api.Base(p), CPUCapacity: x.Status.CPUCapacity, MemCapacity: x.Status.MemCapacity})
+		}
+	}
+	load.MaxCPU, load.MaxMem = c.MaxCPUReservation, c.MaxMemReservation
+	return ha.FailoverCapacity(h.AdmissionPolicy, max(h.HostFailuresTolerated, 1), hosts, load), true
 }
 
 // Pool is one resource pool with the reservations of the powered-on VMs
@@ -166,6 +192,14 @@ func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]s
 	}
 	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
 		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+	}
+	if f, on := c.Failover(); on {
+		// The slot a VM takes is at least the cluster's slot size: the
+		// largest reservation, this VM's included.
+		f.SlotCPU, f.SlotMem = max(f.SlotCPU, spec.CPU.Reservation), max(f.SlotMem, spec.Mem.Reservation)
+		if err := f.Admit(api.Base(path), spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+			return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+		}
 	}
 	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours, Hosts: make([]placement.Host, 0, len(c.Hosts))}
 	for _, r := range c.Spec.Rules {
@@ -341,6 +375,24 @@ func ChangeRunning(c Cluster, oldSpec, spec api.VMSpec) error {
 		}
 		if free := max(h.Status.MemCapacity-h.MemReserved, 0); dMem > free {
 			return fmt.Errorf("host %s has %d MB unreserved memory, the new reservation needs %d MB more: %w", api.Base(oldSpec.Host), free, dMem, api.ErrInsufficientResources)
+		}
+	}
+	if dCPU == 0 && dMem == 0 {
+		return nil
+	}
+	// HA admission control: the growth must leave the failover capacity.
+	// Under the slot policy a larger reservation makes every slot larger.
+	c.MaxCPUReservation = max(c.MaxCPUReservation, spec.CPU.Reservation)
+	c.MaxMemReservation = max(c.MaxMemReservation, spec.Mem.Reservation)
+	if f, on := c.Failover(); on {
+		what := fmt.Sprintf("the new reservation (%d MHz, %d MB)", spec.CPU.Reservation, spec.Mem.Reservation)
+		cpu, mem := dCPU, dMem
+		if f.Policy == ha.PolicySlot {
+			f.UsedSlots-- // the VM's own slots, asked again in full
+			cpu, mem = spec.CPU.Reservation, spec.Mem.Reservation
+		}
+		if err := f.Admit(what, cpu, mem); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -36,6 +36,11 @@ func (cluster) prepare(_ api.Ref, o *api.Object) error {
 	if !drsModes[s.DRS.Mode] {
 		return fmt.Errorf("spec.drs.mode %q: want manual, partiallyAutomated or fullyAutomated: %w", s.DRS.Mode, api.ErrInvalid)
 	}
+	switch s.HA.AdmissionPolicy {
+	case "", "percentage", "slot":
+	default:
+		return fmt.Errorf("spec.ha.admissionPolicy %q: want percentage or slot: %w", s.HA.AdmissionPolicy, api.ErrInvalid)
+	}
 	if s.HA.HostFailuresTolerated < 0 {
 		return fmt.Errorf("spec.ha.hostFailuresTolerated %d is negative: %w", s.HA.HostFailuresTolerated, api.ErrInvalid)
 	}

@@ -42,9 +42,12 @@ type index struct {
 	// /DC/vm/NS), the powered-on VMs with a host, and those of them with
 	// required anti-affinity terms; what VM-VM placement terms look at.
 	running, repelling map[string]map[string]struct{}
-	events             []string // event paths, oldest first
-	tasks              []string
-	nextKey            uint64 // next event/task key
+	// reservations counts, per cluster, the powered-on placed VMs
+	// reserving each CPU and memory figure: HA's slot size is the largest.
+	cpuResCount, memResCount map[string]map[int64]int
+	events                   []string // event paths, oldest first
+	tasks                    []string
+	nextKey                  uint64 // next event/task key
 }
 
 type poolEntry struct {
@@ -84,15 +87,17 @@ type vmEntry struct {
 
 func newIndex() *index {
 	return &index{
-		pools:     map[string]*poolEntry{},
-		hosts:     map[string]*hostEntry{},
-		clusters:  map[string]api.ClusterSpec{},
-		vms:       map[string]vmEntry{},
-		owned:     map[string][]string{},
-		peers:     map[string]map[string]int{},
-		running:   map[string]map[string]struct{}{},
-		repelling: map[string]map[string]struct{}{},
-		nextKey:   1,
+		pools:       map[string]*poolEntry{},
+		hosts:       map[string]*hostEntry{},
+		clusters:    map[string]api.ClusterSpec{},
+		vms:         map[string]vmEntry{},
+		owned:       map[string][]string{},
+		peers:       map[string]map[string]int{},
+		running:     map[string]map[string]struct{}{},
+		repelling:   map[string]map[string]struct{}{},
+		cpuResCount: map[string]map[int64]int{},
+		memResCount: map[string]map[int64]int{},
+		nextKey:     1,
 
 		clusterHosts: map[string]map[string]admission.Host{},
 		hostOrder:    map[string][]string{},
@@ -337,12 +342,40 @@ func (ix *index) vmIn(path string, e vmEntry) {
 				}
 				m[e.host]++
 			}
+			countRes(ix.cpuResCount, h.cluster, e.cpuRes, 1)
+			countRes(ix.memResCount, h.cluster, e.memRes, 1)
 			addTo(ix.running, api.Parent(path), path)
 			if len(e.antiAffinity) > 0 {
 				addTo(ix.repelling, api.Parent(path), path)
 			}
 		}
 	}
+}
+
+// countRes adds d to the count of VMs of cluster reserving v.
+func countRes(counts map[string]map[int64]int, cluster string, v int64, d int) {
+	if cluster == "" {
+		return
+	}
+	m := counts[cluster]
+	if m == nil {
+		m = map[int64]int{}
+		counts[cluster] = m
+	}
+	if m[v] += d; m[v] <= 0 {
+		delete(m, v)
+	}
+	if len(m) == 0 {
+		delete(counts, cluster)
+	}
+}
+
+func maxKey(m map[int64]int) int64 {
+	var out int64
+	for k := range m {
+		out = max(out, k)
+	}
+	return out
 }
 
 func addTo(sets map[string]map[string]struct{}, key, path string) {
@@ -384,6 +417,8 @@ func (ix *index) vmOut(path string) {
 			h.memRes -= e.memRes
 			h.running--
 			ix.hostChanged(e.host, h)
+			countRes(ix.cpuResCount, h.cluster, e.cpuRes, -1)
+			countRes(ix.memResCount, h.cluster, e.memRes, -1)
 		}
 		if m := ix.peers[e.owner]; e.host != "" && m != nil {
 			if m[e.host]--; m[e.host] <= 0 {
@@ -449,6 +484,8 @@ func (ix *index) cluster(clusterPath string, p *placing) admission.Cluster {
 		v.Hosts = map[string]admission.Host{}
 	}
 	v.HostOrder = ix.hostOrder[clusterPath]
+	v.MaxCPUReservation = maxKey(ix.cpuResCount[clusterPath])
+	v.MaxMemReservation = maxKey(ix.memResCount[clusterPath])
 	root := clusterPath + "/" + api.RootPoolName
 	for p, e := range ix.pools {
 		if e.exists && (p == root || strings.HasPrefix(p, root+"/")) {

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// HA admission control: with one host failure tolerated, a power-on that
+// would leave too little to restart everything is refused, naming the
+// policy and the figures; with admission control off it is admitted.
+func TestHAAdmissionControl(t *testing.T) {
+	for _, policy := range []string{"percentage", "slot"} {
+		t.Run(policy, func(t *testing.T) {
+			e := startVCenter(t, Config{})
+			e.inventory(t, &api.ClusterSpec{HA: api.HAConfig{Enabled: true, AdmissionControlEnabled: true, HostFailuresTolerated: 1, AdmissionPolicy: policy}})
+			e.joinHost(t, "esx-01", 10000, 65536)
+			e.joinHost(t, "esx-02", 10000, 65536)
+			// 10,000 MHz of 20,000 are kept for one host's failure: two VMs
+			// of 5,000 fit (2 slots of 5,000 left after the largest host).
+			e.mustCreate(t, vm("a", rootRP, 5000, api.PoweredOn))
+			e.mustCreate(t, vm("b", rootRP, 5000, api.PoweredOn))
+			_, err := e.admin.Create(ctxT(t), vm("c", rootRP, 5000, api.PoweredOn))
+			if !errors.Is(err, api.ErrInsufficientResources) || !strings.Contains(err.Error(), "HA admission control") {
+				t.Fatalf("the third VM: %v, want an HA admission control refusal", err)
+			}
+			want := map[string]string{"percentage": "cluster resource percentage, 1 host failures tolerated", "slot": "slot policy, 1 host failures tolerated"}[policy]
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("refusal %q does not name %q", err, want)
+			}
+			if !hasEvent(e.eventsFor(t, dc+"/vm/c"), "VmFailedToPowerOnEvent", "HA admission control") {
+				t.Errorf("no refusal event for c")
+			}
+			// A running VM's reservation may not grow into the failover reserve.
+			o, s, _ := e.getVM(t, "a")
+			s.CPU.Reservation = 6000
+			o.SetSpec(s)
+			if _, err := e.admin.Update(ctxT(t), o); !errors.Is(err, api.ErrInsufficientResources) || !strings.Contains(err.Error(), "HA admission control") {
+				t.Errorf("growing a to 6000 MHz: %v", err)
+			}
+		})
+	}
+	t.Run("off", func(t *testing.T) {
+		e := startVCenter(t, Config{})
+		e.inventory(t, &api.ClusterSpec{HA: api.HAConfig{Enabled: true}})
+		e.joinHost(t, "esx-01", 10000, 65536)
+		e.joinHost(t, "esx-02", 10000, 65536)
+		for _, n := range []string{"a", "b", "c"} {
+			e.mustCreate(t, vm(n, rootRP, 5000, api.PoweredOn))
+		}
+	})
+	t.Run("bad policy", func(t *testing.T) {
+		e := startVCenter(t, Config{})
+		e.mustCreate(t, api.New(api.KindDatacenter, dc, nil))
+		_, err := e.admin.Create(ctxT(t), api.New(api.KindCluster, cluster, api.ClusterSpec{HA: api.HAConfig{AdmissionPolicy: "dedicated"}}))
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), `spec.ha.admissionPolicy "dedicated": want percentage or slot`) {
+			t.Errorf("policy dedicated: %v", err)
+		}
+	})
+}
