@@ -18,6 +18,8 @@ type DesiredVM struct {
 	// carried out (status.resetGeneration). They differ after vm.power -reset.
 	ResetGeneration, ResetDone int64
 	Spec                       runtime.VMSpec // what Create needs
+	// Hash is runtime.SpecHash(Spec) when the caller has it already ("" = Plan computes it).
+	Hash string
 }
 
 // ActionKind is one runtime step.
@@ -95,7 +97,11 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 			c.Spec = &spec
 			return c
 		}
-		changed := exists && a.SpecHash != "" && a.SpecHash != runtime.SpecHash(d.Spec)
+		hash := d.Hash
+		if hash == "" && exists && a.SpecHash != "" {
+			hash = runtime.SpecHash(d.Spec)
+		}
+		changed := exists && a.SpecHash != "" && a.SpecHash != hash
 		if d.PowerState != api.PoweredOn {
 			if running {
 				free = append(free, act(Stop))

@@ -58,6 +58,19 @@ type reconciler struct {
 	poke     chan struct{}
 	// later holds noticed VMs whose job was running: reported after it.
 	later map[string]bool
+	// decoded caches, per mirrored VM version, its decoded spec and status
+	// and its spec hash: a pass looks at every VM of the host, and decoding
+	// and hashing them all again at each pass was most of the agent's CPU.
+	decoded map[string]decodedVM
+}
+
+// decodedVM is one VM version, decoded once.
+type decodedVM struct {
+	uid  string
+	rv   uint64
+	spec api.VMSpec
+	st   api.VMStatus
+	hash string // runtime.SpecHash of the runtime spec made from spec
 }
 
 // job is one VM's steps from one pass, run in order on a goroutine of its own.
@@ -89,6 +102,7 @@ func newReconciler(a *Agent, c *client.Client) *reconciler {
 		vms: map[string]*api.Object{}, resetDone: map[string]int64{},
 		running: map[string]*job{}, done: make(chan jobResult, ActionParallel),
 		notified: map[string]bool{}, poke: make(chan struct{}, 1), later: map[string]bool{},
+		decoded: map[string]decodedVM{},
 	}
 }
 
@@ -280,16 +294,30 @@ func (r *reconciler) desired() []DesiredVM {
 	for _, o := range r.vms {
 		out = append(out, r.desiredOf(o))
 	}
+	if len(r.decoded) > 2*len(r.vms)+16 {
+		for p := range r.decoded {
+			if r.vms[p] == nil {
+				delete(r.decoded, p) // gone from the host
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
 // desiredOf is Plan's input for one mirrored VM.
 func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
-	var spec api.VMSpec
-	var st api.VMStatus
-	_ = o.DecodeSpec(&spec) // checked in observe
-	_ = o.DecodeStatus(&st)
+	if r.decoded == nil {
+		r.decoded = map[string]decodedVM{}
+	}
+	dv, cached := r.decoded[o.Path]
+	if !cached || dv.uid != o.UID || dv.rv != o.ResourceVersion || o.ResourceVersion == 0 {
+		dv = decodedVM{uid: o.UID, rv: o.ResourceVersion}
+		_ = o.DecodeSpec(&dv.spec) // checked in observe
+		_ = o.DecodeStatus(&dv.st)
+		r.decoded[o.Path] = dv
+	}
+	spec, st := dv.spec, dv.st
 	id := vmID(o)
 	done := st.ResetGeneration
 	if g, ok := r.resetDone[id]; ok {
@@ -299,7 +327,7 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 			done = g
 		}
 	}
-	return DesiredVM{
+	d := DesiredVM{
 		ID:              id,
 		Path:            o.Path,
 		PowerState:      spec.PowerState,
@@ -319,6 +347,12 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 			Hostname:                      spec.Hostname,
 		},
 	}
+	if dv.hash == "" {
+		dv.hash = runtime.SpecHash(d.Spec)
+		r.decoded[o.Path] = dv
+	}
+	d.Hash = dv.hash
+	return d
 }
 
 // vmID is the runtime ID of a VM: its UID, stable for the VM's life.
@@ -551,15 +585,15 @@ func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState
 	}
 	// A VM that vcenter already sees ready, and that stayed ready, keeps
 	// its ReadySince (a restarted agent re-probes and would move it on).
-	var cur api.VMStatus
-	if st.Ready && o.DecodeStatus(&cur) == nil && cur.Ready && !cur.ReadySince.IsZero() && cur.BootTime.Equal(st.BootTime) &&
+	cur := r.statusOf(o)
+	if st.Ready && cur.Ready && !cur.ReadySince.IsZero() && cur.BootTime.Equal(st.BootTime) &&
 		(st.ReadySince.IsZero() || cur.ReadySince.Before(st.ReadySince)) {
 		st.ReadySince = cur.ReadySince
 	}
 	if st.Ready && st.ReadySince.IsZero() {
 		st.ReadySince = time.Now().UTC()
 	}
-	if sameStatus(o, st) {
+	if sameStatus(o, cur, st) {
 		return
 	}
 	if err := r.writeStatus(ctx, o, st); err != nil && ctx.Err() == nil {
@@ -568,14 +602,23 @@ func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState
 }
 
 // sameStatus compares in JSON form, which is what vcenter stores.
-func sameStatus(o *api.Object, st api.VMStatus) bool {
-	var cur api.VMStatus
-	if err := o.DecodeStatus(&cur); err != nil {
-		return false
+func sameStatus(o *api.Object, cur, st api.VMStatus) bool {
+	b, _ := json.Marshal(st)
+	if bytes.Equal(o.Status, b) {
+		return true // what this host wrote last, as it wrote it: the usual case
 	}
 	a, _ := json.Marshal(cur)
-	b, _ := json.Marshal(st)
 	return bytes.Equal(a, b)
+}
+
+// statusOf is o's status, decoded once per version (desiredOf's cache).
+func (r *reconciler) statusOf(o *api.Object) api.VMStatus {
+	if dv, ok := r.decoded[o.Path]; ok && dv.uid == o.UID && dv.rv == o.ResourceVersion && o.ResourceVersion != 0 {
+		return dv.st
+	}
+	var st api.VMStatus
+	_ = o.DecodeStatus(&st)
+	return st
 }
 
 // writeStatus puts st on the VM, re-reading it after a conflict. A VM that
