@@ -63,6 +63,9 @@ func (c *DaemonSets) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Path}
 	case api.KindVirtualMachine:
+		if memberUnchanged(old, new) {
+			return nil
+		}
 		var keys []string
 		for _, v := range []*api.Object{old, new} {
 			if v != nil && isKind(v.Owner, api.KindDaemonSet) {

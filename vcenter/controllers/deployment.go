@@ -75,6 +75,9 @@ func (c *Deployments) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Owner}
 	case api.KindVirtualMachine:
+		if memberUnchanged(old, new) {
+			return nil
+		}
 		if new == nil {
 			c.decoded.forget(old.Path)
 		}

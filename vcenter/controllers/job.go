@@ -56,6 +56,9 @@ func (c *Jobs) Keys(old, new *api.Object) []string {
 	case api.KindJob:
 		return []string{o.Path}
 	case api.KindVirtualMachine:
+		if memberUnchanged(old, new) {
+			return nil
+		}
 		var keys []string
 		for _, v := range []*api.Object{old, new} {
 			if v != nil && isKind(v.Owner, api.KindJob) {

@@ -81,6 +81,9 @@ func (c *ReplicaSets) Keys(old, new *api.Object) []string {
 		c.mu.Unlock()
 		return []string{o.Path}
 	case api.KindVirtualMachine:
+		if memberUnchanged(old, new) {
+			return nil
+		}
 		if new == nil {
 			c.decoded.forget(old.Path)
 		}

@@ -16,6 +16,7 @@ import (
 	"container/heap"
 	"context"
 	"log"
+	"maps"
 	"sync"
 	"time"
 
@@ -331,4 +332,28 @@ func (h *dueHeap) Pop() any {
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
+}
+
+// memberUnchanged says that nothing a workload controller acts on changed
+// between two versions of a VM: its owner, labels, power state, host,
+// removal, and what its host reports of power, readiness and phase. A
+// host's periodic usage figures (CPU, memory) then queue nothing, or every
+// set would be reconciled at every report of every member.
+func memberUnchanged(old, new *api.Object) bool {
+	if old == nil || new == nil || old.Owner != new.Owner || !maps.Equal(old.Labels, new.Labels) {
+		return false
+	}
+	type view struct {
+		power, host, phase, statusHost, statusPower string
+		removing, ready                             bool
+		readySince                                  time.Time
+	}
+	of := func(o *api.Object) view {
+		var s api.VMSpec
+		var st api.VMStatus
+		_ = o.DecodeSpec(&s)
+		_ = o.DecodeStatus(&st)
+		return view{s.PowerState, s.Host, st.Phase, st.Host, st.PowerState, s.Removing, st.Ready, st.ReadySince}
+	}
+	return of(old) == of(new)
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,5 +78,24 @@ func TestQueueKeepsOneEntryPerKey(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
 		t.Errorf("popped %v, want [a b] (a at +1s, b at +2s)", got)
+	}
+}
+
+// A member's usage report queues nothing; its readiness does.
+func TestUsageReportsQueueNothing(t *testing.T) {
+	c := NewReplicaSets(nil, nil, 1)
+	vm := api.New(api.KindVirtualMachine, "/dc1/vm/web-x", api.VMSpec{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-01"})
+	vm.Owner = "/dc1/replicaset/web"
+	vm.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-01", Ready: true, CPUUsageMHz: 100})
+	busier := vm.Clone()
+	busier.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-01", Ready: true, CPUUsageMHz: 900})
+	if keys := c.Keys(vm, busier); len(keys) != 0 {
+		t.Errorf("a usage report queued %v", keys)
+	}
+	unready := busier.Clone()
+	unready.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-01", Ready: false, CPUUsageMHz: 900})
+	keys := c.Keys(busier, unready) // the owner of both versions: the queue keeps one entry
+	if len(keys) == 0 || slices.ContainsFunc(keys, func(k string) bool { return k != vm.Owner }) {
+		t.Errorf("a readiness change queued %v, want %s", keys, vm.Owner)
 	}
 }
