@@ -104,3 +104,32 @@ func ReadErrorBody(resp *http.Response) (eb ErrorBody, ok bool) {
 	eb.Error = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
 	return eb, false
 }
+
+// HAPlan answers GET /api/v1/ha/plan?cluster=C&fail=H1,H2 (psc ha.plan):
+// what HA would do if those hosts failed now, without touching anything.
+type HAPlan struct {
+	Cluster string       `json:"cluster"`
+	Failed  []string     `json:"failed"`
+	Steps   []HAPlanStep `json:"steps"`
+	// NotRestarted are the protected VMs HA could not restart, and why.
+	NotRestarted []HAPlanWait `json:"notRestarted,omitempty"`
+	// Unprotected are the powered-on VMs of the failed hosts HA leaves
+	// down (restart priority disabled).
+	Unprotected []string `json:"unprotected,omitempty"`
+}
+
+// HAPlanStep is one restart: Round 1 starts first; a round starts once the
+// VMs of the previous one are ready (restart priorities, dependencies).
+type HAPlanStep struct {
+	Round    int    `json:"round"`
+	VM       string `json:"vm"`
+	Priority string `json:"priority"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+}
+
+// HAPlanWait is a VM HA would not restart, and why.
+type HAPlanWait struct {
+	VM     string `json:"vm"`
+	Reason string `json:"reason"`
+}

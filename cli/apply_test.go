@@ -184,6 +184,9 @@ func (m *memAPI) Power(_ context.Context, path, action string) (*api.Object, err
 
 func (m *memAPI) Pool(context.Context, string) (*api.PoolInfo, error)   { return nil, errNotInFake }
 func (m *memAPI) Quota(context.Context, string) (*api.QuotaInfo, error) { return nil, errNotInFake }
+func (m *memAPI) HAPlan(context.Context, string, []string) (*api.HAPlan, error) {
+	return nil, errNotInFake
+}
 
 // Watch sends the changes after revision from that opts select, until ctx ends.
 func (m *memAPI) Watch(ctx context.Context, opts client.ListOptions, from uint64) (<-chan api.WatchEvent, func() error, error) {

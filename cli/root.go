@@ -37,6 +37,7 @@ type API interface {
 	Power(ctx context.Context, path, action string) (*api.Object, error)
 	Pool(ctx context.Context, path string) (*api.PoolInfo, error)
 	Quota(ctx context.Context, path string) (*api.QuotaInfo, error)
+	HAPlan(ctx context.Context, cluster string, fail []string) (*api.HAPlan, error)
 	Watch(ctx context.Context, opts client.ListOptions, from uint64) (<-chan api.WatchEvent, func() error, error)
 }
 
@@ -177,6 +178,7 @@ var commands = []struct {
 	{groupCluster, newHostInfoCommand},
 	{groupCluster, newHostMaintenanceCommand(true)},
 	{groupCluster, newHostMaintenanceCommand(false)},
+	{groupCluster, newHAPlanCommand},
 	{groupPool, newPoolCreateCommand},
 	{groupPool, newPoolChangeCommand},
 	{groupPool, newPoolInfoCommand},

@@ -213,6 +213,13 @@ func (c *Client) Quota(ctx context.Context, path string) (*api.QuotaInfo, error)
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/quota", url.Values{"path": {path}}, nil, &out)
 }
 
+// HAPlan asks what HA would do if the hosts in fail failed now.
+func (c *Client) HAPlan(ctx context.Context, cluster string, fail []string) (*api.HAPlan, error) {
+	var out api.HAPlan
+	q := url.Values{"cluster": {cluster}, "fail": {strings.Join(fail, ",")}}
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/ha/plan", q, nil, &out)
+}
+
 // Join registers a host with the join token this client was made with.
 func (c *Client) Join(ctx context.Context, req api.JoinRequest) (*api.JoinReply, error) {
 	var out api.JoinReply

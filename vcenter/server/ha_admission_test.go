@@ -60,3 +60,44 @@ func TestHAAdmissionControl(t *testing.T) {
 		}
 	})
 }
+
+// ha.plan: what HA would do if a host failed, without touching anything.
+func TestHAPlanPreview(t *testing.T) {
+	e := startVCenter(t, Config{})
+	e.inventory(t, &api.ClusterSpec{HA: api.HAConfig{Enabled: true}})
+	e.joinHost(t, "esx-01", 6000, 65536)
+	e.joinHost(t, "esx-02", 10000, 65536)
+	e.joinHost(t, "esx-03", 4000, 65536)
+	mk := func(name, host, prio string, res int64) {
+		o := vm(name, rootRP, res, api.PoweredOn)
+		var s api.VMSpec
+		_ = o.DecodeSpec(&s)
+		s.Host, s.Pinned, s.HA.RestartPriority = cluster+"/"+host, true, prio
+		o.SetSpec(s)
+		e.mustCreate(t, o)
+	}
+	mk("db", "esx-02", "high", 3000)
+	mk("web", "esx-02", "", 2000)
+	mk("batch", "esx-02", "disabled", 0)
+	mk("huge", "esx-02", "low", 4500)
+	before := e.revision(t)
+	plan, err := e.admin.HAPlan(ctxT(t), cluster, []string{"esx-02"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.revision(t) != before {
+		t.Error("ha.plan wrote to the inventory")
+	}
+	if len(plan.Steps) != 2 || plan.Steps[0].VM != dc+"/vm/db" || plan.Steps[0].Round != 1 || plan.Steps[1].VM != dc+"/vm/web" || plan.Steps[1].Round != 2 {
+		t.Errorf("steps %+v, want db in round 1 then web in round 2", plan.Steps)
+	}
+	if len(plan.NotRestarted) != 1 || plan.NotRestarted[0].VM != dc+"/vm/huge" || !strings.Contains(plan.NotRestarted[0].Reason, "not enough unreserved CPU") {
+		t.Errorf("not restarted %+v, want huge for lack of CPU", plan.NotRestarted)
+	}
+	if len(plan.Unprotected) != 1 || plan.Unprotected[0] != dc+"/vm/batch" {
+		t.Errorf("unprotected %v, want batch", plan.Unprotected)
+	}
+	if _, err := e.admin.HAPlan(ctxT(t), cluster, []string{"esx-09"}); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("a host that does not exist: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
@@ -56,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/power", roleAdmin, s.handlePower)
 	route("GET /api/v1/pool", roleHost, s.handlePool)
 	route("GET /api/v1/quota", roleHost, s.handleQuota)
+	route("GET /api/v1/ha/plan", roleAdmin, s.handleHAPlan)
 	route("POST /api/v1/hosts/join", roleHost, s.handleJoin)
 	route("POST /api/v1/library/import", roleAdmin, s.handleLibraryImport)
 	route("GET /api/v1/library/blob", roleHost, s.handleLibraryBlob)
@@ -349,4 +351,20 @@ func (s *Server) remove(user, path string, opt inventory.RemoveOptions) error {
 		defer s.libMu.Unlock()
 	}
 	return s.inv.Remove(user, path, opt)
+}
+
+func (s *Server) handleHAPlan(w http.ResponseWriter, r *http.Request, _ string) error {
+	v := r.URL.Query()
+	var fail []string
+	for _, f := range strings.Split(v.Get("fail"), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			fail = append(fail, f)
+		}
+	}
+	plan, err := s.inv.HAPlan(v.Get("cluster"), fail)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, plan)
+	return nil
 }
