@@ -175,3 +175,32 @@ func (d *Driver) startAfterInit(ctx context.Context, vmID string, mains []contai
 	}
 	d.log.Info("init containers done, containers started", "vm", vmID)
 }
+
+// splitInit parts a VM's containers (in index order) into its init
+// containers and the others.
+func splitInit(cs []containers.Container) (inits, mains []containers.Container) {
+	for _, c := range cs {
+		if c.Labels[LabelInit] == "true" {
+			inits = append(inits, c)
+		} else {
+			mains = append(mains, c)
+		}
+	}
+	return inits, mains
+}
+
+// initsDone says whether every init container has succeeded in the boot
+// that began at boot: started since, exited 0.
+func initsDone(inits []containers.Container, boot time.Time) bool {
+	for _, c := range inits {
+		if !initDone(c, boot) {
+			return false
+		}
+	}
+	return true
+}
+
+func initDone(c containers.Container, boot time.Time) bool {
+	started, err := time.Parse(time.RFC3339Nano, c.Labels[LabelStartedAt])
+	return err == nil && !started.Before(boot) && c.Labels[LabelExitCode] == "0"
+}
