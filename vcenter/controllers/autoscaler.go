@@ -74,23 +74,12 @@ func (c *Autoscalers) Keys(old, new *api.Object) []string {
 }
 
 func (c *Autoscalers) Resync(inv *inventory.Inventory) []string {
-	var keys []string
-	for _, o := range inv.List(store.Query{Kind: api.KindAutoscaler}).Items {
-		keys = append(keys, o.Path)
-	}
-	return keys
+	return pathsOf(inv, api.KindAutoscaler)
 }
 
 func (c *Autoscalers) Reconcile(ctx context.Context, key string) (Result, error) {
-	obj, err := c.inv.Get(key)
-	if errors.Is(err, api.ErrNotFound) {
-		return Result{}, nil
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	var spec api.AutoscalerSpec
-	if err := obj.DecodeSpec(&spec); err != nil {
+	obj, spec, err := load[api.AutoscalerSpec](c.inv, key)
+	if obj == nil || err != nil {
 		return Result{}, err
 	}
 	now := c.clock.Now()

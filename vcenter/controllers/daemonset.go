@@ -130,19 +130,9 @@ func (c *DaemonSets) Resync(inv *inventory.Inventory) []string {
 	return keys
 }
 
-// TemplateHashLabel marks each member with its template's revision, so a
-// template change finds the members to replace.
-
 func (c *DaemonSets) Reconcile(ctx context.Context, key string) (Result, error) {
-	obj, err := c.inv.Get(key)
-	if errors.Is(err, api.ErrNotFound) {
-		return Result{}, nil
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	var spec api.DaemonSetSpec
-	if err := obj.DecodeSpec(&spec); err != nil {
+	obj, spec, err := load[api.DaemonSetSpec](c.inv, key)
+	if obj == nil || err != nil {
 		return Result{}, err
 	}
 	now := c.clock.Now()

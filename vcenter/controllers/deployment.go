@@ -144,16 +144,9 @@ func TemplateHash(t api.VMTemplate) string {
 }
 
 func (c *Deployments) Reconcile(ctx context.Context, key string) (Result, error) {
-	obj, err := c.inv.Get(key)
-	if errors.Is(err, api.ErrNotFound) {
-		return Result{}, nil // its sets and VMs went with it
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	var d api.DeploymentSpec
-	if err := obj.DecodeSpec(&d); err != nil {
-		return Result{}, err
+	obj, d, err := load[api.DeploymentSpec](c.inv, key)
+	if obj == nil || err != nil {
+		return Result{}, err // its sets and VMs went with it
 	}
 	now := c.clock.Now()
 	sets := c.sets(key, now, d.MinReadySeconds)

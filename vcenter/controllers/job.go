@@ -71,23 +71,12 @@ func (c *Jobs) Keys(old, new *api.Object) []string {
 }
 
 func (c *Jobs) Resync(inv *inventory.Inventory) []string {
-	var keys []string
-	for _, o := range inv.List(store.Query{Kind: api.KindJob}).Items {
-		keys = append(keys, o.Path)
-	}
-	return keys
+	return pathsOf(inv, api.KindJob)
 }
 
 func (c *Jobs) Reconcile(ctx context.Context, key string) (Result, error) {
-	obj, err := c.inv.Get(key)
-	if errors.Is(err, api.ErrNotFound) {
-		return Result{}, nil
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	var spec api.JobSpec
-	if err := obj.DecodeSpec(&spec); err != nil {
+	obj, spec, err := load[api.JobSpec](c.inv, key)
+	if obj == nil || err != nil {
 		return Result{}, err
 	}
 	var old api.JobStatus

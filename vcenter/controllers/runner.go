@@ -15,6 +15,7 @@ package controllers
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"log"
 	"maps"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/vcenter/inventory"
+	"github.com/podsphere/podsphere/vcenter/store"
 )
 
 // Backoff bounds for a key whose reconcile failed: the first retry after
@@ -356,4 +358,27 @@ func memberUnchanged(old, new *api.Object) bool {
 		return view{s.PowerState, s.Host, st.Phase, st.Host, st.PowerState, s.Removing, st.Ready, st.ReadySince}
 	}
 	return of(old) == of(new)
+}
+
+// load reads the object key names and decodes its spec. A missing object
+// is nil without error: it was removed, and what it owned went with it.
+func load[S any](inv *inventory.Inventory, key string) (*api.Object, S, error) {
+	var spec S
+	obj, err := inv.Get(key)
+	if errors.Is(err, api.ErrNotFound) {
+		return nil, spec, nil
+	}
+	if err != nil {
+		return nil, spec, err
+	}
+	return obj, spec, obj.DecodeSpec(&spec)
+}
+
+// pathsOf lists the paths of every object of kind (a controller's resync).
+func pathsOf(inv *inventory.Inventory, kind string) []string {
+	var keys []string
+	for _, o := range inv.List(store.Query{Kind: kind}).Items {
+		keys = append(keys, o.Path)
+	}
+	return keys
 }
