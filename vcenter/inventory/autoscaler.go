@@ -14,8 +14,7 @@ func init() { register(api.KindAutoscaler, autoscaler{}) }
 
 func (autoscaler) names() kindNames {
 	return kindNames{word: "HorizontalPodAutoscaler", createTask: "CreateAutoscaler", changeTask: "ReconfigureAutoscaler", removeTask: "Destroy_Task",
-		createdEvent: "AutoscalerCreatedEvent", changedEvent: "AutoscalerReconfiguredEvent", goneEvent: "AutoscalerRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "AutoscalerCreatedEvent", changedEvent: "AutoscalerReconfiguredEvent", goneEvent: "AutoscalerRemovedEvent"}
 }
 
 func (autoscaler) prepare(ref api.Ref, o *api.Object) error {

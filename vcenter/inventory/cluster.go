@@ -19,8 +19,7 @@ func init() { register(api.KindCluster, cluster{}) }
 
 func (cluster) names() kindNames {
 	return kindNames{word: api.KindCluster, createTask: "CreateClusterEx", changeTask: "ReconfigureComputeResource_Task", removeTask: "Destroy_Task",
-		createdEvent: "ClusterCreatedEvent", changedEvent: "ClusterReconfiguredEvent", goneEvent: "ClusterDestroyedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "ClusterCreatedEvent", changedEvent: "ClusterReconfiguredEvent", goneEvent: "ClusterDestroyedEvent"}
 }
 
 var drsModes = map[string]bool{"manual": true, "partiallyAutomated": true, "fullyAutomated": true}

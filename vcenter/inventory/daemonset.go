@@ -14,8 +14,7 @@ func init() { register(api.KindDaemonSet, daemonSet{}) }
 
 func (daemonSet) names() kindNames {
 	return kindNames{word: "DaemonSet", createTask: "CreateDaemonSet", changeTask: "ReconfigureDaemonSet", removeTask: "Destroy_Task",
-		createdEvent: "DaemonSetCreatedEvent", changedEvent: "DaemonSetReconfiguredEvent", goneEvent: "DaemonSetRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "DaemonSetCreatedEvent", changedEvent: "DaemonSetReconfiguredEvent", goneEvent: "DaemonSetRemovedEvent"}
 }
 
 func (daemonSet) prepare(ref api.Ref, o *api.Object) error {

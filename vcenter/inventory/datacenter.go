@@ -14,8 +14,7 @@ func init() { register(api.KindDatacenter, datacenter{}) }
 
 func (datacenter) names() kindNames {
 	return kindNames{word: api.KindDatacenter, createTask: "CreateDatacenter", changeTask: "ReconfigureDatacenter", removeTask: "Destroy_Task",
-		createdEvent: "DatacenterCreatedEvent", changedEvent: "DatacenterReconfiguredEvent", goneEvent: "DatacenterDestroyedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "DatacenterCreatedEvent", changedEvent: "DatacenterReconfiguredEvent", goneEvent: "DatacenterDestroyedEvent"}
 }
 
 func (datacenter) prepare(_ api.Ref, o *api.Object) error {

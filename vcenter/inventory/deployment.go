@@ -16,8 +16,7 @@ func init() { register(api.KindDeployment, deployment{}) }
 
 func (deployment) names() kindNames {
 	return kindNames{word: "Deployment", createTask: "CreateDeployment", changeTask: "ReconfigureDeployment", removeTask: "Destroy_Task",
-		createdEvent: "DeploymentCreatedEvent", changedEvent: "DeploymentReconfiguredEvent", goneEvent: "DeploymentRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "DeploymentCreatedEvent", changedEvent: "DeploymentReconfiguredEvent", goneEvent: "DeploymentRemovedEvent"}
 }
 
 // DefaultProgressDeadline is Kubernetes' progressDeadlineSeconds.

@@ -210,8 +210,7 @@ func init() { register(api.KindHost, host{}) }
 
 func (host) names() kindNames {
 	return kindNames{word: "Host", createTask: "AddHost_Task", changeTask: "ReconfigureHost", removeTask: "Destroy_Task",
-		createdEvent: "HostAddedEvent", changedEvent: "HostReconfiguredEvent", goneEvent: "HostRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "HostAddedEvent", changedEvent: "HostReconfiguredEvent", goneEvent: "HostRemovedEvent"}
 }
 
 func (host) prepare(_ api.Ref, o *api.Object) error {

@@ -15,8 +15,7 @@ func init() { register(api.KindImage, image{}) }
 
 func (image) names() kindNames {
 	return kindNames{word: "Library item", createTask: "ImportLibraryItem_Task", changeTask: "UpdateLibraryItem_Task", removeTask: "DeleteLibraryItem_Task",
-		createdEvent: "LibraryItemImportedEvent", changedEvent: "LibraryItemUpdatedEvent", goneEvent: "LibraryItemDeletedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "LibraryItemImportedEvent", changedEvent: "LibraryItemUpdatedEvent", goneEvent: "LibraryItemDeletedEvent"}
 }
 
 func (image) prepare(_ api.Ref, o *api.Object) error {

@@ -15,8 +15,7 @@ func init() { register(api.KindJob, job{}) }
 
 func (job) names() kindNames {
 	return kindNames{word: "Job", createTask: "CreateJob", changeTask: "ReconfigureJob", removeTask: "Destroy_Task",
-		createdEvent: "JobCreatedEvent", changedEvent: "JobReconfiguredEvent", goneEvent: "JobRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "JobCreatedEvent", changedEvent: "JobReconfiguredEvent", goneEvent: "JobRemovedEvent"}
 }
 
 func (job) prepare(ref api.Ref, o *api.Object) error {

@@ -20,8 +20,7 @@ func init() { register(api.KindResourcePool, pool{}) }
 
 func (pool) names() kindNames {
 	return kindNames{word: "Resource pool", createTask: "CreateResourcePool", changeTask: "UpdateConfig", removeTask: "Destroy_Task",
-		createdEvent: "ResourcePoolCreatedEvent", changedEvent: "ResourcePoolReconfiguredEvent", goneEvent: "ResourcePoolDestroyedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "ResourcePoolCreatedEvent", changedEvent: "ResourcePoolReconfiguredEvent", goneEvent: "ResourcePoolDestroyedEvent"}
 }
 
 func (pool) prepare(_ api.Ref, o *api.Object) error {

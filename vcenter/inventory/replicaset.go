@@ -15,8 +15,7 @@ func init() { register(api.KindReplicaSet, replicaSet{}) }
 
 func (replicaSet) names() kindNames {
 	return kindNames{word: "ReplicaSet", createTask: "CreateReplicaSet", changeTask: "ReconfigureReplicaSet", removeTask: "Destroy_Task",
-		createdEvent: "ReplicaSetCreatedEvent", changedEvent: "ReplicaSetReconfiguredEvent", goneEvent: "ReplicaSetRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "ReplicaSetCreatedEvent", changedEvent: "ReplicaSetReconfiguredEvent", goneEvent: "ReplicaSetRemovedEvent"}
 }
 
 func (replicaSet) prepare(ref api.Ref, o *api.Object) error {

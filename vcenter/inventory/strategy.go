@@ -38,10 +38,9 @@ type strategy interface {
 
 // kindNames are a kind's vSphere task and event names.
 type kindNames struct {
-	word                                   string // "VM", "Resource pool"
-	createTask, changeTask, removeTask     string
-	createdEvent, changedEvent, goneEvent  string
-	refusedCreateEvent, refusedChangeEvent string
+	word                                  string // "VM", "Resource pool"
+	createTask, changeTask, removeTask    string
+	createdEvent, changedEvent, goneEvent string
 }
 
 // strategies maps every kind clients may write.

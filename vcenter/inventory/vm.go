@@ -20,8 +20,7 @@ func init() { register(api.KindVirtualMachine, vm{}) }
 
 func (vm) names() kindNames {
 	return kindNames{word: "VM", createTask: "CreateVM_Task", changeTask: "ReconfigVM_Task", removeTask: "Destroy_Task",
-		createdEvent: "VmCreatedEvent", changedEvent: "VmReconfiguredEvent", goneEvent: "VmRemovedEvent",
-		refusedCreateEvent: "AdmissionRefusedEvent", refusedChangeEvent: "AdmissionRefusedEvent"}
+		createdEvent: "VmCreatedEvent", changedEvent: "VmReconfiguredEvent", goneEvent: "VmRemovedEvent"}
 }
 
 // defaultVMSpec is a VM's spec before the request's fields are decoded onto it.

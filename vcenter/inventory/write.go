@@ -61,7 +61,7 @@ func (inv *Inventory) Create(user string, o *api.Object) (*api.Object, error) {
 	}
 	n := st.names()
 	var out *api.Object
-	refusedEvent := n.refusedCreateEvent
+	refusedEvent := "AdmissionRefusedEvent"
 	err = inv.Update(user, func(t *Txn) error {
 		if ref.Kind != api.KindDatacenter && ref.Datacenter != "" {
 			if _, err := mustExist(t, "/"+ref.Datacenter, "datacenter"); err != nil {
@@ -136,7 +136,7 @@ func (inv *Inventory) Change(user string, o *api.Object) (*api.Object, error) {
 	})
 	if err != nil {
 		if Refusal(err) {
-			return nil, inv.Refuse(user, n.changeTask, o.Path, n.refusedChangeEvent, started, err)
+			return nil, inv.Refuse(user, n.changeTask, o.Path, "AdmissionRefusedEvent", started, err)
 		}
 		return nil, err
 	}
