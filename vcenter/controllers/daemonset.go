@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/labels"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/store"
 )
@@ -146,13 +148,17 @@ func (c *DaemonSets) Reconcile(ctx context.Context, key string) (Result, error) 
 		maint   bool
 		matches bool
 	}
+	hostSelector, err := labels.FromLabelSelector(api.LabelSelector{MatchLabels: spec.Template.Spec.HostSelector})
+	if err != nil {
+		return Result{}, err // checked when the DaemonSet was written
+	}
 	hosts := map[string]hostInfo{}
 	for _, h := range c.inv.List(store.Query{Kind: api.KindHost, Prefix: cluster}).Items {
 		var hs api.HostSpec
 		var st api.HostStatus
 		_ = h.DecodeSpec(&hs)
 		_ = h.DecodeStatus(&st)
-		hosts[h.Path] = hostInfo{path: h.Path, state: st.State, maint: hs.Maintenance, matches: selects(spec.Template.Spec.HostSelector, api.HostLabels(h))}
+		hosts[h.Path] = hostInfo{path: h.Path, state: st.State, maint: hs.Maintenance, matches: hostSelector.Matches(api.HostLabels(h))}
 	}
 	members := map[string][]member{} // host -> members
 	for _, vm := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Filter: func(o *api.Object) bool { return o.Owner == key }}).Items {
@@ -314,21 +320,11 @@ func (c *DaemonSets) memberOf(key string, set *api.Object, spec api.DaemonSetSpe
 		vs.HA.IsolationResponse = spec.HA.IsolationResponse
 	}
 	o := api.New(api.KindVirtualMachine, api.NamespacedPath(api.KindVirtualMachine, ref.Datacenter, ref.Namespace, set.Name()+"-"+api.Base(hp)), vs)
-	o.Labels = copyLabels(spec.Template.Labels)
+	o.Labels = maps.Clone(spec.Template.Labels)
 	if o.Labels == nil {
 		o.Labels = map[string]string{}
 	}
 	o.Labels[TemplateHashLabel] = hash
 	o.Owner = key
 	return o
-}
-
-// selects: every pair of sel is among labels (Kubernetes' nodeSelector).
-func selects(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }

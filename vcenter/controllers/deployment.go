@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"reflect"
 	"sort"
 	"sync"
@@ -382,13 +383,13 @@ func (c *Deployments) sets(key string, now time.Time, minReady int) []revisionSe
 func (c *Deployments) createSet(key string, obj *api.Object, d api.DeploymentSpec, hash string, revision int64, replicas int) (*api.Object, error) {
 	ref, _ := api.ParsePath(key)
 	tmpl := d.Template
-	tmpl.Labels = copyLabels(tmpl.Labels)
+	tmpl.Labels = maps.Clone(tmpl.Labels)
 	if tmpl.Labels == nil {
 		tmpl.Labels = map[string]string{}
 	}
 	tmpl.Labels[TemplateHashLabel] = hash
 	sel := d.Selector
-	sel.MatchLabels = copyLabels(sel.MatchLabels)
+	sel.MatchLabels = maps.Clone(sel.MatchLabels)
 	if sel.MatchLabels == nil {
 		sel.MatchLabels = map[string]string{}
 	}
@@ -396,7 +397,7 @@ func (c *Deployments) createSet(key string, obj *api.Object, d api.DeploymentSpe
 	spec := api.ReplicaSetSpec{Pool: d.Pool, Replicas: replicas, Selector: sel, Template: tmpl,
 		MinReadySeconds: d.MinReadySeconds, HA: d.HA, Revision: revision}
 	rs := api.New(api.KindReplicaSet, api.NamespacedPath(api.KindReplicaSet, ref.Datacenter, ref.Namespace, obj.Name()+"-"+hash), spec)
-	rs.Labels = copyLabels(tmpl.Labels)
+	rs.Labels = maps.Clone(tmpl.Labels)
 	rs.Owner = key
 	out, err := c.inv.Create(DeploymentUser, rs)
 	if errors.Is(err, api.ErrConflict) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -535,20 +536,9 @@ func (c *ReplicaSets) memberOf(key string, set *api.Object, spec api.ReplicaSetS
 	}
 	ref, _ := api.ParsePath(key)
 	o := api.New(api.KindVirtualMachine, api.NamespacedPath(api.KindVirtualMachine, ref.Datacenter, ref.Namespace, name), vs)
-	o.Labels = copyLabels(spec.Template.Labels)
+	o.Labels = maps.Clone(spec.Template.Labels)
 	o.Owner = key
 	return o
-}
-
-func copyLabels(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // writeStatus writes the set's status when it changed. Conditions keep
