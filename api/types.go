@@ -13,6 +13,8 @@ type ClusterSpec struct {
 	DRS   DRSConfig     `json:"drs"`
 	HA    HAConfig      `json:"ha"`
 	Rules []ClusterRule `json:"rules,omitempty"`
+	// Groups are the VM and host groups rules refer to.
+	Groups []ClusterGroup `json:"groups,omitempty"`
 	// PodCIDR is the block from which each host gets its pod /24.
 	PodCIDR string `json:"podCIDR,omitempty"`
 }
@@ -31,17 +33,52 @@ type HAConfig struct {
 	// AdmissionPolicy is how admission control keeps failover capacity:
 	// percentage (vSphere's cluster resource percentage, the default) or slot.
 	AdmissionPolicy string `json:"admissionPolicy,omitempty"`
+	// DefaultRestartPriority applies to VMs without an override
+	// (disabled, lowest, low, medium, high, highest; "" = medium).
+	DefaultRestartPriority string `json:"defaultRestartPriority,omitempty"`
+	// IsolationResponse is what an isolated host does with its VMs:
+	// disabled (leave them running, vSphere's default), powerOff, shutdown.
+	IsolationResponse string `json:"isolationResponse,omitempty"`
+	// IsolationAddresses are what a host that lost vcenter and its peers
+	// pings before it calls itself isolated ("" = its gateway and vcenter;
+	// in the lab, vcenter and the peer hosts).
+	IsolationAddresses []string `json:"isolationAddresses,omitempty"`
+	// ShutdownTimeoutSeconds bounds the shutdown isolation response before
+	// the VM is powered off (vSphere: 300 s; 0 = that default).
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
+	// ReadyCondition is when a restarted priority counts as ready and the
+	// next starts: none, poweredOn (default), guestHbStatusGreen,
+	// appHbStatusGreen (both: the readiness probe passes).
+	ReadyCondition string `json:"readyCondition,omitempty"`
+	// PostReadyDelaySeconds is waited after a priority is ready.
+	PostReadyDelaySeconds int `json:"postReadyDelaySeconds,omitempty"`
+	// ReadyTimeoutSeconds bounds the wait for a priority to be ready
+	// (0 = ha.DefaultTimings' 60 s).
+	ReadyTimeoutSeconds int `json:"readyTimeoutSeconds,omitempty"`
+}
+
+// ClusterGroup is a DRS/HA group (ClusterVmGroup, ClusterHostGroup):
+// rules name groups rather than listing members.
+type ClusterGroup struct {
+	Name  string   `json:"name"`
+	Kind  string   `json:"kind"` // vm or host
+	VMs   []string `json:"vms,omitempty"`
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // ClusterRule is a DRS rule (ClusterAffinityRuleSpec, ClusterAntiAffinityRuleSpec, ClusterVmHostRuleInfo).
 type ClusterRule struct {
 	Name      string   `json:"name"`
 	Enabled   bool     `json:"enabled"`
-	Kind      string   `json:"kind"`                // affinity, anti-affinity, vm-host
+	Kind      string   `json:"kind"`                // affinity, anti-affinity, vm-host, depends
 	Mandatory bool     `json:"mandatory,omitempty"` // vm-host: must (true) or should (false)
 	Affine    bool     `json:"affine,omitempty"`    // vm-host: run on (true) or not run on (false)
 	VMs       []string `json:"vms"`
 	Hosts     []string `json:"hosts,omitempty"`
+	// Depends rules (ClusterDependencyRuleInfo): HA starts the VMs of
+	// VMGroup only once those of DependsOnVMGroup are ready.
+	VMGroup          string `json:"vmGroup,omitempty"`
+	DependsOnVMGroup string `json:"dependsOnVmGroup,omitempty"`
 }
 
 // HostSpec is what vcenter knows of a host before it reports in.
