@@ -42,7 +42,7 @@ type HADrillReport struct {
 	// live host (zero: not within the drill's timeout).
 	Recovered time.Time `json:"recovered,omitzero"`
 	// RecoverySeconds is Recovered - Injected, the drill's headline figure.
-	RecoverySeconds float64 `json:"recoverySeconds,omitempty"`
+	RecoverySeconds float64   `json:"recoverySeconds,omitempty"`
 	Healed          time.Time `json:"healed,omitzero"`
 	Ended           time.Time `json:"ended"`
 
