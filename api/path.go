@@ -17,6 +17,7 @@ import (
 //	/DC/vm/NS/NAME              VirtualMachine in namespace NS
 //	/DC/replicaset/[NS/]NAME    ReplicaSet, and likewise deployment,
 //	                            daemonset, job, hpa (see workloads.go)
+//	/DC/drill/NAME              HADrill (a failover drill's report)
 //	/library/NAME               Image (Content Library)
 //	/events/KEY, /tasks/KEY     Event, Task
 //
@@ -114,12 +115,18 @@ func ParsePath(p string) (Ref, error) {
 		}
 		r.Kind = folderKind
 		return r, nil
+	case parts[1] == "drill":
+		if len(parts) != 3 {
+			return bad("expected /DC/drill/NAME")
+		}
+		r.Kind = KindHADrill
+		return r, nil
 	case parts[1] == "host":
 		if len(parts) < 3 {
 			return bad("expected /DC/host/CLUSTER")
 		}
 	default:
-		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job or hpa)", parts[1]))
+		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job, hpa or drill)", parts[1]))
 	}
 	r.Cluster = parts[2]
 	switch {

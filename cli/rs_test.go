@@ -173,7 +173,7 @@ func TestRSVerbs(t *testing.T) {
 		{team, []string{"vm.info", apiVM.Name()}, "Owner:            ReplicaSet /dc1/replicaset/team/api\n"},
 		{nil, []string{"vm.info", "team/" + apiVM.Name()}, "Path:             " + apiVM.Path + "\n"},
 		{nil, []string{"ls", "/dc1/vm"}, "^/dc1/vm/team\n/dc1/vm/web-\\w{5}\n$"},
-		{nil, []string{"ls", "-l", "/dc1/vm/team"}, apiVM.Path + " +VirtualMachine +poweredOn, (not )?ready, 1 vCPU, 256MB on esx-0"},
+		{nil, []string{"ls", "-l", "/dc1/vm/team"}, apiVM.Path + " +VirtualMachine +poweredOn(, (not )?ready)?, 1 vCPU, 256MB on esx-0"},
 		{nil, []string{"ls", "-l", "replicaset"}, "/dc1/replicaset/team +Folder +namespace team\n"},
 		{nil, []string{"ls", "-t", "f", "/dc1/replicaset"}, "^/dc1/replicaset/team\n$"},
 	} {
