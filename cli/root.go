@@ -59,6 +59,9 @@ type Env struct {
 	Location *time.Location
 	// NewAPI connects to vcenter; tests replace it.
 	NewAPI func(url, token string) (API, error)
+	// Injector makes ha.drill's failures real (the lab's, set by cmd/psc
+	// when PSC_LAB names a lab); nil where there is none.
+	Injector func(ctx context.Context) (Injector, error)
 
 	api API
 }
@@ -179,6 +182,9 @@ var commands = []struct {
 	{groupCluster, newHostMaintenanceCommand(true)},
 	{groupCluster, newHostMaintenanceCommand(false)},
 	{groupCluster, newHAPlanCommand},
+	{groupCluster, newHADrillCommand},
+	{groupCluster, newHADrillLsCommand},
+	{groupCluster, newHADrillInfoCommand},
 	{groupPool, newPoolCreateCommand},
 	{groupPool, newPoolChangeCommand},
 	{groupPool, newPoolInfoCommand},

@@ -1,0 +1,417 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/client"
+	"github.com/podsphere/podsphere/ha/drill"
+	"github.com/spf13/cobra"
+)
+
+// Injector makes a drill's failure real. The lab's injector crashes,
+// isolates or partitions its hosts for real (podsphere lab host.crash ...)
+// and reads their containerd namespaces directly.
+type Injector interface {
+	// Inject puts the failure in effect on the named hosts.
+	Inject(ctx context.Context, mode string, hosts []string) error
+	// Heal undoes it: a crashed host is restarted, an isolated or
+	// partitioned one reconnected.
+	Heal(ctx context.Context, mode string, hosts []string) error
+	// Running reads every host's runtime directly, not through agents the
+	// failure may have killed: host name to the IDs of the VMs running there.
+	Running(ctx context.Context) (map[string][]string, error)
+}
+
+// DrillEventTypes are the events by which HA declares a host failed or
+// isolated (the drill's "declared" time).
+var DrillEventTypes = []string{"HostFailedByHAEvent", "HostIsolatedByHAEvent", "HostUnreachableByHAEvent"}
+
+type drillOptions struct {
+	env      *Env
+	mode     string
+	name     string
+	duration time.Duration
+	timeout  time.Duration
+	heal     bool
+	svg      string
+	hosts    []string
+	interval time.Duration
+}
+
+func newHADrillCommand(env *Env) *cobra.Command {
+	o := &drillOptions{env: env, interval: 100 * time.Millisecond}
+	cmd := &cobra.Command{
+		Use:   "ha.drill -mode crash|isolate|partition [-duration D] [-svg FILE] HOST[,HOST...]",
+		Short: "Inject a real host failure, measure HA's failover, and keep the report (ha.drill.ls, ha.drill.info)",
+		Long: "ha.drill crashes, isolates or partitions hosts for real, watches vcenter and every host's runtime\n" +
+			"(sampled directly every 100 ms) until every protected VM runs and is ready again, heals the hosts\n" +
+			"(unless -heal=false) and reports: when the failure was seen and declared, each VM's restart, the\n" +
+			"time until all were back, capacity before and after, and any VM seen running twice (which fails\n" +
+			"the drill). The report is kept as /DC/drill/NAME.",
+		Example: `  psc ha.drill -mode crash esx-02
+  psc ha.drill -mode isolate -duration 20s -svg isolate.svg esx-03
+  psc ha.drill -mode partition esx-02,esx-03 -json`,
+		Args: exactArgsDrill,
+		RunE: runE(o),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.mode, "mode", "", "crash, isolate or partition")
+	f.StringVar(&o.name, "name", "", "the drill's name (default drill-MODE-HOST-TIME)")
+	f.DurationVar(&o.duration, "duration", 0, "how long the failure lasts at least before the hosts are healed (default: until every protected VM is back; 15s when nothing should move)")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up waiting for the VMs after this long")
+	f.BoolVar(&o.heal, "heal", true, "heal the hosts at the end (restart a crashed host, reconnect an isolated one)")
+	f.StringVar(&o.svg, "svg", "", "write the timeline picture (SVG) to this file")
+	return cmd
+}
+
+func exactArgsDrill(_ *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usagef("ha.drill: name the HOST to fail (HOST or HOST,HOST for a partition)")
+	}
+	return nil
+}
+
+func (o *drillOptions) Complete(_ *cobra.Command, args []string) error {
+	for _, h := range strings.Split(args[0], ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			o.hosts = append(o.hosts, api.Base(h))
+		}
+	}
+	return nil
+}
+
+func (o *drillOptions) Validate() error {
+	switch o.mode {
+	case api.DrillCrash, api.DrillIsolate, api.DrillPartition:
+	case api.DrillMaintenance:
+		return usagef("ha.drill -mode maintenance: not available yet; use host.maintenance.enter -evacuate")
+	case "":
+		return usagef("ha.drill: give -mode crash, isolate or partition")
+	default:
+		return usagef("ha.drill -mode %q: want crash, isolate or partition", o.mode)
+	}
+	if len(o.hosts) == 0 {
+		return usagef("ha.drill: name the HOST to fail")
+	}
+	if o.mode != api.DrillPartition && len(o.hosts) > 1 {
+		return usagef("ha.drill -mode %s takes one host (%d given); -mode partition takes several", o.mode, len(o.hosts))
+	}
+	if o.timeout <= 0 || o.duration < 0 {
+		return usagef("ha.drill: -timeout must be positive and -duration not negative")
+	}
+	if o.env.Cluster == "" {
+		return usagef("ha.drill: set the cluster with -cluster or PSC_CLUSTER")
+	}
+	if o.name != "" {
+		if err := api.ValidName(o.name); err != nil {
+			return usagef("ha.drill -name: %v", err)
+		}
+	}
+	return nil
+}
+
+// drillRun is one drill's recording.
+type drillRun struct {
+	mu  sync.Mutex
+	in  drill.Input
+	uid map[string]bool // protected VM paths
+}
+
+func (o *drillOptions) Run(ctx context.Context) error {
+	r, cluster, err := o.env.resolvePath(ctx, api.KindCluster, o.env.Cluster)
+	if err != nil {
+		return err
+	}
+	c := r.API
+	co, err := c.Get(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	var cs api.ClusterSpec
+	_ = co.DecodeSpec(&cs)
+	if !cs.HA.Enabled {
+		return fmt.Errorf("ha.drill: HA is not enabled on cluster %s (psc cluster.change -ha-enabled %s): %w", cluster, api.Base(cluster), api.ErrConflict)
+	}
+	hosts, err := c.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: cluster})
+	if err != nil {
+		return err
+	}
+	for _, h := range o.hosts {
+		if !slices.ContainsFunc(hosts.Items, func(x *api.Object) bool { return x.Name() == h }) {
+			return fmt.Errorf("ha.drill: host %s is not in cluster %s: %w", h, cluster, api.ErrNotFound)
+		}
+	}
+	if o.env.Injector == nil {
+		return fmt.Errorf("ha.drill injects real failures and reads every host's runtime directly: it runs in a lab "+
+			"(. DIR/env after podsphere lab up sets PSC_LAB): %w", api.ErrUnavailable)
+	}
+	inj, err := o.env.Injector(ctx)
+	if err != nil {
+		return err
+	}
+	dc := strings.Split(strings.TrimPrefix(cluster, "/"), "/")[0]
+	now := o.env.Now()
+	name := o.name
+	if name == "" {
+		name = fmt.Sprintf("drill-%s-%s-%s", o.mode, strings.Join(o.hosts, "-"), now.UTC().Format("20060102T150405"))
+	}
+	path := "/" + dc + "/drill/" + name
+	if _, err := c.Get(ctx, path); err == nil {
+		return fmt.Errorf("ha.drill: a drill named %s exists already (psc ha.drill.info %s): %w", name, name, api.ErrConflict)
+	}
+	run := &drillRun{uid: map[string]bool{}}
+	run.in = drill.Input{Name: name, Cluster: cluster, Mode: o.mode, Hosts: o.hosts, IsolationResponse: cs.HA.IsolationResponse,
+		SampleInterval: o.interval, DeclaredTypes: DrillEventTypes}
+	if err := o.protected(ctx, c, dc, cluster, cs, run); err != nil {
+		return err
+	}
+	// Nothing should move when isolated hosts keep their VMs (response
+	// disabled) or partitioned hosts still see each other.
+	resp := cs.HA.IsolationResponse
+	run.in.KeepRunning = (o.mode == api.DrillIsolate || o.mode == api.DrillPartition) && (resp == "" || resp == "disabled") ||
+		o.mode == api.DrillPartition && len(o.hosts) > 1
+	run.in.CapacityBefore = capacityOf(hosts.Items)
+
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); o.sample(sctx, c, inj, dc, cluster, run) }()
+	defer func() { stop(); wg.Wait() }()
+	if err := o.waitSamples(ctx, run, 1); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(o.env.Err, "ha.drill %s: %s %s, %d protected VM(s)\n", name, o.mode, strings.Join(o.hosts, ","), len(run.in.Protected))
+	run.mu.Lock()
+	run.in.Injected = time.Now()
+	run.mu.Unlock()
+	injectErr := inj.Inject(ctx, o.mode, o.hosts)
+	if injectErr == nil {
+		injectErr = o.waitRecovered(ctx, run)
+	}
+	if o.heal {
+		run.mu.Lock()
+		run.in.Healed = time.Now()
+		run.mu.Unlock()
+		if err := inj.Heal(context.WithoutCancel(ctx), o.mode, o.hosts); err != nil && injectErr == nil {
+			injectErr = fmt.Errorf("healing %s: %w", strings.Join(o.hosts, ","), err)
+		}
+		// Duplicates show up when a host comes back: keep sampling until it
+		// is connected again, and a little after.
+		o.waitConnected(ctx, c, cluster, run)
+	}
+	stop()
+	wg.Wait()
+	if hs, err := c.List(context.WithoutCancel(ctx), client.ListOptions{Kind: api.KindHost, Prefix: cluster}); err == nil {
+		run.in.CapacityAfter = capacityOf(hs.Items)
+	}
+	run.in.Ended = time.Now()
+	rep := drill.Build(run.in)
+	if injectErr != nil {
+		rep.Passed = false
+		rep.Failures = append(rep.Failures, injectErr.Error())
+	}
+	obj := &api.Object{Meta: api.Meta{Kind: api.KindHADrill, Path: path}}
+	obj.SetSpec(rep)
+	if _, err := c.Create(context.WithoutCancel(ctx), obj); err != nil {
+		fmt.Fprintf(o.env.Err, "ha.drill: the report could not be kept: %v\n", err)
+	}
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, []byte(drill.SVG(rep)), 0o644); err != nil {
+			return fmt.Errorf("writing the timeline %s: %v: %w", o.svg, err, api.ErrInvalid)
+		}
+	}
+	if err := writeDrill(o.env, rep); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return &cliError{msg: fmt.Sprintf("drill %s failed: %s", name, strings.Join(rep.Failures, "; ")), sentinel: api.ErrConflict}
+	}
+	return nil
+}
+
+// protected records the VMs HA protects on the hosts the drill fails.
+func (o *drillOptions) protected(ctx context.Context, c API, dc, cluster string, cs api.ClusterSpec, run *drillRun) error {
+	vms, err := c.List(ctx, client.ListOptions{Kind: api.KindVirtualMachine, Prefix: "/" + dc + "/vm"})
+	if err != nil {
+		return err
+	}
+	def := cs.HA.DefaultRestartPriority
+	if def == "" {
+		def = "medium"
+	}
+	for _, v := range vms.Items {
+		var s api.VMSpec
+		_ = v.DecodeSpec(&s)
+		prio := s.HA.RestartPriority
+		if prio == "" {
+			prio = def
+		}
+		if s.PowerState != api.PoweredOn || s.Removing || prio == "disabled" || !strings.HasPrefix(s.Host, cluster+"/") ||
+			!slices.Contains(o.hosts, api.Base(s.Host)) {
+			continue
+		}
+		run.in.Protected = append(run.in.Protected, drill.Protected{VM: v.Path, UID: v.UID, Priority: prio, Host: api.Base(s.Host)})
+		run.uid[v.Path] = true
+	}
+	if len(run.in.Protected) == 0 {
+		return fmt.Errorf("ha.drill: no VM HA protects runs on %s: nothing to measure (power on VMs there, or set a restart priority): %w",
+			strings.Join(o.hosts, ","), api.ErrConflict)
+	}
+	return nil
+}
+
+// sample records, every interval, every host's runtime read directly and
+// what vcenter says of the hosts, the protected VMs and its events.
+func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, cluster string, run *drillRun) {
+	events, stopWatch, err := c.Watch(ctx, client.ListOptions{Kind: api.KindEvent}, 0)
+	if err == nil {
+		defer stopWatch()
+		go func() {
+			for ev := range events {
+				var e api.EventSpec
+				if ev.Object == nil || ev.Object.DecodeSpec(&e) != nil {
+					continue
+				}
+				run.mu.Lock()
+				run.in.Events = append(run.in.Events, drill.Event{At: e.Time, Type: e.Type, Target: e.Target, Message: e.Message})
+				run.mu.Unlock()
+			}
+		}()
+	}
+	tick := time.NewTicker(o.interval)
+	defer tick.Stop()
+	for {
+		at := time.Now()
+		if running, err := inj.Running(ctx); err == nil {
+			run.mu.Lock()
+			run.in.Samples = append(run.in.Samples, drill.Sample{At: at, Running: running})
+			run.mu.Unlock()
+		}
+		if hs, err := c.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: cluster}); err == nil {
+			run.mu.Lock()
+			for _, h := range hs.Items {
+				var st api.HostStatus
+				_ = h.DecodeStatus(&st)
+				run.in.HostStates = append(run.in.HostStates, drill.HostObs{At: at, Host: h.Name(), State: st.State})
+			}
+			run.mu.Unlock()
+		}
+		if vs, err := c.List(ctx, client.ListOptions{Kind: api.KindVirtualMachine, Prefix: "/" + dc + "/vm"}); err == nil {
+			run.mu.Lock()
+			for _, v := range vs.Items {
+				if !run.uid[v.Path] {
+					continue
+				}
+				var s api.VMSpec
+				var st api.VMStatus
+				_ = v.DecodeSpec(&s)
+				_ = v.DecodeStatus(&st)
+				run.in.VMs = append(run.in.VMs, drill.VMObs{At: at, VM: v.Path, Host: api.Base(s.Host), StatusHost: api.Base(st.Host),
+					PowerState: st.PowerState, Ready: st.Ready, Message: haMessage(st)})
+			}
+			run.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// haMessage is what HA says of a VM (its attempts, why it is not back).
+func haMessage(st api.VMStatus) string { return st.Message }
+
+// waitSamples waits until the sampler has recorded n rounds.
+func (o *drillOptions) waitSamples(ctx context.Context, run *drillRun, n int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		run.mu.Lock()
+		got := len(run.in.Samples)
+		run.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.interval):
+		}
+	}
+	return fmt.Errorf("ha.drill: the hosts' runtimes could not be read directly (no sample in 10 s): %w", api.ErrUnavailable)
+}
+
+// waitRecovered waits until every protected VM is back (or, when nothing
+// should move, for the drill's duration), within the timeout.
+func (o *drillOptions) waitRecovered(ctx context.Context, run *drillRun) error {
+	start := time.Now()
+	hold := o.duration
+	if run.in.KeepRunning && hold == 0 {
+		hold = 15 * time.Second // past every lock lease and fence time: long enough to see nothing move
+	}
+	for {
+		run.mu.Lock()
+		rep := drill.Build(run.in)
+		run.mu.Unlock()
+		elapsed := time.Since(start)
+		if elapsed >= hold && (run.in.KeepRunning || !rep.Recovered.IsZero()) {
+			return nil
+		}
+		if elapsed >= o.timeout {
+			return fmt.Errorf("not every protected VM was back within -timeout %s", o.timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(o.interval):
+		}
+	}
+}
+
+// waitConnected samples on until the healed hosts are connected again,
+// then 2 s more (a returning host is where a duplicate would appear).
+func (o *drillOptions) waitConnected(ctx context.Context, c API, cluster string, run *drillRun) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		hs, err := c.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: cluster})
+		if err == nil && allConnected(hs.Items, o.hosts) {
+			break
+		}
+		time.Sleep(o.interval)
+	}
+	time.Sleep(2 * time.Second)
+}
+
+func allConnected(hosts []*api.Object, names []string) bool {
+	for _, h := range hosts {
+		var st api.HostStatus
+		_ = h.DecodeStatus(&st)
+		if slices.Contains(names, h.Name()) && st.State != api.HostConnected {
+			return false
+		}
+	}
+	return true
+}
+
+func capacityOf(hosts []*api.Object) api.DrillCapacity {
+	var c api.DrillCapacity
+	for _, h := range hosts {
+		var st api.HostStatus
+		_ = h.DecodeStatus(&st)
+		if st.State != api.HostConnected {
+			continue
+		}
+		c.Hosts++
+		c.CPUMHz += st.CPUCapacity
+		c.MemMB += st.MemCapacity
+	}
+	return c
+}
