@@ -318,7 +318,11 @@ func PartitionHosts(ctx context.Context, opts Options, names []string) error {
 	if err := errors.Join(append(errs, s.save())...); err != nil {
 		return fmt.Errorf("partition: %w", err)
 	}
-	fmt.Fprintf(opts.Out, "partition %s: %s reach each other but not vcenter nor the other hosts\n", br, strings.Join(hostNames(derefHosts(hosts)), ", "))
+	if len(hosts) == 1 {
+		fmt.Fprintf(opts.Out, "partition %s: %s is cut off from vcenter and the other hosts\n", br, hosts[0].Name)
+	} else {
+		fmt.Fprintf(opts.Out, "partition %s: %s reach each other but not vcenter nor the other hosts\n", br, strings.Join(hostNames(derefHosts(hosts)), ", "))
+	}
 	return nil
 }
 
