@@ -124,7 +124,8 @@ func CrashHost(ctx context.Context, opts Options, name string) error {
 
 // crash does CrashHost's work and records it; it returns what it killed.
 func (s *State) crash(ctx context.Context, h *Host) (string, error) {
-	// 1. The host's daemons first, so no agent sees its VMs die and restarts them.
+	// 1. The host's daemons first, so no agent sees its VMs die and restarts them
+	// (and no HA agent reacts to anything).
 	var procs []Process
 	for _, i := range s.hostProcesses(h.Name) {
 		if p := s.Processes[i]; p.Alive() {
@@ -132,35 +133,40 @@ func (s *State) crash(ctx context.Context, h *Host) (string, error) {
 			procs = append(procs, p)
 		}
 	}
-	// 2. Its VMs and its link together: a powered-off host takes both at once.
+	// Its link goes down meanwhile: a powered-off host leaves the network as its processes die.
 	var wg sync.WaitGroup
-	var linkErr, taskErr error
-	var nTasks int
+	var linkErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		linkErr = ipIn(mgmtNS(s.Prefix), "link", "set", hostPort(h), "down")
 	}()
-	if h.Namespace != "" && s.Containerd != nil {
-		nTasks, taskErr = killTasks(ctx, s.Containerd.Socket, h.Namespace)
-	}
-	wg.Wait()
+	// Dead before its VMs are touched: an agent's last RPC must not start a task after the kill below.
 	var names []string
+	var errs []error
 	for _, p := range procs {
 		for i := 0; p.Alive() && i < 100; i++ { // SIGKILL is not instant; 1 s is plenty
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 		if p.Alive() {
-			return "", fmt.Errorf("%s: %s (pid %d) survives SIGKILL", h.Name, p.Name, p.PID)
+			errs = append(errs, fmt.Errorf("%s (pid %d) survives SIGKILL", p.Name, p.PID))
 		}
 		names = append(names, fmt.Sprintf("%s (pid %d)", p.Name, p.PID))
 	}
+	// 2. Its VMs.
+	var nTasks int
+	if h.Namespace != "" && s.Containerd != nil {
+		var err error
+		nTasks, err = killTasks(ctx, s.Containerd.Socket, h.Namespace)
+		errs = append(errs, err)
+	}
+	wg.Wait()
 	// Recorded even if a step failed: what did happen must be undone by restart or down.
 	h.setFault(FaultCrashed)
 	if err := s.save(); err != nil {
 		return "", err
 	}
-	if err := errors.Join(linkErr, taskErr); err != nil {
+	if err := errors.Join(append(errs, linkErr)...); err != nil {
 		return "", fmt.Errorf("crash %s: %w", h.Name, err)
 	}
 	what := "no daemon was running"
@@ -174,7 +180,8 @@ func (s *State) crash(ctx context.Context, h *Host) (string, error) {
 }
 
 // killTasks sends SIGKILL to every live task of the containerd namespace at
-// once (all of each task's processes) and waits until none runs.
+// once (all of each task's processes) and lists again until none runs; it
+// returns how many tasks it killed.
 func killTasks(ctx context.Context, sock, ns string) (int, error) {
 	client, err := containerd.New(sock, containerd.WithTimeout(2*time.Second))
 	if err != nil {
@@ -183,48 +190,42 @@ func killTasks(ctx context.Context, sock, ns string) (int, error) {
 	defer client.Close()
 	ctx = namespaces.WithNamespace(ctx, ns)
 	ts := client.TaskService()
-	live := func() ([]string, error) {
+	killed := map[string]bool{}
+	for deadline := time.Now().Add(2 * time.Second); ; {
 		resp, err := ts.List(ctx, &tasks.ListTasksRequest{})
 		if err != nil {
-			return nil, fmt.Errorf("containerd namespace %s: list tasks: %w", ns, errdefs.FromGRPC(err))
+			return len(killed), fmt.Errorf("containerd namespace %s: list tasks: %w", ns, errdefs.FromGRPC(err))
 		}
-		var ids []string
+		var live []string
 		for _, t := range resp.Tasks {
 			if t.Status == task.Status_RUNNING || t.Status == task.Status_PAUSED || t.Status == task.Status_PAUSING {
-				ids = append(ids, t.ID)
+				live = append(live, t.ID)
 			}
 		}
-		return ids, nil
-	}
-	ids, err := live()
-	if err != nil {
-		return 0, err
-	}
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := ts.Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(syscall.SIGKILL), All: true})
-			if err = errdefs.FromGRPC(err); err != nil && !errdefs.IsNotFound(err) {
-				errs[i] = fmt.Errorf("containerd namespace %s: kill %s: %w", ns, id, err)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return len(ids), err
-	}
-	for deadline := time.Now().Add(2 * time.Second); ; {
-		left, err := live()
-		if err != nil || len(left) == 0 {
-			return len(ids), err
+		if len(live) == 0 {
+			return len(killed), nil
 		}
 		if time.Now().After(deadline) {
-			return len(ids), fmt.Errorf("containerd namespace %s: tasks %v still run 2s after SIGKILL", ns, left)
+			return len(killed), fmt.Errorf("containerd namespace %s: tasks %v still run 2s after SIGKILL", ns, live)
 		}
-		time.Sleep(20 * time.Millisecond)
+		errs := make([]error, len(live))
+		var wg sync.WaitGroup
+		for i, id := range live {
+			killed[id] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := ts.Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(syscall.SIGKILL), All: true})
+				if err = errdefs.FromGRPC(err); err != nil && !errdefs.IsNotFound(err) {
+					errs[i] = fmt.Errorf("containerd namespace %s: kill %s: %w", ns, id, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return len(killed), err
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

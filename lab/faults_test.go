@@ -276,6 +276,9 @@ func TestLabFaults(t *testing.T) {
 	smp := l.waitSample(sm, 30*time.Second, "ha-01 running again on esx-01", func(s Sample) bool {
 		return slices.Equal(s.Running["esx-01"], []string{uid})
 	})
+	if once, err := RunningVMs(context.Background(), l.dir); err != nil || !slices.Equal(once["esx-01"], []string{uid}) || len(once) != 3 {
+		t.Errorf("RunningVMs after host.restart: %v, %v; want ha-01 on esx-01 and an entry per host", once, err)
+	}
 	if dup := smp.Duplicates(); len(dup) > 0 {
 		t.Errorf("after host.restart VMs run twice: %v", dup)
 	}
