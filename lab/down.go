@@ -14,7 +14,7 @@ import (
 
 // labFiles are the entries a lab makes in its directory; down removes these
 // and then the directory if it is empty, never anything else it finds there.
-var labFiles = []string{"env", "proxy.addr", "proxy.addr.tmp", "logs", "datastore", "vcenter", "hosts", "containerd", StateFile + ".tmp"}
+var labFiles = []string{"env", "proxy.addr", "proxy.addr.tmp", "logs", "datastore", SharedDir, "fdm", "vcenter", "hosts", "containerd", lockFile, StateFile + ".tmp"}
 
 // Down removes everything a lab made: its processes, the containerd
 // namespaces its hosts used (and its private containerd), its network

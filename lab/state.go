@@ -48,7 +48,10 @@ type Containerd struct {
 
 // Process is one daemon the lab started.
 type Process struct {
-	Name  string   `json:"name"` // containerd, vcenter, proxy, esx-01...
+	Name string `json:"name"` // containerd, vcenter, proxy, esx-01, esx-01-fdm...
+	// Host is the lab host the daemon belongs to ("" for vcenter, proxy,
+	// containerd): host.crash kills and host.restart starts every one of them.
+	Host  string   `json:"host,omitempty"`
 	PID   int      `json:"pid"`
 	Start uint64   `json:"start"`           // /proc/PID/stat starttime: a reused PID is not ours
 	NetNS string   `json:"netns,omitempty"` // "" = the root namespace
@@ -62,6 +65,14 @@ type Host struct {
 	NetNS     string `json:"netns"`
 	Address   string `json:"address"`
 	Namespace string `json:"containerdNamespace,omitempty"`
+
+	// Fault is what the lab last did to the host: "" (healthy), FaultCrashed,
+	// FaultIsolated or FaultPartitioned; FaultSince is when.
+	Fault      string    `json:"fault,omitempty"`
+	FaultSince time.Time `json:"faultSince,omitempty"`
+	// Partition is the bridge (in the management namespace) the host's port
+	// was moved to by `lab partition`; "" when on the management bridge.
+	Partition string `json:"partition,omitempty"`
 }
 
 func statePath(dir string) string { return filepath.Join(dir, StateFile) }
@@ -117,6 +128,29 @@ func (s *State) addNetNS(name string) error {
 func (s *State) addProcess(p Process) error {
 	s.Processes = append(s.Processes, p)
 	return s.save()
+}
+
+// host finds a host of the lab by name.
+func (s *State) host(name string) *Host {
+	for i := range s.Hosts {
+		if s.Hosts[i].Name == name {
+			return &s.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// hostProcesses are the indexes in s.Processes of the host's daemons (its
+// agent, its FDM...), in start order. A state written before Process.Host
+// existed names the agent after its host.
+func (s *State) hostProcesses(host string) []int {
+	var idx []int
+	for i, p := range s.Processes {
+		if p.Host == host || (p.Host == "" && p.Name == host) {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
 func (s *State) process(name string) *Process {

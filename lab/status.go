@@ -47,7 +47,7 @@ func Status(ctx context.Context, opts Options) error {
 		}
 		fmt.Fprintf(out, "containerd: %s, %s, namespaces %s\n", kind, c.Socket, strings.Join(s.CtrdNamespaces, " "))
 	}
-	fmt.Fprintf(out, "datastore: %s\n\n", filepath.Join(s.Dir, "datastore"))
+	fmt.Fprintf(out, "datastore: %s\nheartbeat datastore (HA): %s\n\n", filepath.Join(s.Dir, "datastore"), filepath.Join(s.Dir, SharedDir))
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tPID\tSTATE\tNETNS\tLOG")
@@ -83,7 +83,7 @@ func Status(ctx context.Context, opts Options) error {
 	}
 	fmt.Fprintln(out)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tADDRESS\tNETNS\tCONTAINERD NS\tSTATE")
+	fmt.Fprintln(tw, "HOST\tADDRESS\tNETNS\tCONTAINERD NS\tSTATE\tFAULT")
 	for _, h := range s.Hosts {
 		st := states[h.Name]
 		switch {
@@ -96,7 +96,7 @@ func Status(ctx context.Context, opts Options) error {
 		if ns == "" {
 			ns = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.NetNS, ns, st)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Name, h.Address, h.NetNS, ns, st, s.faultText(h))
 	}
 	tw.Flush()
 	if apiErr != nil {
@@ -111,4 +111,32 @@ func readToken(dir string) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// faultText is the FAULT column: what the lab did to the host, since when.
+func (s *State) faultText(h Host) string {
+	if h.Fault == "" {
+		if h.Partition != "" {
+			return "partitioned (" + h.Partition + ")"
+		}
+		return "-"
+	}
+	t := h.Fault
+	if h.Partition != "" {
+		var with []string
+		for _, o := range s.Hosts {
+			if o.Partition == h.Partition && o.Name != h.Name {
+				with = append(with, o.Name)
+			}
+		}
+		t += " (" + h.Partition
+		if len(with) > 0 {
+			t += " with " + strings.Join(with, ",")
+		}
+		t += ")"
+	}
+	if !h.FaultSince.IsZero() {
+		t += fmt.Sprintf(", %s ago", time.Since(h.FaultSince).Round(time.Second))
+	}
+	return t
 }

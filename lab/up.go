@@ -99,7 +99,7 @@ func (s *State) logf(opts Options, format string, args ...any) {
 
 func (s *State) build(ctx context.Context, opts Options) error {
 	s.logf(opts, "Building lab %q in %s: vcenter + %d hosts on %s", s.Prefix, s.Dir, opts.Hosts, MgmtSubnet)
-	for _, d := range []string{"logs", "datastore", "vcenter", "hosts"} {
+	for _, d := range []string{"logs", "datastore", SharedDir, "vcenter", "hosts"} {
 		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o755); err != nil {
 			return err
 		}
@@ -132,9 +132,12 @@ func (s *State) build(ctx context.Context, opts Options) error {
 
 	// vcenter, inside its namespace.
 	s.VCenterURL = fmt.Sprintf("http://%s:%d", VCenterAddr, APIPort)
+	ha := s.haWiring(ctx, opts.Binary, opts.Runtime)
+	s.logf(opts, "  vSphere HA: %s", ha.Summary)
 	vcDir := filepath.Join(s.Dir, "vcenter")
-	if err := s.daemon("vcenter", vcNS(s.Prefix), opts.Binary, "vcenter", "--data-dir", vcDir,
-		"--listen", fmt.Sprintf("%s:%d", VCenterAddr, APIPort), "--gossip", fmt.Sprintf("%s:%d", VCenterAddr, GossipPort)); err != nil {
+	vcArgs := append([]string{"vcenter", "--data-dir", vcDir,
+		"--listen", fmt.Sprintf("%s:%d", VCenterAddr, APIPort), "--gossip", fmt.Sprintf("%s:%d", VCenterAddr, GossipPort)}, ha.VCenter...)
+	if err := s.daemon("vcenter", vcNS(s.Prefix), opts.Binary, vcArgs...); err != nil {
 		return err
 	}
 	// The loopback forwarder, in the root namespace.
@@ -177,6 +180,7 @@ func (s *State) build(ctx context.Context, opts Options) error {
 		args := []string{"host", "--name", h.Name, "--cluster", clusterPath(), "--vcenter", s.VCenterURL,
 			"--join", fmt.Sprintf("%s:%d", VCenterAddr, GossipPort), "--join-token", joinToken,
 			"--gossip-bind", fmt.Sprintf("%s:%d", h.Address, GossipPort)}
+		args = append(args, ha.Host...)
 		switch opts.Runtime {
 		case "containerd":
 			args = append(args, "--runtime", "containerd", "--containerd-socket", s.Containerd.Socket,
@@ -198,8 +202,14 @@ func (s *State) build(ctx context.Context, opts Options) error {
 		if opts.Runtime == "containerd" && opts.HostMem > 0 {
 			args = append(args, "--mem", strconv.FormatInt(opts.HostMem, 10))
 		}
-		if err := s.daemon(h.Name, h.NetNS, opts.Binary, args...); err != nil {
+		if err := s.hostDaemon(h.Name, h.Name, h.NetNS, append([]string{opts.Binary}, args...)); err != nil {
 			return err
+		}
+		// The host's HA agent (FDM) runs beside its host agent, in the same netns.
+		if ha.FDM != nil {
+			if err := s.hostDaemon(h.Name, h.Name+"-fdm", h.NetNS, append([]string{opts.Binary}, ha.FDM(h, joinToken)...)); err != nil {
+				return err
+			}
 		}
 	}
 	s.logf(opts, "  waiting for %d hosts to connect...", len(s.Hosts))
@@ -289,10 +299,18 @@ func hostNames(hosts []Host) []string {
 
 // daemon starts a podsphere daemon and records it.
 func (s *State) daemon(name, netns, binary string, args ...string) error {
-	p, err := startDaemon(name, netns, append([]string{binary}, args...), filepath.Join(s.Dir, "logs", name+".log"))
+	return s.hostDaemon("", name, netns, append([]string{binary}, args...))
+}
+
+// hostDaemon starts and records a daemon that belongs to host ("" = to the
+// lab as a whole): host.crash kills and host.restart restarts all of a
+// host's daemons, whatever they are.
+func (s *State) hostDaemon(host, name, netns string, argv []string) error {
+	p, err := startDaemon(name, netns, argv, filepath.Join(s.Dir, "logs", name+".log"))
 	if err != nil {
 		return err
 	}
+	p.Host = host
 	return s.addProcess(p)
 }
 
@@ -387,4 +405,100 @@ func (s *State) logTails(n int) string {
 		fmt.Fprintf(&b, "\n--- %s (%s), last lines:\n%s", p.Name, p.Log, strings.Join(lines[max(0, len(lines)-n):], "\n"))
 	}
 	return b.String()
+}
+
+// ==== vSphere HA wiring (issue 7) ==========================================
+//
+// SharedDir (DIR/shared) is the heartbeat datastore: one directory vcenter,
+// every host agent and every host's FDM see (internal/hads keeps its files
+// under DIR/shared/.podsphere-ha). haWiring below is the ONE place the lab
+// hands HA's pieces their flags.
+
+// SharedDir is the heartbeat datastore's directory under DIR.
+const SharedDir = "shared"
+
+// haDaemons are the extra arguments HA's pieces get, from haWiring.
+type haDaemons struct {
+	Summary string   // one line for `lab up`'s output
+	VCenter []string // appended to `podsphere vcenter ...`
+	Host    []string // appended to every `podsphere host ...`
+	// FDM is the full argv (after the binary) of host h's `podsphere fdm`;
+	// nil when the binary has no fdm command.
+	FDM func(h Host, joinToken string) []string
+}
+
+// haWiring builds the HA arguments of the lab's daemons. Each flag is passed
+// only when the binary's --help lists it, and the FDM is started only when
+// `BIN fdm --help` succeeds, so a binary without HA builds the lab it always
+// did and one with HA gets a wired-up lab, with no change here. The lab does
+// not turn HA on for its cluster: that is the admin's (or the demo's) call.
+func (s *State) haWiring(ctx context.Context, binary, rt string) haDaemons {
+	shared := filepath.Join(s.Dir, SharedDir)
+	var d haDaemons
+	var wired []string
+	if helpHas(ctx, binary, "vcenter")("ha-datastore") {
+		d.VCenter = []string{"--ha-datastore", shared}
+		wired = append(wired, "vcenter")
+	}
+	if helpHas(ctx, binary, "host")("ha-datastore") {
+		d.Host = []string{"--ha-datastore", shared}
+		wired = append(wired, "host agents")
+	}
+	fdm := helpHas(ctx, binary, "fdm")
+	// Without containerd the FDM could not see the (simulated) VMs, unless it says it runs on sim too.
+	if fdm("name") && (rt == "containerd" || fdm("runtime")) {
+		d.FDM = func(h Host, joinToken string) []string {
+			args := []string{"fdm"}
+			add := func(flag, value string) {
+				if fdm(flag) {
+					args = append(args, "--"+flag, value)
+				}
+			}
+			add("name", h.Name)
+			add("cluster", clusterPath())
+			add("vcenter", s.VCenterURL)
+			add("join-token", joinToken)
+			add("ha-datastore", shared)
+			add("address", h.Address)
+			add("state-dir", filepath.Join(s.Dir, "fdm", h.Name))
+			add("runtime", rt)
+			if rt == "containerd" && s.Containerd != nil {
+				add("containerd-socket", s.Containerd.Socket)
+				add("containerd-namespace", h.Namespace)
+			}
+			return args
+		}
+		wired = append(wired, "an FDM on each host")
+	}
+	if len(wired) == 0 {
+		d.Summary = "this podsphere binary has no HA pieces (no --ha-datastore, no fdm); heartbeat datastore " + shared + " unused"
+	} else {
+		d.Summary = "heartbeat datastore " + shared + " wired to " + strings.Join(wired, ", ")
+	}
+	return d
+}
+
+// helpHas runs `binary sub --help` once and returns a test for whether a
+// flag is listed; a failing --help (no such command) lists nothing.
+func helpHas(ctx context.Context, binary, sub string) func(flag string) bool {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, binary, sub, "--help").CombinedOutput()
+	if err != nil {
+		return func(string) bool { return false }
+	}
+	help := string(out)
+	return func(flag string) bool {
+		for i := 0; ; {
+			j := strings.Index(help[i:], "--"+flag)
+			if j < 0 {
+				return false
+			}
+			end := i + j + 2 + len(flag)
+			if end == len(help) || strings.ContainsRune(" \t\n=", rune(help[end])) {
+				return true
+			}
+			i = end
+		}
+	}
 }

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"log"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/podsphere/podsphere/lab"
 )
 
-// labCmd is `podsphere lab up|status|down` (and the lab's internal `proxy`).
+// labCmd is `podsphere lab up|status|down`, the fault verbs for HA drills
+// (host.crash, host.isolate, host.heal, host.restart, partition), and the
+// lab's internal `proxy`.
 func labCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
@@ -82,6 +86,40 @@ psc reaches vcenter through a loopback forwarder. See docs/lab.md.`,
 	pfl.StringVar(&p.to, "to", "", "address to dial inside that namespace")
 	pfl.StringVar(&p.addrFile, "addr-file", "", "file to write the bound address to")
 
-	cmd.AddCommand(up, status, down, proxy)
+	// Faults for HA drills: each acts at once and records the fault in DIR/state.json.
+	hostVerb := func(use, short string, do func(context.Context, lab.Options, string) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " NAME",
+			Short: short,
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				opts.Out = cmd.OutOrStdout()
+				return do(cmd.Context(), opts, args[0])
+			},
+		}
+	}
+	crash := hostVerb("host.crash", "power a host off: SIGKILL its daemons and every VM task at once, management link down", lab.CrashHost)
+	isolate := hostVerb("host.isolate", "put a host's management link down; its daemons, VMs and storage stay", lab.IsolateHost)
+	heal := hostVerb("host.heal", "end a host's isolation or partition: back on the management network", lab.HealHost)
+	restart := hostVerb("host.restart", "boot a crashed host (a running one is power-cycled): link up, its daemons started again", lab.RestartHost)
+	partition := &cobra.Command{
+		Use:   "partition NAME[,NAME...]",
+		Short: "cut the named hosts off together: they reach each other, not vcenter nor the other hosts (host.heal each to end it)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Out = cmd.OutOrStdout()
+			var names []string
+			for _, a := range args {
+				for _, n := range strings.Split(a, ",") {
+					if n = strings.TrimSpace(n); n != "" {
+						names = append(names, n)
+					}
+				}
+			}
+			return lab.PartitionHosts(cmd.Context(), opts, names)
+		},
+	}
+
+	cmd.AddCommand(up, status, down, proxy, crash, isolate, heal, restart, partition)
 	return cmd
 }
