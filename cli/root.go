@@ -105,10 +105,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	env := &Env{
 		In: os.Stdin, Out: stdout, Err: stderr,
-		Now: time.Now, Location: time.Local, NewAPI: newClient,
+		Now: time.Now, Location: time.Local, NewAPI: newClient, Injector: DefaultInjector,
 	}
 	return Run(ctx, env, os.Getenv, args)
 }
+
+// DefaultInjector is ha.drill's fault injector for Main; cmd/psc sets it
+// to the lab's when PSC_LAB names one (the cli package itself does not
+// link the lab and containerd).
+var DefaultInjector func(ctx context.Context) (Injector, error)
 
 // Run executes one psc command line against env and returns the exit code;
 // errors are printed as "psc: message".

@@ -236,8 +236,9 @@ func (s *State) build(ctx context.Context, opts Options) error {
 		s.logf(opts, "  content library: %s (%s)", ImageName, ImageRef)
 	}
 
-	env := fmt.Sprintf("# podsphere lab %q: source me (. %s) and use psc\nexport PSC_URL=%s PSC_TOKEN=%s PSC_DATACENTER=%s PSC_CLUSTER=%s\n",
-		s.Prefix, filepath.Join(s.Dir, "env"), s.LocalURL, adminToken, Datacenter, Cluster)
+	// PSC_LAB lets psc ha.drill inject real failures into this lab.
+	env := fmt.Sprintf("# podsphere lab %q: source me (. %s) and use psc\nexport PSC_URL=%s PSC_TOKEN=%s PSC_DATACENTER=%s PSC_CLUSTER=%s PSC_LAB=%s\n",
+		s.Prefix, filepath.Join(s.Dir, "env"), s.LocalURL, adminToken, Datacenter, Cluster, s.Dir)
 	if err := os.WriteFile(filepath.Join(s.Dir, "env"), []byte(env), 0o600); err != nil {
 		return err
 	}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/cli"
+	"github.com/podsphere/podsphere/lab"
+)
+
+// labInjector makes ha.drill's failures real in a lab: the lab's fault
+// verbs crash, isolate or partition its hosts, and its sampler reads every
+// host's containerd namespace directly.
+type labInjector struct {
+	opts    lab.Options
+	sampler *lab.Sampler
+}
+
+// labFromEnv is the injector of the lab PSC_LAB names (set by . DIR/env).
+func labFromEnv(context.Context) (cli.Injector, error) {
+	dir := os.Getenv("PSC_LAB")
+	if dir == "" {
+		return nil, fmt.Errorf("ha.drill runs in a lab: PSC_LAB is not set (. DIR/env after podsphere lab up): %w", api.ErrUnavailable)
+	}
+	s, err := lab.NewSampler(dir)
+	if err != nil {
+		return nil, fmt.Errorf("ha.drill: reading the lab's runtimes in %s: %w", dir, err)
+	}
+	return &labInjector{opts: lab.Options{Dir: dir, Out: io.Discard}, sampler: s}, nil
+}
+
+func (l *labInjector) Inject(ctx context.Context, mode string, hosts []string) error {
+	switch mode {
+	case api.DrillCrash:
+		return lab.CrashHost(ctx, l.opts, hosts[0])
+	case api.DrillIsolate:
+		return lab.IsolateHost(ctx, l.opts, hosts[0])
+	case api.DrillPartition:
+		return lab.PartitionHosts(ctx, l.opts, hosts)
+	}
+	return fmt.Errorf("the lab cannot inject a %q failure: %w", mode, api.ErrInvalid)
+}
+
+func (l *labInjector) Heal(ctx context.Context, mode string, hosts []string) error {
+	for _, h := range hosts {
+		heal := lab.HealHost
+		if mode == api.DrillCrash {
+			heal = lab.RestartHost
+		}
+		if err := heal(ctx, l.opts, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *labInjector) Running(ctx context.Context) (map[string][]string, error) {
+	s, err := l.sampler.Sample(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Running, nil
+}
