@@ -392,3 +392,25 @@ func TestClusterInfoFailoverCapacity(t *testing.T) {
 func squash(s string) string {
 	return regexp.MustCompile(` +`).ReplaceAllString(s, " ")
 }
+
+// ha.plan honours the cluster's default priority and its dependency rules.
+func TestHAPlanHonoursHASettings(t *testing.T) {
+	t.Parallel()
+	l := labBase(t, "esx-01", "esx-02")
+	l.ok("cluster.change", "-ha-enabled", "-ha-restart-priority", "low", "c1")
+	for _, name := range []string{"app", "db", "cache"} {
+		l.create(api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot, Host: labCluster + "/esx-02", Pinned: true,
+			NumCPU: 1, MemoryMB: 64, PowerState: api.PoweredOn, CPU: vmAllocation(), Mem: vmAllocation(),
+			Containers: []api.Container{{Name: "main", Image: "busybox"}}}))
+	}
+	l.ok("cluster.override.change", "-vm", "cache", "-ha-restart-priority", "disabled")
+	l.ok("cluster.group.create", "-name", "apps", "-vm", "app")
+	l.ok("cluster.group.create", "-name", "dbs", "-vm", "db")
+	l.ok("cluster.rule.create", "-name", "app-after-db", "-depends", "apps", "dbs")
+	out := squash(l.ok("ha.plan", "-fail", "esx-02"))
+	for _, want := range []string{"1 /dc1/vm/db low esx-02 esx-01", "2 /dc1/vm/app low esx-02 esx-01", "Left down (restart priority disabled): /dc1/vm/cache"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ha.plan lacks %q:\n%s", want, out)
+		}
+	}
+}
