@@ -77,22 +77,22 @@ var (
 
 // clusterChangeOptions runs `psc cluster.change CLUSTER...` with DRS and HA flags.
 type clusterChangeOptions struct {
-	env         *Env
-	cmd         *cobra.Command
-	drs         bool
-	drsMode     string
-	ha          bool
-	haAC        bool
-	haFailures  int
-	haPolicy    string
-	priority    string
-	isolation   string
-	addresses   []string
-	shutdown    int
-	ready       string
-	delay       int
-	readyTimout int
-	clusters    []string
+	env          *Env
+	cmd          *cobra.Command
+	drs          bool
+	drsMode      string
+	ha           bool
+	haAC         bool
+	haFailures   int
+	haPolicy     string
+	priority     string
+	isolation    string
+	addresses    []string
+	shutdown     int
+	ready        string
+	delay        int
+	readyTimeout int
+	clusters     []string
 }
 
 func newClusterChangeCommand(env *Env) *cobra.Command {
@@ -121,7 +121,7 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 	f.IntVar(&o.shutdown, "ha-shutdown-timeout", 0, "seconds the shutdown isolation response waits before powering a VM off (0: 300)")
 	f.StringVar(&o.ready, "ha-ready-condition", "", "when restarted VMs count as ready and the next priority starts: "+strings.Join(haReadyConditions, "|")+" (default poweredOn)")
 	f.IntVar(&o.delay, "ha-additional-delay", 0, "seconds HA waits after a priority is ready before starting the next (postReadyDelay)")
-	f.IntVar(&o.readyTimout, "ha-ready-timeout", 0, "seconds HA waits for a priority to be ready before starting the next anyway (0: 60)")
+	f.IntVar(&o.readyTimeout, "ha-ready-timeout", 0, "seconds HA waits for a priority to be ready before starting the next anyway (0: 60)")
 	o.cmd = cmd
 	return cmd
 }
@@ -158,7 +158,7 @@ func (o *clusterChangeOptions) Validate() error {
 	for _, n := range []struct {
 		flag string
 		v    int
-	}{{"ha-shutdown-timeout", o.shutdown}, {"ha-additional-delay", o.delay}, {"ha-ready-timeout", o.readyTimout}} {
+	}{{"ha-shutdown-timeout", o.shutdown}, {"ha-additional-delay", o.delay}, {"ha-ready-timeout", o.readyTimeout}} {
 		if n.v < 0 {
 			return usagef("-%s %d: want seconds, 0 or more", n.flag, n.v)
 		}
@@ -199,7 +199,7 @@ func (o *clusterChangeOptions) apply(s *api.ClusterSpec) {
 	set("ha-shutdown-timeout", func() { h.ShutdownTimeoutSeconds = o.shutdown })
 	set("ha-ready-condition", func() { h.ReadyCondition = o.ready })
 	set("ha-additional-delay", func() { h.PostReadyDelaySeconds = o.delay })
-	set("ha-ready-timeout", func() { h.ReadyTimeoutSeconds = o.readyTimout })
+	set("ha-ready-timeout", func() { h.ReadyTimeoutSeconds = o.readyTimeout })
 }
 
 func (o *clusterChangeOptions) Run(ctx context.Context) error {
