@@ -133,3 +133,51 @@ type HAPlanWait struct {
 	VM     string `json:"vm"`
 	Reason string `json:"reason"`
 }
+
+// HACapacity answers GET /api/v1/ha/capacity?cluster=C (psc cluster.info):
+// the cluster's HA admission control settings and its current failover
+// capacity, as vSphere's cluster summary shows them. It is computed under
+// the cluster's policy even while admission control is off, so an admin
+// sees what turning it on would leave.
+type HACapacity struct {
+	Cluster                 string `json:"cluster"`
+	HAEnabled               bool   `json:"haEnabled"`
+	AdmissionControlEnabled bool   `json:"admissionControlEnabled"`
+	// Policy is percentage or slot; HostFailuresTolerated the failures it
+	// keeps capacity for.
+	Policy                string `json:"policy"`
+	HostFailuresTolerated int    `json:"hostFailuresTolerated"`
+	// Hosts counts the hosts that give capacity (connected, not in
+	// maintenance); VMs the powered-on VMs on the cluster's hosts.
+	Hosts int `json:"hosts"`
+	VMs   int `json:"vms"`
+	// Percentage policy: capacity of the hosts, the share kept for
+	// failover (the largest HostFailuresTolerated hosts), what powered-on
+	// VMs reserve, and what may still be reserved.
+	CPU HACapacityResource `json:"cpu"`
+	Mem HACapacityResource `json:"mem"`
+	// Slot policy (filled under either policy): the slot size (the largest
+	// reservations), the slots of all hosts, those left once the largest
+	// hosts fail (UsableSlots), the slots the powered-on VMs take, and
+	// the slots still free for power-ons (UsableSlots-UsedSlots).
+	SlotCPUMHz  int64 `json:"slotCpuMHz"`
+	SlotMemMB   int64 `json:"slotMemMB"`
+	TotalSlots  int   `json:"totalSlots"`
+	UsableSlots int   `json:"usableSlots"`
+	UsedSlots   int   `json:"usedSlots"`
+	FreeSlots   int   `json:"freeSlots"`
+}
+
+// HACapacityResource is one resource's failover capacity (MHz or MB).
+// FailoverPercent is the share of Total kept for failover (vSphere's
+// configured failover capacity); CurrentPercent the unreserved share
+// (vSphere's current failover capacity); Free what powered-on VMs may
+// still reserve without eating into the failover share.
+type HACapacityResource struct {
+	Total           int64   `json:"total"`
+	Failover        int64   `json:"failover"`
+	Reserved        int64   `json:"reserved"`
+	Free            int64   `json:"free"`
+	FailoverPercent float64 `json:"failoverPercent"`
+	CurrentPercent  float64 `json:"currentPercent"`
+}

@@ -187,6 +187,9 @@ func (m *memAPI) Quota(context.Context, string) (*api.QuotaInfo, error) { return
 func (m *memAPI) HAPlan(context.Context, string, []string) (*api.HAPlan, error) {
 	return nil, errNotInFake
 }
+func (m *memAPI) HACapacity(context.Context, string) (*api.HACapacity, error) {
+	return nil, errNotInFake
+}
 
 // Watch sends the changes after revision from that opts select, until ctx ends.
 func (m *memAPI) Watch(ctx context.Context, opts client.ListOptions, from uint64) (<-chan api.WatchEvent, func() error, error) {

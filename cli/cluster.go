@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,17 +64,35 @@ func (o *clusterCreateOptions) Run(ctx context.Context) error {
 	return nil
 }
 
+// HA values cluster.change and cluster.override.change accept, as vSphere's.
+var (
+	haIsolationResponses   = []string{"disabled", "powerOff", "shutdown"}
+	haReadyConditions      = []string{"none", "poweredOn", "guestHbStatusGreen", "appHbStatusGreen"}
+	vmIsolationResponses   = []string{"none", "powerOff", "shutdown"}
+	haAdmissionPolicies    = []string{"percentage", "slot"}
+	clusterChangeFlagNames = []string{"drs-enabled", "drs-mode", "ha-enabled", "ha-admission-control-enabled", "ha-host-failures",
+		"ha-admission-policy", "ha-restart-priority", "ha-isolation-response", "ha-isolation-address", "ha-shutdown-timeout",
+		"ha-ready-condition", "ha-additional-delay", "ha-ready-timeout"}
+)
+
 // clusterChangeOptions runs `psc cluster.change CLUSTER...` with DRS and HA flags.
 type clusterChangeOptions struct {
-	env        *Env
-	cmd        *cobra.Command
-	drs        bool
-	drsMode    string
-	ha         bool
-	haAC       bool
-	haFailures int
-	haPolicy   string
-	clusters   []string
+	env          *Env
+	cmd          *cobra.Command
+	drs          bool
+	drsMode      string
+	ha           bool
+	haAC         bool
+	haFailures   int
+	haPolicy     string
+	priority     string
+	isolation    string
+	addresses    []string
+	shutdown     int
+	ready        string
+	delay        int
+	readyTimeout int
+	clusters     []string
 }
 
 func newClusterChangeCommand(env *Env) *cobra.Command {
@@ -83,7 +102,9 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 		Short: "Change DRS and HA settings of clusters (unset flags stay as they are)",
 		Example: `  psc cluster.change -drs-enabled -drs-mode partiallyAutomated c1
   psc cluster.change -ha-enabled -ha-admission-control-enabled=false c1
-  psc cluster.change -ha-enabled -ha-admission-control-enabled -ha-host-failures 1 -ha-admission-policy slot c1`,
+  psc cluster.change -ha-enabled -ha-admission-control-enabled -ha-host-failures 1 -ha-admission-policy slot c1
+  psc cluster.change -ha-restart-priority high -ha-ready-condition guestHbStatusGreen -ha-additional-delay 10 c1
+  psc cluster.change -ha-isolation-response powerOff -ha-isolation-address 10.0.0.1,10.0.0.2 c1`,
 		Args: minArgs(1, "at least one CLUSTER"),
 		RunE: runE(o),
 	}
@@ -94,34 +115,91 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.haAC, "ha-admission-control-enabled", false, "enable HA admission control")
 	f.IntVar(&o.haFailures, "ha-host-failures", 1, "host failures the cluster tolerates (HA admission control)")
 	f.StringVar(&o.haPolicy, "ha-admission-policy", "", "HA admission control policy: percentage|slot")
+	f.StringVar(&o.priority, "ha-restart-priority", "", "HA restart priority of VMs without an override: "+strings.Join(api.RestartPriorities, "|")+" (default medium)")
+	f.StringVar(&o.isolation, "ha-isolation-response", "", "what an isolated host does with its VMs: "+strings.Join(haIsolationResponses, "|")+" (default disabled: leave them running)")
+	f.StringSliceVar(&o.addresses, "ha-isolation-address", nil, "IP addresses a host pings before it calls itself isolated, comma separated (\"\" clears: its gateway and vcenter)")
+	f.IntVar(&o.shutdown, "ha-shutdown-timeout", 0, "seconds the shutdown isolation response waits before powering a VM off (0: 300)")
+	f.StringVar(&o.ready, "ha-ready-condition", "", "when restarted VMs count as ready and the next priority starts: "+strings.Join(haReadyConditions, "|")+" (default poweredOn)")
+	f.IntVar(&o.delay, "ha-additional-delay", 0, "seconds HA waits after a priority is ready before starting the next (postReadyDelay)")
+	f.IntVar(&o.readyTimeout, "ha-ready-timeout", 0, "seconds HA waits for a priority to be ready before starting the next anyway (0: 60)")
 	o.cmd = cmd
 	return cmd
 }
 
 func (o *clusterChangeOptions) Complete(_ *cobra.Command, args []string) error {
 	o.clusters = args
+	o.addresses = slices.DeleteFunc(o.addresses, func(a string) bool { return strings.TrimSpace(a) == "" })
+	return nil
+}
+
+// oneOf refuses a flag value outside allowed, naming them.
+func oneOf(flag, v string, allowed []string) error {
+	if v != "" && !slices.Contains(allowed, v) {
+		return usagef("-%s %q: want one of %s", flag, v, strings.Join(allowed, ", "))
+	}
 	return nil
 }
 
 func (o *clusterChangeOptions) Validate() error {
-	if o.drsMode != "" && !slices.Contains(drsModes, o.drsMode) {
-		return usagef("-drs-mode %q: want one of %s", o.drsMode, strings.Join(drsModes, ", "))
-	}
 	f := o.cmd.Flags()
-	if o.haPolicy != "" && o.haPolicy != "percentage" && o.haPolicy != "slot" {
-		return usagef("-ha-admission-policy %q: want percentage or slot", o.haPolicy)
+	for _, c := range []struct {
+		flag, v string
+		allowed []string
+	}{{"drs-mode", o.drsMode, drsModes}, {"ha-admission-policy", o.haPolicy, haAdmissionPolicies},
+		{"ha-restart-priority", o.priority, api.RestartPriorities}, {"ha-isolation-response", o.isolation, haIsolationResponses},
+		{"ha-ready-condition", o.ready, haReadyConditions}} {
+		if err := oneOf(c.flag, c.v, c.allowed); err != nil {
+			return err
+		}
 	}
 	if f.Changed("ha-host-failures") && o.haFailures < 1 {
 		return usagef("-ha-host-failures %d: want at least 1 (turn admission control off with -ha-admission-control-enabled=false)", o.haFailures)
 	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"ha-shutdown-timeout", o.shutdown}, {"ha-additional-delay", o.delay}, {"ha-ready-timeout", o.readyTimeout}} {
+		if n.v < 0 {
+			return usagef("-%s %d: want seconds, 0 or more", n.flag, n.v)
+		}
+	}
+	for _, a := range o.addresses {
+		if net.ParseIP(a) == nil {
+			return usagef("-ha-isolation-address %q is not an IP address", a)
+		}
+	}
 	changed := false
-	for _, n := range []string{"drs-enabled", "drs-mode", "ha-enabled", "ha-admission-control-enabled", "ha-host-failures", "ha-admission-policy"} {
+	for _, n := range clusterChangeFlagNames {
 		changed = changed || f.Changed(n)
 	}
 	if !changed {
-		return usagef("cluster.change: nothing to change (give -drs-enabled, -drs-mode, -ha-enabled, -ha-admission-control-enabled, -ha-host-failures or -ha-admission-policy)")
+		return usagef("cluster.change: nothing to change (give one of -%s)", strings.Join(clusterChangeFlagNames, ", -"))
 	}
 	return nil
+}
+
+// apply sets the fields of the flags given on the command line.
+func (o *clusterChangeOptions) apply(s *api.ClusterSpec) {
+	f := o.cmd.Flags()
+	h := &s.HA
+	set := func(flag string, fn func()) {
+		if f.Changed(flag) {
+			fn()
+		}
+	}
+	set("drs-enabled", func() { s.DRS.Enabled = o.drs })
+	set("drs-mode", func() { s.DRS.Mode = o.drsMode })
+	set("ha-enabled", func() { h.Enabled = o.ha })
+	set("ha-admission-control-enabled", func() { h.AdmissionControlEnabled = o.haAC })
+	set("ha-host-failures", func() { h.HostFailuresTolerated = o.haFailures })
+	set("ha-admission-policy", func() { h.AdmissionPolicy = o.haPolicy })
+	set("ha-restart-priority", func() { h.DefaultRestartPriority = o.priority })
+	set("ha-isolation-response", func() { h.IsolationResponse = o.isolation })
+	set("ha-isolation-address", func() { h.IsolationAddresses = o.addresses })
+	set("ha-shutdown-timeout", func() { h.ShutdownTimeoutSeconds = o.shutdown })
+	set("ha-ready-condition", func() { h.ReadyCondition = o.ready })
+	set("ha-additional-delay", func() { h.PostReadyDelaySeconds = o.delay })
+	set("ha-ready-timeout", func() { h.ReadyTimeoutSeconds = o.readyTimeout })
 }
 
 func (o *clusterChangeOptions) Run(ctx context.Context) error {
@@ -129,32 +207,9 @@ func (o *clusterChangeOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f := o.cmd.Flags()
 	for _, p := range paths {
-		_, err := modify(ctx, r.API, p, func(obj *api.Object) error {
-			var s api.ClusterSpec
-			if err := obj.DecodeSpec(&s); err != nil {
-				return fmt.Errorf("cluster %s: %w", p, err)
-			}
-			if f.Changed("drs-enabled") {
-				s.DRS.Enabled = o.drs
-			}
-			if f.Changed("drs-mode") {
-				s.DRS.Mode = o.drsMode
-			}
-			if f.Changed("ha-enabled") {
-				s.HA.Enabled = o.ha
-			}
-			if f.Changed("ha-admission-control-enabled") {
-				s.HA.AdmissionControlEnabled = o.haAC
-			}
-			if f.Changed("ha-host-failures") {
-				s.HA.HostFailuresTolerated = o.haFailures
-			}
-			if f.Changed("ha-admission-policy") {
-				s.HA.AdmissionPolicy = o.haPolicy
-			}
-			obj.SetSpec(s)
+		err := modifyCluster(ctx, r, p, func(s *api.ClusterSpec) error {
+			o.apply(s)
 			return nil
 		})
 		if err != nil {
@@ -165,11 +220,28 @@ func (o *clusterChangeOptions) Run(ctx context.Context) error {
 	return nil
 }
 
+// modifyCluster changes the spec of the cluster at p with fn.
+func modifyCluster(ctx context.Context, r *Resolver, p string, fn func(*api.ClusterSpec) error) error {
+	_, err := modify(ctx, r.API, p, func(obj *api.Object) error {
+		var s api.ClusterSpec
+		if err := obj.DecodeSpec(&s); err != nil {
+			return fmt.Errorf("cluster %s: %w", p, err)
+		}
+		if err := fn(&s); err != nil {
+			return err
+		}
+		obj.SetSpec(s)
+		return nil
+	})
+	return err
+}
+
 // Rule kinds as ClusterRule.Kind spells them.
 const (
 	ruleAffinity     = "affinity"
 	ruleAntiAffinity = "anti-affinity"
 	ruleVMHost       = "vm-host"
+	ruleDepends      = "depends"
 )
 
 // clusterRuleCreateOptions runs `psc cluster.rule.create`.
@@ -179,6 +251,8 @@ type clusterRuleCreateOptions struct {
 	enable, mandatory      bool
 	affinity, antiAffinity bool
 	vmHost, affine         bool
+	depends                bool
+	cmd                    *cobra.Command
 	hosts                  []string
 	vms                    []string
 	kind                   string
@@ -187,11 +261,12 @@ type clusterRuleCreateOptions struct {
 func newClusterRuleCreateCommand(env *Env) *cobra.Command {
 	o := &clusterRuleCreateOptions{env: env}
 	cmd := &cobra.Command{
-		Use:   "cluster.rule.create -name N [-enable] [-mandatory] -affinity|-anti-affinity|-vm-host [-host H1,H2] [-affine=true] VM...",
-		Short: "Create a DRS rule in the cluster (-cluster or PSC_CLUSTER)",
+		Use:   "cluster.rule.create -name N [-enable] [-mandatory] -affinity|-anti-affinity|-vm-host [-host H1,H2] [-affine=true] VM... | -depends VMGROUP DEPENDS_ON_VMGROUP",
+		Short: "Create a DRS rule, or an HA VM dependency rule between VM groups, in the cluster (-cluster or PSC_CLUSTER)",
 		Example: `  psc cluster.rule.create -name web-spread -enable -mandatory -anti-affinity web-01 web-02 web-03
-  psc cluster.rule.create -name db-on-01 -enable -vm-host -host esx-01 db-01`,
-		Args: minArgs(1, "at least one VM"),
+  psc cluster.rule.create -name db-on-01 -enable -vm-host -host esx-01 db-01
+  psc cluster.rule.create -name app-after-db -depends app-vms db-vms`,
+		Args: minArgs(1, "at least one VM (or, with -depends, two VM groups)"),
 		RunE: runE(o),
 	}
 	f := cmd.Flags()
@@ -203,6 +278,8 @@ func newClusterRuleCreateCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.vmHost, "vm-host", false, "tie the VMs to the hosts given with -host")
 	f.StringSliceVar(&o.hosts, "host", nil, "hosts of a -vm-host rule, comma separated")
 	f.BoolVar(&o.affine, "affine", true, "-vm-host: run on (true) or not on (false) the hosts")
+	f.BoolVar(&o.depends, "depends", false, "HA starts the VMs of the first VM group only once those of the second are ready (enabled unless -enable=false)")
+	o.cmd = cmd
 	return cmd
 }
 
@@ -216,14 +293,30 @@ func (o *clusterRuleCreateOptions) Validate() error {
 		return usagef("cluster.rule.create: -name is required")
 	}
 	n := 0
-	for k, set := range map[string]bool{ruleAffinity: o.affinity, ruleAntiAffinity: o.antiAffinity, ruleVMHost: o.vmHost} {
+	for k, set := range map[string]bool{ruleAffinity: o.affinity, ruleAntiAffinity: o.antiAffinity, ruleVMHost: o.vmHost, ruleDepends: o.depends} {
 		if set {
 			o.kind = k
 			n++
 		}
 	}
 	if n != 1 {
-		return usagef("cluster.rule.create: give exactly one of -affinity, -anti-affinity, -vm-host")
+		return usagef("cluster.rule.create: give exactly one of -affinity, -anti-affinity, -vm-host, -depends")
+	}
+	if o.kind == ruleDepends {
+		if len(o.vms) != 2 {
+			return usagef("cluster.rule.create: -depends takes two VM groups, VMGROUP DEPENDS_ON_VMGROUP, got %d argument(s)", len(o.vms))
+		}
+		if len(o.hosts) > 0 || o.mandatory {
+			return usagef("cluster.rule.create: -host and -mandatory are not for -depends rules")
+		}
+		if o.vms[0] == o.vms[1] {
+			return usagef("cluster.rule.create: VM group %s cannot depend on itself", o.vms[0])
+		}
+		// A dependency is meant to hold: on unless -enable=false.
+		if !o.cmd.Flags().Changed("enable") {
+			o.enable = true
+		}
+		return nil
 	}
 	if o.kind == ruleVMHost && len(o.hosts) == 0 {
 		return usagef("cluster.rule.create: -vm-host needs -host H1,H2")
@@ -247,7 +340,9 @@ func (o *clusterRuleCreateOptions) Run(ctx context.Context) error {
 		return err
 	}
 	rule := api.ClusterRule{Name: o.name, Enabled: o.enable, Kind: o.kind, Mandatory: o.mandatory}
-	if rule.VMs, err = r.Paths(ctx, api.KindVirtualMachine, o.vms); err != nil {
+	if o.kind == ruleDepends {
+		rule.VMGroup, rule.DependsOnVMGroup = o.vms[0], o.vms[1]
+	} else if rule.VMs, err = r.Paths(ctx, api.KindVirtualMachine, o.vms); err != nil {
 		return err
 	}
 	if o.kind == ruleVMHost {
@@ -256,18 +351,20 @@ func (o *clusterRuleCreateOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	_, err = modify(ctx, r.API, cp, func(obj *api.Object) error {
-		var s api.ClusterSpec
-		if err := obj.DecodeSpec(&s); err != nil {
-			return fmt.Errorf("cluster %s: %w", cp, err)
-		}
+	err = modifyCluster(ctx, r, cp, func(s *api.ClusterSpec) error {
 		for _, x := range s.Rules {
 			if x.Name == rule.Name {
 				return fmt.Errorf("cluster %s already has a rule named %q: %w", cp, rule.Name, api.ErrConflict)
 			}
 		}
+		if rule.Kind == ruleDepends {
+			for _, g := range []string{rule.VMGroup, rule.DependsOnVMGroup} {
+				if x := findGroup(s.Groups, g); x == nil || x.Kind != vmGroup {
+					return fmt.Errorf("cluster %s has no VM group %q (psc cluster.group.create -name %s -vm VM...): %w", cp, g, g, api.ErrNotFound)
+				}
+			}
+		}
 		s.Rules = append(s.Rules, rule)
-		obj.SetSpec(s)
 		return nil
 	})
 	if err != nil {
@@ -327,8 +424,13 @@ func writeRules(o *clusterRuleLsOptions, rules []api.ClusterRule) error {
 		if ru.Kind == ruleVMHost && !ru.Affine {
 			kind += " (not on)"
 		}
+		vms := baseNames(ru.VMs)
+		if ru.Kind == ruleDepends {
+			// The VM column names the groups: "app after db".
+			vms = fmt.Sprintf("group %s after group %s", ru.VMGroup, ru.DependsOnVMGroup)
+		}
 		rows = append(rows, []string{ru.Name, kind, strconv.FormatBool(ru.Enabled), strconv.FormatBool(ru.Mandatory),
-			baseNames(ru.VMs), orDash(baseNames(ru.Hosts))})
+			vms, orDash(baseNames(ru.Hosts))})
 	}
 	return writeTable(o.env.Out, []string{"Name", "Kind", "Enabled", "Mandatory", "VMs", "Hosts"}, rows)
 }

@@ -38,6 +38,7 @@ type API interface {
 	Pool(ctx context.Context, path string) (*api.PoolInfo, error)
 	Quota(ctx context.Context, path string) (*api.QuotaInfo, error)
 	HAPlan(ctx context.Context, cluster string, fail []string) (*api.HAPlan, error)
+	HACapacity(ctx context.Context, cluster string) (*api.HACapacity, error)
 	Watch(ctx context.Context, opts client.ListOptions, from uint64) (<-chan api.WatchEvent, func() error, error)
 }
 
@@ -181,8 +182,17 @@ var commands = []struct {
 	{groupInventory, newDatacenterCreateCommand},
 	{groupCluster, newClusterCreateCommand},
 	{groupCluster, newClusterChangeCommand},
+	{groupCluster, newClusterInfoCommand},
 	{groupCluster, newClusterRuleCreateCommand},
 	{groupCluster, newClusterRuleLsCommand},
+	{groupCluster, newClusterRuleRemoveCommand},
+	{groupCluster, newClusterGroupCreateCommand},
+	{groupCluster, newClusterGroupLsCommand},
+	{groupCluster, newClusterGroupChangeCommand},
+	{groupCluster, newClusterGroupRemoveCommand},
+	{groupCluster, newClusterOverrideChangeCommand},
+	{groupCluster, newClusterOverrideInfoCommand},
+	{groupCluster, newClusterOverrideRemoveCommand},
 	{groupCluster, newHostInfoCommand},
 	{groupCluster, newHostMaintenanceCommand(true)},
 	{groupCluster, newHostMaintenanceCommand(false)},

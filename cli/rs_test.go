@@ -153,7 +153,12 @@ func TestRSVerbs(t *testing.T) {
 	if code != api.ExitUsage || !strings.Contains(errOut, "-pool "+labRoot+" is not in namespace team") {
 		t.Errorf("rs.create in team with the root pool: exit %d, %q", code, errOut)
 	}
-	l.eventually("api's member", func() bool { return len(l.members("/dc1/replicaset/team/api")) == 1 })
+	// Reported by its host too: ls -l below shows its readiness, which only
+	// the host's report carries.
+	l.eventually("api's member running", func() bool {
+		m := l.members("/dc1/replicaset/team/api")
+		return len(m) == 1 && vmStatus(m[0]).PowerState == api.PoweredOn
+	})
 	apiVM := l.members("/dc1/replicaset/team/api")[0]
 	if !strings.HasPrefix(apiVM.Path, "/dc1/vm/team/api-") {
 		t.Errorf("member of team/api at %s", apiVM.Path)

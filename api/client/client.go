@@ -220,6 +220,12 @@ func (c *Client) HAPlan(ctx context.Context, cluster string, fail []string) (*ap
 	return &out, c.do(ctx, http.MethodGet, "/api/v1/ha/plan", q, nil, &out)
 }
 
+// HACapacity reads the cluster's HA failover capacity (admission control).
+func (c *Client) HACapacity(ctx context.Context, cluster string) (*api.HACapacity, error) {
+	var out api.HACapacity
+	return &out, c.do(ctx, http.MethodGet, "/api/v1/ha/capacity", url.Values{"cluster": {cluster}}, nil, &out)
+}
+
 // Join registers a host with the join token this client was made with.
 func (c *Client) Join(ctx context.Context, req api.JoinRequest) (*api.JoinReply, error) {
 	var out api.JoinReply

@@ -164,6 +164,14 @@ func (c *Deployments) Reconcile(ctx context.Context, key string) (Result, error)
 		}
 	}
 
+	// HA settings are no rollout: every revision's set takes them at once,
+	// paused or not, and passes them on to its members in place.
+	for i := range sets {
+		if err := c.syncHA(key, d.HA, &sets[i]); err != nil {
+			return Result{}, err
+		}
+	}
+
 	if d.Paused {
 		// Nothing rolls while paused; the status describes the newest set.
 		if newRS == nil && len(olds) > 0 {
@@ -377,6 +385,27 @@ func (c *Deployments) sets(key string, now time.Time, minReady int) []revisionSe
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].spec.Revision < out[j].spec.Revision })
 	return out
+}
+
+// syncHA copies the Deployment's HA policy onto one of its sets.
+func (c *Deployments) syncHA(key string, h api.HAPolicy, r *revisionSet) error {
+	if r.spec.HA == h {
+		return nil
+	}
+	cur, err := c.inv.Get(r.obj.Path)
+	if err != nil {
+		return err
+	}
+	var spec api.ReplicaSetSpec
+	_ = cur.DecodeSpec(&spec)
+	spec.HA = h
+	cur.SetSpec(spec)
+	out, err := c.inv.Change(DeploymentUser, cur)
+	if err != nil {
+		return fmt.Errorf("Deployment %s: HA settings of replica set %s: %w", key, cur.Path, err)
+	}
+	r.obj, r.spec = out, spec
+	return nil
 }
 
 // createSet makes the replica set of the current template.

@@ -227,6 +227,10 @@ func (c *ReplicaSets) Reconcile(ctx context.Context, key string) (Result, error)
 		}
 	}
 
+	if err := c.syncHA(key, spec, active); err != nil {
+		return Result{}, err
+	}
+
 	c.mu.Lock()
 	held := c.retryAt[key]
 	c.mu.Unlock()
@@ -516,6 +520,36 @@ func (c *ReplicaSets) create(key string, set *api.Object, spec api.ReplicaSetSpe
 }
 
 const nameChars = "bcdfghjklmnpqrstvwxz2456789" // Kubernetes' alphabet: no vowels, no look-alikes
+
+// syncHA gives members the set's HA policy when it changed (psc
+// cluster.override.change -rs): restart priority and isolation response
+// are read by vSphere HA only, not part of what the host runs, so the
+// members are changed in place, never recreated or restarted.
+func (c *ReplicaSets) syncHA(key string, spec api.ReplicaSetSpec, active []member) error {
+	want := inventory.MemberHA(spec)
+	n := 0
+	for _, m := range active {
+		if m.spec.HA == want {
+			continue
+		}
+		vs := m.spec // a copy: m.spec is shared with the cache
+		vs.HA = want
+		o := *m.obj
+		o.SetSpec(vs)
+		if _, err := c.inv.Change(ReplicaSetUser, &o); err != nil {
+			if errors.Is(err, api.ErrNotFound) {
+				continue
+			}
+			return fmt.Errorf("replica set %s: HA settings of %s: %w", key, m.obj.Path, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return c.inv.Record(ReplicaSetUser, "info", "ReplicaSetHAReconfiguredEvent", key, "HA settings (restart priority %s, isolation response %s) applied to %d member(s) without restarting them",
+		orDash(want.RestartPriority), orDash(want.IsolationResponse), n)
+}
 
 // memberOf builds a new member from the set's template.
 func (c *ReplicaSets) memberOf(key string, set *api.Object, spec api.ReplicaSetSpec) *api.Object {

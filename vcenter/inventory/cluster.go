@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/ha"
 	"github.com/podsphere/podsphere/vcenter/admission"
 	"github.com/podsphere/podsphere/vcenter/placement"
 	"github.com/podsphere/podsphere/vcenter/store"
@@ -24,7 +25,7 @@ func (cluster) names() kindNames {
 
 var drsModes = map[string]bool{"manual": true, "partiallyAutomated": true, "fullyAutomated": true}
 
-func (cluster) prepare(_ api.Ref, o *api.Object) error {
+func (cluster) prepare(ref api.Ref, o *api.Object) error {
 	s := api.ClusterSpec{DRS: api.DRSConfig{Enabled: true, Mode: "fullyAutomated"}}
 	if err := decodeStrict(o.Spec, &s, "spec"); err != nil {
 		return err
@@ -35,13 +36,11 @@ func (cluster) prepare(_ api.Ref, o *api.Object) error {
 	if !drsModes[s.DRS.Mode] {
 		return fmt.Errorf("spec.drs.mode %q: want manual, partiallyAutomated or fullyAutomated: %w", s.DRS.Mode, api.ErrInvalid)
 	}
-	switch s.HA.AdmissionPolicy {
-	case "", "percentage", "slot":
-	default:
-		return fmt.Errorf("spec.ha.admissionPolicy %q: want percentage or slot: %w", s.HA.AdmissionPolicy, api.ErrInvalid)
+	if err := validateHAConfig(s.HA); err != nil {
+		return err
 	}
-	if s.HA.HostFailuresTolerated < 0 {
-		return fmt.Errorf("spec.ha.hostFailuresTolerated %d is negative: %w", s.HA.HostFailuresTolerated, api.ErrInvalid)
+	if err := prepareGroups(ref.Datacenter, &s); err != nil {
+		return err
 	}
 	if s.PodCIDR == "" {
 		// vcenter picks one that no other cluster uses (see podCIDR).
@@ -62,7 +61,11 @@ func (cluster) prepare(_ api.Ref, o *api.Object) error {
 		}
 	}
 	for i, r := range s.Rules {
-		if err := placement.ValidateRule(admission.PlacementRule(r)); err != nil {
+		if r.Kind == RuleDepends {
+			if err := validateDependsRule(i, r, s.Groups); err != nil {
+				return err
+			}
+		} else if err := placement.ValidateRule(admission.PlacementRule(r)); err != nil {
 			return fmt.Errorf("spec.rules[%d]: %w", i, err)
 		}
 		if seen[r.Name] {
@@ -70,13 +73,23 @@ func (cluster) prepare(_ api.Ref, o *api.Object) error {
 		}
 		seen[r.Name] = true
 	}
+	// Cycles need no VMs to be found: refuse them before anything else.
+	if err := ha.ValidateDependencies(Dependencies(s), nil, ""); err != nil {
+		return fmt.Errorf("spec.rules: %w", err)
+	}
 	o.SetSpec(s)
 	return nil
 }
 
-func (cluster) admitCreate(t *Txn, _ api.Ref, o *api.Object) error {
+func (cluster) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
 	var spec api.ClusterSpec
 	_ = o.DecodeSpec(&spec)
+	if err := admitGroups(t, o.Path, api.ClusterSpec{}, spec); err != nil {
+		return err
+	}
+	if err := checkDependencies(t, ref.Datacenter, spec, nil); err != nil {
+		return err
+	}
 	cidr, err := podCIDR(t, o.Path, spec.PodCIDR)
 	if err != nil {
 		return err
@@ -94,10 +107,21 @@ func (cluster) created(t *Txn, out *api.Object) (*api.Object, error) {
 	return out, nil
 }
 
-func (cluster) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
+func (cluster) admitChange(t *Txn, ref api.Ref, cur, o *api.Object) (string, error) {
 	var oldSpec, spec api.ClusterSpec
 	_ = cur.DecodeSpec(&oldSpec)
 	_ = o.DecodeSpec(&spec)
+	if err := admitGroups(t, o.Path, oldSpec, spec); err != nil {
+		return "", err
+	}
+	if dependencyInputsChanged(oldSpec, spec) {
+		if err := checkDependencies(t, ref.Datacenter, spec, nil); err != nil {
+			if spec.HA.DefaultRestartPriority != oldSpec.HA.DefaultRestartPriority {
+				return "", fmt.Errorf("spec.ha.defaultRestartPriority %s: %w", orDefault(spec.HA.DefaultRestartPriority, ha.DefaultPriority), err)
+			}
+			return "", err
+		}
+	}
 	if spec.PodCIDR == "" || spec.PodCIDR == oldSpec.PodCIDR {
 		spec.PodCIDR = oldSpec.PodCIDR
 		o.SetSpec(spec)

@@ -118,6 +118,8 @@ func (deployment) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, er
 		return ": rollout paused", nil
 	case old.Paused != s.Paused:
 		return ": rollout resumed", nil
+	case old.HA != s.HA:
+		return ": HA settings changed (applied to its VMs without a rollout or restart)", nil
 	}
 	return "", nil
 }

@@ -41,10 +41,14 @@ func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error)
 	hosts := map[string]*ha.Host{}
 	var st ha.State
 	st.Now = now
-	st.Config = ha.Config{Enabled: true, Timings: ha.DefaultTimings()}
+	st.Config = ha.Config{Enabled: true, DefaultPriority: cs.HA.DefaultRestartPriority, Timings: ha.DefaultTimings()}
 	for _, r := range cs.Rules {
-		st.Rules = append(st.Rules, admission.PlacementRule(r))
+		if r.Kind != RuleDepends {
+			st.Rules = append(st.Rules, admission.PlacementRule(r))
+		}
 	}
+	st.Dependencies = Dependencies(cs)
+	groups := VMGroupsOf(cs)
 	for _, h := range inv.store.List(store.Query{Kind: api.KindHost, Prefix: cluster}).Items {
 		var hs api.HostSpec
 		var hst api.HostStatus
@@ -75,7 +79,7 @@ func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error)
 		}
 		on := s.PowerState == api.PoweredOn && !s.Removing
 		prio := s.HA.RestartPriority
-		if h := hosts[hr.Name]; on && prio == "disabled" && h != nil && !h.Gossip {
+		if h := hosts[hr.Name]; on && orDefault(prio, cs.HA.DefaultRestartPriority) == "disabled" && h != nil && !h.Gossip {
 			plan.Unprotected = append(plan.Unprotected, o.Path)
 		}
 		// VM names must be unique for the planner; a VM of a namespace goes by NS/NAME.
@@ -84,7 +88,7 @@ func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error)
 			name = vr.Namespace + "/" + name
 		}
 		paths[name] = o.Path
-		st.VMs = append(st.VMs, ha.VM{Name: name, Host: hr.Name, Priority: prio, On: on,
+		st.VMs = append(st.VMs, ha.VM{Name: name, Host: hr.Name, Priority: prio, On: on, Groups: groups[name],
 			Running: true, Ready: true, CPUReservation: s.CPU.Reservation, MemReservation: s.Mem.Reservation,
 			NumCPU: s.NumCPU, MemoryMB: s.MemoryMB})
 	}

@@ -52,8 +52,23 @@ func (replicaSet) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, er
 	if o.Owner != cur.Owner {
 		return "", fmt.Errorf("%s: owner is set by its controller (%q) and cannot be changed: %w", o.Path, cur.Owner, api.ErrInvalid)
 	}
+	if s.HA != old.HA && isKindPath(o.Owner, api.KindDeployment) {
+		// The Deployment controller copies the Deployment's HA policy onto
+		// its sets: an override of one set would be undone.
+		if d, err := t.Get(o.Owner); err == nil {
+			var ds api.DeploymentSpec
+			_ = d.DecodeSpec(&ds)
+			if s.HA != ds.HA {
+				return "", fmt.Errorf("%s belongs to Deployment %s: its HA settings follow the Deployment's (psc cluster.override.change -deployment %s): %w",
+					o.Path, o.Owner, setArg(o.Owner), api.ErrConflict)
+			}
+		}
+	}
 	if old.Replicas != s.Replicas {
 		return fmt.Sprintf(": scaled from %d to %d replicas", old.Replicas, s.Replicas), nil
+	}
+	if MemberHA(old) != MemberHA(s) {
+		return ": HA settings of the members changed (applied without restarting them)", nil
 	}
 	return "", nil
 }

@@ -217,6 +217,9 @@ func (vm) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
 			return "", err
 		}
 	}
+	if err := admitVMHA(t, o, oldSpec, spec); err != nil {
+		return "", err
+	}
 	on := oldSpec.PowerState == api.PoweredOn
 	if err := admission.ChangeQuota(t.inv.ix.quotaLevels(spec.Pool), oldSpec, spec, on); err != nil {
 		return "", err

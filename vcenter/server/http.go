@@ -58,6 +58,7 @@ func (s *Server) Handler() http.Handler {
 	route("GET /api/v1/pool", roleHost, s.handlePool)
 	route("GET /api/v1/quota", roleHost, s.handleQuota)
 	route("GET /api/v1/ha/plan", roleAdmin, s.handleHAPlan)
+	route("GET /api/v1/ha/capacity", roleAdmin, s.handleHACapacity)
 	route("POST /api/v1/hosts/join", roleHost, s.handleJoin)
 	route("POST /api/v1/library/import", roleAdmin, s.handleLibraryImport)
 	route("GET /api/v1/library/blob", roleHost, s.handleLibraryBlob)
@@ -351,6 +352,15 @@ func (s *Server) remove(user, path string, opt inventory.RemoveOptions) error {
 		defer s.libMu.Unlock()
 	}
 	return s.inv.Remove(user, path, opt)
+}
+
+func (s *Server) handleHACapacity(w http.ResponseWriter, r *http.Request, _ string) error {
+	c, err := s.inv.HACapacity(r.URL.Query().Get("cluster"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
 }
 
 func (s *Server) handleHAPlan(w http.ResponseWriter, r *http.Request, _ string) error {
