@@ -178,6 +178,7 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	run.in.KeepRunning = (o.mode == api.DrillIsolate || o.mode == api.DrillPartition) && (resp == "" || resp == "disabled") ||
 		o.mode == api.DrillPartition && len(o.hosts) > 1
 	run.in.CapacityBefore = capacityOf(hosts.Items)
+	run.in.CapacityBefore.Failover = failoverOf(ctx, c, cluster)
 
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -211,6 +212,7 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	wg.Wait()
 	if hs, err := c.List(context.WithoutCancel(ctx), client.ListOptions{Kind: api.KindHost, Prefix: cluster}); err == nil {
 		run.in.CapacityAfter = capacityOf(hs.Items)
+		run.in.CapacityAfter.Failover = failoverOf(context.WithoutCancel(ctx), c, cluster)
 	}
 	run.in.Ended = time.Now()
 	rep := drill.Build(run.in)
@@ -414,4 +416,17 @@ func capacityOf(hosts []*api.Object) api.DrillCapacity {
 		c.MemMB += st.MemCapacity
 	}
 	return c
+}
+
+// failoverOf words the cluster's HA failover capacity as cluster.info does.
+func failoverOf(ctx context.Context, c API, cluster string) string {
+	hc, err := c.HACapacity(ctx, cluster)
+	if err != nil {
+		return ""
+	}
+	if hc.Policy == "slot" {
+		return fmt.Sprintf("%d of %d usable slots free (%d tolerated host failure(s))", hc.FreeSlots, hc.UsableSlots, hc.HostFailuresTolerated)
+	}
+	return fmt.Sprintf("current CPU %.0f%% / memory %.0f%%, configured %.0f%% / %.0f%% (%d tolerated host failure(s))",
+		hc.CPU.CurrentPercent, hc.Mem.CurrentPercent, hc.CPU.FailoverPercent, hc.Mem.FailoverPercent, hc.HostFailuresTolerated)
 }
