@@ -102,8 +102,10 @@ type HostSpec struct {
 type MaintenanceProgress struct {
 	Since    time.Time `json:"since"`
 	Deadline time.Time `json:"deadline,omitzero"` // zero: no timeout
-	// VMsLeft counts the VMs that must still leave (powered-on ones, and
-	// powered-off ones with evacuatePoweredOff).
+	// VMs counts the VMs that had to leave when entering began; VMsLeft
+	// those that must still leave (powered-on ones, and powered-off ones
+	// with evacuatePoweredOff).
+	VMs     int `json:"vms"`
 	VMsLeft int `json:"vmsLeft"`
 	// Moved counts the VMs moved (or stopped) so far.
 	Moved int `json:"moved,omitempty"`

@@ -237,7 +237,7 @@ func admit(c Cluster, levels []quota.Level, verb, path string, vmLabels map[stri
 			Peers: h.Peers, Labels: h.Labels,
 		})
 	}
-	if len(st.Hosts) == 0 {
+	if len(st.Hosts) == 0 && exclude != "" {
 		return placement.Decision{}, fmt.Errorf("cannot %s %s: cluster %s has no other host: %w", verb, path, c.Path, api.ErrInsufficientResources)
 	}
 	ref, _ := api.ParsePath(path)

@@ -56,7 +56,7 @@ func inMaintenance(spec api.HostSpec, st api.HostStatus) bool {
 // once when nothing has to leave it.
 func enterMaintenance(t *Txn, path string, spec api.HostSpec, st *api.HostStatus) string {
 	left := len(vmsLeft(t, path, spec.EvacuatePoweredOff))
-	p := &api.MaintenanceProgress{Since: t.Now, VMsLeft: left}
+	p := &api.MaintenanceProgress{Since: t.Now, VMs: left, VMsLeft: left}
 	if spec.MaintenanceTimeoutSeconds > 0 {
 		p.Deadline = t.Now.Add(time.Duration(spec.MaintenanceTimeoutSeconds) * time.Second)
 	}
@@ -93,7 +93,8 @@ func (inv *Inventory) MaintenanceProgress(user, host string, p api.MaintenancePr
 			return err // left maintenance meanwhile: nothing to say
 		}
 		old := *st.Maintenance
-		p.Since, p.Deadline = old.Since, old.Deadline
+		p.Since, p.Deadline, p.VMs = old.Since, old.Deadline, old.VMs
+		p.Moved = max(old.Moved, p.VMs-p.VMsLeft)
 		if old == p {
 			return nil
 		}
@@ -122,6 +123,7 @@ func (inv *Inventory) ReachMaintenance(user, host string) error {
 		}
 		p := *st.Maintenance
 		p.VMsLeft, p.Done, p.Waiting, p.Step = 0, true, "", "in maintenance mode"
+		p.Moved = max(p.Moved, p.VMs)
 		st.Maintenance = &p
 		if st.State == api.HostConnected {
 			st.State = api.HostMaintenance
