@@ -378,6 +378,16 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("no VmFailedMigrateEvent: %v", eventTypes(e.eventsFor(t, a.Path)))
 	}
 
+	// The VM does not compete with itself: a pool whose fixed reservation
+	// it fills alone still lets it move.
+	e.mustCreate(t, pool(rootRP+"/fixed", alloc(3000, -1, false), nil))
+	e.mustCreate(t, vm("f", rootRP+"/fixed", 3000, api.PoweredOn))
+	_, fs, _ := e.getVM(t, "f")
+	dest := map[string]string{cluster + "/esx-01": cluster + "/esx-02", cluster + "/esx-02": cluster + "/esx-01", cluster + "/esx-03": cluster + "/esx-01"}[fs.Host]
+	if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/f", dest); err != nil {
+		t.Errorf("migrate f, which fills its pool's reservation: %v", err)
+	}
+
 	// A host in maintenance takes nothing.
 	e.enterMaintenance(t, "esx-03", false, 0)
 	e.mustCreate(t, vm("small", rootRP, 0, api.PoweredOn))
