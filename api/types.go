@@ -83,8 +83,42 @@ type ClusterRule struct {
 
 // HostSpec is what vcenter knows of a host before it reports in.
 type HostSpec struct {
-	// Maintenance is the admin's wish; the status says whether it has taken effect.
+	// Maintenance is the admin's wish; the status says whether it has taken
+	// effect: the host is "entering maintenance" (state connected,
+	// status.maintenanceProgress set) until every powered-on VM has left it.
 	Maintenance bool `json:"maintenance"`
+	// EvacuatePoweredOff (govc host.maintenance.enter -evacuate) also moves
+	// the host's powered-off VMs away before it reaches maintenance.
+	EvacuatePoweredOff bool `json:"evacuatePoweredOff,omitempty"`
+	// MaintenanceTimeoutSeconds (govc -timeout) bounds entering maintenance:
+	// when it expires with VMs left, the host goes back to connected and
+	// the progress says why. 0 waits for as long as it takes.
+	MaintenanceTimeoutSeconds int `json:"maintenanceTimeoutSeconds,omitempty"`
+}
+
+// MaintenanceProgress is how far a host entering maintenance mode is: set
+// when maintenance is asked for, kept by the evacuation controller, and
+// kept after a timeout so the admin can read why it failed.
+type MaintenanceProgress struct {
+	Since    time.Time `json:"since"`
+	Deadline time.Time `json:"deadline,omitzero"` // zero: no timeout
+	// VMs counts the VMs that had to leave when entering began; VMsLeft
+	// those that must still leave (powered-on ones, and powered-off ones
+	// with evacuatePoweredOff).
+	VMs     int `json:"vms"`
+	VMsLeft int `json:"vmsLeft"`
+	// Moved counts the VMs moved (or stopped) so far.
+	Moved int `json:"moved,omitempty"`
+	// Step is what the evacuation does now, as a sentence.
+	Step string `json:"step,omitempty"`
+	// Waiting is why the evacuation cannot go on now (HA admission
+	// control, a refused migration, a pinned VM); "" when it is moving.
+	Waiting string `json:"waiting,omitempty"`
+	// Done is set once the host reached maintenance.
+	Done bool `json:"done,omitempty"`
+	// Error is why entering maintenance failed (its timeout expired): the
+	// host went back to connected.
+	Error string `json:"error,omitempty"`
 }
 
 // Host connection states, as vSphere's HostSystemConnectionState plus maintenance.
@@ -107,6 +141,8 @@ type HostStatus struct {
 	AgentAddress string    `json:"agentAddress,omitempty"`
 	LastSeen     time.Time `json:"lastSeen,omitzero"`
 	Joined       time.Time `json:"joined,omitzero"`
+	// Maintenance is vcenter's progress of entering maintenance mode.
+	Maintenance *MaintenanceProgress `json:"maintenanceProgress,omitempty"`
 }
 
 // Shares are vSphere SharesInfo: a level or a custom number.

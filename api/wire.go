@@ -33,6 +33,13 @@ type PowerRequest struct {
 	Action string `json:"action"` // on, off, reset, suspend
 }
 
+// MigrateRequest asks for a cold migration (vm.migrate): Host is the
+// destination host's path, "" to let DRS choose.
+type MigrateRequest struct {
+	Path string `json:"path"`
+	Host string `json:"host,omitempty"`
+}
+
 // PoolInfo answers GET /api/v1/pool?path=: the pool, its usage figures and quota.
 type PoolInfo struct {
 	Pool *Object   `json:"pool"`

@@ -182,6 +182,10 @@ func (m *memAPI) Power(_ context.Context, path, action string) (*api.Object, err
 	return nil, errNotInFake
 }
 
+func (m *memAPI) Migrate(context.Context, string, string) (*api.Object, error) {
+	return nil, errNotInFake
+}
+
 func (m *memAPI) Pool(context.Context, string) (*api.PoolInfo, error)   { return nil, errNotInFake }
 func (m *memAPI) Quota(context.Context, string) (*api.QuotaInfo, error) { return nil, errNotInFake }
 func (m *memAPI) HAPlan(context.Context, string, []string) (*api.HAPlan, error) {

@@ -332,7 +332,24 @@ func TestClusterAndHostVerbs(t *testing.T) {
 	if _, _, code := l.psc("", nil, "cluster.rule.create", "-name", "x", "-affinity", "-anti-affinity", "web-01", "web-02"); code != api.ExitUsage {
 		t.Errorf("two rule kinds: exit %d", code)
 	}
-	out, errOut, code := l.psc("", nil, "host.maintenance.enter", "esx-01")
+	// web-01 is pinned to esx-01: evacuation cannot move it, says so
+	// while it waits, and gives up at the timeout with the host back in
+	// service.
+	out, errOut, code := l.psc("", nil, "host.maintenance.enter", "-timeout", "1", "esx-01")
+	if code != api.ExitUnavailable || !strings.Contains(out, "esx-01: 1 of 1 VMs left: waiting for the admin; waiting: web-01 is pinned to esx-01") ||
+		!strings.Contains(errOut, "/dc1/host/c1/esx-01 did not enter maintenance mode and is back in service: maintenance timeout of 1s expired with 1 of 1 VMs left") {
+		t.Fatalf("enter with a pinned VM: exit %d: %q %q", code, out, errOut)
+	}
+	if st := l.hostStatus(labCluster + "/esx-01"); st.State != api.HostConnected || !strings.Contains(l.ok("host.info", "esx-01"), "  Maintenance:      failed: maintenance timeout") {
+		t.Errorf("after the timeout: state %s, host.info:\n%s", st.State, l.ok("host.info", "esx-01"))
+	}
+	if _, errOut, code := l.psc("", nil, "vm.migrate", "-ds", "datastore1", "web-01"); code != api.ExitUsage || !strings.Contains(errOut, "podsphere has no datastores") {
+		t.Errorf("vm.migrate -ds: exit %d, %q", code, errOut)
+	}
+	if out := l.ok("vm.migrate", "-host", "esx-02", "web-01"); out != "Migrating /dc1/vm/web-01... OK (host esx-02)\n" {
+		t.Errorf("vm.migrate = %q", out)
+	}
+	out, errOut, code = l.psc("", nil, "host.maintenance.enter", "esx-01")
 	if code != 0 || out != "Entering maintenance mode on /dc1/host/c1/esx-01... OK\n" {
 		t.Fatalf("exit %d: %q %s", code, out, errOut)
 	}

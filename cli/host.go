@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -104,6 +103,9 @@ func writeHostInfo(w io.Writer, infos []hostInfo, now time.Time, loc *time.Locat
 			state += " (entering maintenance)"
 		}
 		b.add("State", "%s", state)
+		if p := st.Maintenance; p != nil && (h.Maintenance && !p.Done || p.Error != "") {
+			b.add("Maintenance", "%s", maintenanceLine(p))
+		}
 		b.add("Runtime", "%s", orDash(st.Runtime))
 		b.add("Address", "%s", orDash(st.Address))
 		b.add("CPU capacity", "%s", mhz(st.CPUCapacity))
@@ -118,66 +120,6 @@ func writeHostInfo(w io.Writer, infos []hostInfo, now time.Time, loc *time.Locat
 		if err := b.write(w); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// hostMaintenanceOptions runs host.maintenance.enter and host.maintenance.exit.
-type hostMaintenanceOptions struct {
-	env   *Env
-	enter bool
-	hosts []string
-}
-
-func newHostMaintenanceCommand(enter bool) func(*Env) *cobra.Command {
-	return func(env *Env) *cobra.Command {
-		o := &hostMaintenanceOptions{env: env, enter: enter}
-		use, short := "host.maintenance.exit HOST...", "Take hosts out of maintenance mode"
-		if enter {
-			use, short = "host.maintenance.enter HOST...", "Put hosts in maintenance mode: nothing new lands there (running VMs stay until moved)"
-		}
-		return &cobra.Command{
-			Use:     use,
-			Short:   short,
-			Example: "  psc " + use[:len(use)-len(" HOST...")] + " esx-01",
-			Args:    minArgs(1, "at least one HOST"),
-			RunE:    runE(o),
-		}
-	}
-}
-
-func (o *hostMaintenanceOptions) Complete(_ *cobra.Command, args []string) error {
-	o.hosts = args
-	return nil
-}
-
-func (o *hostMaintenanceOptions) Validate() error { return nil }
-
-func (o *hostMaintenanceOptions) Run(ctx context.Context) error {
-	r, paths, err := o.env.resolvePaths(ctx, api.KindHost, o.hosts)
-	if err != nil {
-		return err
-	}
-	verb := "Exiting"
-	if o.enter {
-		verb = "Entering"
-	}
-	for _, p := range paths {
-		fmt.Fprintf(o.env.Out, "%s maintenance mode on %s... ", verb, p)
-		_, err := modify(ctx, r.API, p, func(obj *api.Object) error {
-			var s api.HostSpec
-			if err := obj.DecodeSpec(&s); err != nil {
-				return fmt.Errorf("host %s: %w", p, err)
-			}
-			s.Maintenance = o.enter
-			obj.SetSpec(s)
-			return nil
-		})
-		if err != nil {
-			fmt.Fprintln(o.env.Out, "failed")
-			return err
-		}
-		fmt.Fprintln(o.env.Out, "OK")
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type API interface {
 	Update(ctx context.Context, o *api.Object) (*api.Object, error)
 	Delete(ctx context.Context, path string, opts client.DeleteOptions) error
 	Power(ctx context.Context, path, action string) (*api.Object, error)
+	Migrate(ctx context.Context, path, host string) (*api.Object, error)
 	Pool(ctx context.Context, path string) (*api.PoolInfo, error)
 	Quota(ctx context.Context, path string) (*api.QuotaInfo, error)
 	HAPlan(ctx context.Context, cluster string, fail []string) (*api.HAPlan, error)
@@ -209,6 +210,7 @@ var commands = []struct {
 	{groupVM, newVMCreateCommand},
 	{groupVM, newVMChangeCommand},
 	{groupVM, newVMPowerCommand},
+	{groupVM, newVMMigrateCommand},
 	{groupVM, newVMInfoCommand},
 	{groupVM, newVMIPCommand},
 	{groupVM, newVMDestroyCommand},

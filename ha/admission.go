@@ -139,3 +139,27 @@ func pct(a, b int64) float64 {
 	}
 	return float64(a) * 100 / float64(b)
 }
+
+// Holds says whether the load already admitted still fits once capacity
+// is taken away (a host entering maintenance): every powered-on VM could
+// still be restarted after the tolerated host failures. The refusal names
+// the policy and figures, as Admit's.
+func (f Failover) Holds() error {
+	switch f.Policy {
+	case PolicySlot:
+		if f.UsedSlots > f.UsableSlots {
+			return fmt.Errorf("HA admission control (slot policy, %d host failures tolerated): without it %d slots of %d MHz / %d MB are left after the largest %d hosts fail, and the powered-on VMs use %d: %w",
+				f.Failures, f.UsableSlots, f.SlotCPU, f.SlotMem, f.Failures, f.UsedSlots, api.ErrInsufficientResources)
+		}
+	default:
+		if free := f.CPUTotal - f.CPUKept; f.CPUReserved > free {
+			return fmt.Errorf("HA admission control (cluster resource percentage, %d host failures tolerated): without it %d of %d MHz CPU is kept for failover and %d MHz is reserved, more than the %d MHz left: %w",
+				f.Failures, f.CPUKept, f.CPUTotal, f.CPUReserved, max(free, 0), api.ErrInsufficientResources)
+		}
+		if free := f.MemTotal - f.MemKept; f.MemReserved > free {
+			return fmt.Errorf("HA admission control (cluster resource percentage, %d host failures tolerated): without it %d of %d MB memory is kept for failover and %d MB is reserved, more than the %d MB left: %w",
+				f.Failures, f.MemKept, f.MemTotal, f.MemReserved, max(free, 0), api.ErrInsufficientResources)
+		}
+	}
+	return nil
+}

@@ -195,6 +195,13 @@ func (c *Client) Delete(ctx context.Context, path string, opts DeleteOptions) er
 	return c.do(ctx, http.MethodDelete, "/api/v1/object", q, nil, nil)
 }
 
+// Migrate runs vm.migrate: a cold migration of the VM at path to host
+// (a host path, "" for DRS's choice).
+func (c *Client) Migrate(ctx context.Context, path, host string) (*api.Object, error) {
+	var out api.Object
+	return &out, c.do(ctx, http.MethodPost, "/api/v1/migrate", nil, api.MigrateRequest{Path: path, Host: host}, &out)
+}
+
 // Power runs vm.power: action is on, off, reset or suspend.
 func (c *Client) Power(ctx context.Context, path, action string) (*api.Object, error) {
 	var out api.Object

@@ -178,27 +178,37 @@ func CreateVM(levels []quota.Level) error {
 // vmLabels are the VM's labels). The decision names the host and why it
 // was chosen.
 func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]string, spec api.VMSpec) (placement.Decision, error) {
+	return admit(c, levels, "power on", path, vmLabels, spec, "", true)
+}
+
+// admit is PowerOn's admission and placement, also run by a migration
+// (verb "migrate"): exclude names a host placement must not choose (the
+// one a migrating VM leaves); running false places without admitting
+// reservations (a powered-off VM's registration moves, nothing starts).
+func admit(c Cluster, levels []quota.Level, verb, path string, vmLabels map[string]string, spec api.VMSpec, exclude string, running bool) (placement.Decision, error) {
 	rules, err := VMRules("spec", spec)
 	if err != nil {
-		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+		return placement.Decision{}, fmt.Errorf("cannot %s %s: %w", verb, path, err)
 	}
-	cpuFoot, memFoot := Footprint(spec)
-	if err := quota.Check(levels, quota.Usage{CPUMHz: cpuFoot, MemMB: memFoot}); err != nil {
-		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
-	}
-	tree, err := c.Tree()
-	if err != nil {
-		return placement.Decision{}, err
-	}
-	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
-		return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
-	}
-	if f, on := c.Failover(); on {
-		// The slot a VM takes is at least the cluster's slot size: the
-		// largest reservation, this VM's included.
-		f.SlotCPU, f.SlotMem = max(f.SlotCPU, spec.CPU.Reservation), max(f.SlotMem, spec.Mem.Reservation)
-		if err := f.Admit(api.Base(path), spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
-			return placement.Decision{}, fmt.Errorf("cannot power on %s: %w", path, err)
+	if running {
+		cpuFoot, memFoot := Footprint(spec)
+		if err := quota.Check(levels, quota.Usage{CPUMHz: cpuFoot, MemMB: memFoot}); err != nil {
+			return placement.Decision{}, fmt.Errorf("cannot %s %s: %w", verb, path, err)
+		}
+		tree, err := c.Tree()
+		if err != nil {
+			return placement.Decision{}, err
+		}
+		if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+			return placement.Decision{}, fmt.Errorf("cannot %s %s: %w", verb, path, err)
+		}
+		if f, on := c.Failover(); on {
+			// The slot a VM takes is at least the cluster's slot size: the
+			// largest reservation, this VM's included.
+			f.SlotCPU, f.SlotMem = max(f.SlotCPU, spec.CPU.Reservation), max(f.SlotMem, spec.Mem.Reservation)
+			if err := f.Admit(api.Base(path), spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+				return placement.Decision{}, fmt.Errorf("cannot %s %s: %w", verb, path, err)
+			}
 		}
 	}
 	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours, Hosts: make([]placement.Host, 0, len(c.Hosts))}
@@ -207,12 +217,15 @@ func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]s
 	}
 	if spec.Pinned {
 		if _, ok := c.Hosts[spec.Host]; !ok {
-			return placement.Decision{}, fmt.Errorf("cannot power on %s: it is pinned to host %s, which is not in cluster %s: %w", path, spec.Host, c.Path, api.ErrInsufficientResources)
+			return placement.Decision{}, fmt.Errorf("cannot %s %s: it is pinned to host %s, which is not in cluster %s: %w", verb, path, spec.Host, c.Path, api.ErrInsufficientResources)
 		}
 	}
 	for _, hp := range c.SortedHosts() {
 		if spec.Pinned && hp != spec.Host {
 			continue // pinned with -host: only that host may run it
+		}
+		if hp == exclude {
+			continue
 		}
 		h := c.Hosts[hp]
 		st.Hosts = append(st.Hosts, placement.Host{
@@ -223,6 +236,9 @@ func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]s
 			CPUReserved: h.CPUReserved, MemReserved: h.MemReserved, VMs: h.Running,
 			Peers: h.Peers, Labels: h.Labels,
 		})
+	}
+	if len(st.Hosts) == 0 && exclude != "" {
+		return placement.Decision{}, fmt.Errorf("cannot %s %s: cluster %s has no other host: %w", verb, path, c.Path, api.ErrInsufficientResources)
 	}
 	ref, _ := api.ParsePath(path)
 	return placement.Place(st, placement.VM{Name: api.Base(path), CPUReservation: spec.CPU.Reservation,

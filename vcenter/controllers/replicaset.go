@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -81,6 +82,16 @@ func (c *ReplicaSets) Keys(old, new *api.Object) []string {
 		}
 		c.mu.Unlock()
 		return []string{o.Path}
+	case api.KindHost:
+		if old == nil || new == nil || !maintenanceFlipped(old, new) {
+			return nil
+		}
+		// A host entering or leaving maintenance: any set may have members
+		// there (rare enough to look at every set).
+		c.mu.Lock()
+		keys := slices.Collect(maps.Keys(c.sets))
+		c.mu.Unlock()
+		return keys
 	case api.KindVirtualMachine:
 		if memberUnchanged(old, new) {
 			return nil
@@ -239,7 +250,7 @@ func (c *ReplicaSets) Reconcile(ctx context.Context, key string) (Result, error)
 		// the status keeps saying what waits for what.
 		var old api.ReplicaSetStatus
 		_ = obj.DecodeStatus(&old)
-		if spec.Replicas > len(active) {
+		if _, leaving := splitLeaving(active); spec.Replicas > len(active) || len(leaving) > 0 {
 			if err := c.writeStatus(key, c.count(obj, spec, members, old.Waiting, now), now); err != nil {
 				return Result{}, err
 			}
@@ -264,6 +275,27 @@ func (c *ReplicaSets) Reconcile(ctx context.Context, key string) (Result, error)
 	}
 
 	diff := spec.Replicas - len(active)
+	var retire []retirement
+	label := func(i int) string {
+		return fmt.Sprintf("%s (member %d of %d)", api.Base(key), len(active)+i+1, spec.Replicas)
+	}
+	if stay, leaving := splitLeaving(active); len(leaving) > 0 {
+		// A host is entering maintenance: its members are replaced on
+		// other hosts before they stop (surge by one).
+		retire, diff = evacuation(key, spec, stay, leaving, now)
+		label = func(int) string {
+			return fmt.Sprintf("%s (replacing a member on %s, which is entering maintenance mode)", api.Base(key), api.Base(leaving[0].spec.Host))
+		}
+	} else if diff < 0 {
+		for _, m := range surplus(active, -diff) {
+			retire = append(retire, retirement{m, fmt.Sprintf("%s scaled down to %d replicas", api.Base(key), spec.Replicas)})
+		}
+	}
+	for _, r := range retire {
+		if _, err := c.inv.Retire(ReplicaSetUser, r.m.obj.Path, r.why); err != nil && !errors.Is(err, api.ErrNotFound) {
+			return Result{}, err
+		}
+	}
 	switch {
 	case diff > 0 && !refused:
 		made, werr := c.create(key, obj, spec, min(diff, MaxBurst))
@@ -273,17 +305,11 @@ func (c *ReplicaSets) Reconcile(ctx context.Context, key string) (Result, error)
 			}
 			refused = true
 			for i := made; i < diff; i++ {
-				waiting = append(waiting, api.MemberWait{VM: fmt.Sprintf("%s (member %d of %d)", api.Base(key), len(active)+i+1, spec.Replicas),
+				waiting = append(waiting, api.MemberWait{VM: label(i),
 					Reason: api.SentinelOf(werr).Reason, Message: api.Message(werr), Since: now})
 			}
 		} else if made < diff {
 			res.RequeueAfter = time.Millisecond // more than one burst: continue at once
-		}
-	case diff < 0:
-		for _, m := range surplus(active, -diff) {
-			if _, err := c.inv.Retire(ReplicaSetUser, m.obj.Path, fmt.Sprintf("%s scaled down to %d replicas", api.Base(key), spec.Replicas)); err != nil && !errors.Is(err, api.ErrNotFound) {
-				return Result{}, err
-			}
 		}
 	}
 
@@ -417,13 +443,21 @@ func (c *ReplicaSets) claim(key string, sel labels.Selector) ([]member, error) {
 	return out, nil
 }
 
+// hostState is the host's connection state, maintenance as soon as the
+// admin asked for it (a host entering maintenance is still connected, but
+// its members are on their way out).
 func hostState(inv *inventory.Inventory, path string) string {
 	h, err := inv.Get(path)
 	if err != nil {
 		return ""
 	}
 	var st api.HostStatus
+	var spec api.HostSpec
 	_ = h.DecodeStatus(&st)
+	_ = h.DecodeSpec(&spec)
+	if spec.Maintenance && st.State == api.HostConnected {
+		return api.HostMaintenance
+	}
 	return st.State
 }
 
@@ -440,7 +474,7 @@ func surplus(active []member, n int) []member {
 		switch {
 		case m.hostDown():
 			return 4
-		case m.spec.PowerState != api.PoweredOn || m.spec.Host == "":
+		case m.spec.PowerState != api.PoweredOn || m.spec.Host == "" || m.host == api.HostMaintenance:
 			return 0
 		case !m.running():
 			return 1

@@ -56,7 +56,7 @@ func (inv *Inventory) Join(req api.JoinRequest) (*api.JoinReply, error) {
 		st.Address, st.Runtime, st.AgentAddress = req.Address, req.Runtime, req.AgentAddress
 		st.CPUCapacity, st.MemCapacity = req.CPUCapacity, req.MemCapacity
 		st.State = api.HostConnected
-		if spec.Maintenance {
+		if inMaintenance(spec, st) {
 			st.State = api.HostMaintenance
 		}
 		st.LastSeen, st.Joined = now, now
@@ -137,7 +137,7 @@ func (inv *Inventory) SetConnection(path string, alive bool) {
 		want := api.HostNotResponding
 		if alive {
 			want = api.HostConnected
-			if spec.Maintenance {
+			if inMaintenance(spec, st) {
 				want = api.HostMaintenance
 			}
 			st.LastSeen = inv.now()
@@ -218,6 +218,12 @@ func (host) prepare(_ api.Ref, o *api.Object) error {
 	if err := decodeStrict(o.Spec, &s, "spec"); err != nil {
 		return err
 	}
+	if s.MaintenanceTimeoutSeconds < 0 {
+		return fmt.Errorf("spec.maintenanceTimeoutSeconds %d is negative: want seconds, or 0 for no timeout: %w", s.MaintenanceTimeoutSeconds, api.ErrInvalid)
+	}
+	if !s.Maintenance && (s.EvacuatePoweredOff || s.MaintenanceTimeoutSeconds != 0) {
+		return fmt.Errorf("spec.evacuatePoweredOff and spec.maintenanceTimeoutSeconds only apply with spec.maintenance: %w", api.ErrInvalid)
+	}
 	o.SetSpec(s)
 	return nil
 }
@@ -226,7 +232,7 @@ func (host) admitCreate(*Txn, api.Ref, *api.Object) error {
 	return fmt.Errorf("HostSystem objects are created by hosts joining (podsphere host --join-token ...), not by the API: %w", api.ErrInvalid)
 }
 
-func (host) admitChange(_ *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
+func (host) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
 	var oldSpec, spec api.HostSpec
 	_ = cur.DecodeSpec(&oldSpec)
 	_ = o.DecodeSpec(&spec)
@@ -235,16 +241,20 @@ func (host) admitChange(_ *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
 	}
 	var st api.HostStatus
 	_ = cur.DecodeStatus(&st)
-	if spec.Maintenance && st.State == api.HostConnected {
-		st.State = api.HostMaintenance
-	} else if !spec.Maintenance && st.State == api.HostMaintenance {
-		st.State = api.HostConnected
+	extra := ": exited maintenance mode"
+	if spec.Maintenance {
+		extra = enterMaintenance(t, o.Path, spec, &st)
+	} else {
+		if st.Maintenance != nil && !st.Maintenance.Done {
+			extra = fmt.Sprintf(": stopped entering maintenance mode (%d VMs had moved, %d were left); it is back in service", st.Maintenance.Moved, st.Maintenance.VMsLeft)
+		}
+		st.Maintenance = nil
+		if st.State == api.HostMaintenance {
+			st.State = api.HostConnected
+		}
 	}
 	o.SetStatus(st)
-	if spec.Maintenance {
-		return ": entered maintenance mode (no new VMs are placed on it)", nil
-	}
-	return ": exited maintenance mode", nil
+	return extra, nil
 }
 
 func (host) admitRemove(t *Txn, _ api.Ref, cur *api.Object, _ RemoveOptions) error {
@@ -259,7 +269,7 @@ func (host) admitRemove(t *Txn, _ api.Ref, cur *api.Object, _ RemoveOptions) err
 }
 
 // report takes a host's own figures; its connection state, lastSeen, join
-// time and pod subnet are vcenter's and stay as they are.
+// time, pod subnet and maintenance progress are vcenter's and stay as they are.
 func (host) report(_ *Txn, cur *api.Object, raw json.RawMessage) error {
 	var st, old api.HostStatus
 	if err := decodeStrict(raw, &st, "status"); err != nil {
@@ -267,6 +277,7 @@ func (host) report(_ *Txn, cur *api.Object, raw json.RawMessage) error {
 	}
 	_ = cur.DecodeStatus(&old)
 	st.State, st.LastSeen, st.Joined, st.PodSubnet = old.State, old.LastSeen, old.Joined, old.PodSubnet
+	st.Maintenance = old.Maintenance
 	cur.SetStatus(st)
 	return nil
 }

@@ -55,6 +55,7 @@ func (s *Server) Handler() http.Handler {
 	route("DELETE /api/v1/object", roleAdmin, s.handleDelete)
 	route("PUT /api/v1/status", roleHost, s.handleStatus)
 	route("POST /api/v1/power", roleAdmin, s.handlePower)
+	route("POST /api/v1/migrate", roleAdmin, s.handleMigrate)
 	route("GET /api/v1/pool", roleHost, s.handlePool)
 	route("GET /api/v1/quota", roleHost, s.handleQuota)
 	route("GET /api/v1/ha/plan", roleAdmin, s.handleHAPlan)
@@ -303,6 +304,19 @@ func (s *Server) handlePower(w http.ResponseWriter, r *http.Request, user string
 		return err
 	}
 	out, err := s.inv.Power(user, req.Path, req.Action)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) handleMigrate(w http.ResponseWriter, r *http.Request, user string) error {
+	var req api.MigrateRequest
+	if err := readJSON(r, &req); err != nil {
+		return err
+	}
+	out, err := s.inv.Migrate(user, req.Path, req.Host)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/podsphere/podsphere/api"
 )
@@ -53,19 +54,19 @@ func TestPlacementSpreadsAndSkipsMaintenance(t *testing.T) {
 	}
 
 	e.setMaintenance(t, "esx-02", true)
-	h, _ := e.admin.Get(ctxT(t), cluster+"/esx-02")
-	var st api.HostStatus
-	_ = h.DecodeStatus(&st)
-	if st.State != api.HostMaintenance {
-		t.Errorf("esx-02 state %q after maintenance.enter", st.State)
-	}
-	if !hasEvent(e.eventsFor(t, cluster+"/esx-02"), "HostReconfiguredEvent", "entered maintenance mode") {
+	if !hasEvent(e.eventsFor(t, cluster+"/esx-02"), "HostReconfiguredEvent", "entering maintenance mode") {
 		t.Error("no maintenance event")
 	}
-	// The root pool loses the host's free capacity while it is in
-	// maintenance; the 2 x 1000 MHz its two running VMs reserve stay counted.
-	if u := e.poolCPU(t, rootRP); u.Reservation != 16000+2000 {
-		t.Errorf("root pool capacity %d with one of three 8 GHz hosts in maintenance", u.Reservation)
+	// Its two VMs are migrated away first; then it is in maintenance.
+	e.waitState(t, "esx-02", api.HostMaintenance, 10*time.Second)
+	for i := range 6 {
+		if h := e.hostOf(t, fmt.Sprintf("web%d", i)); h == "esx-02" {
+			t.Errorf("web%d is still on esx-02 in maintenance", i)
+		}
+	}
+	// The root pool loses the host's capacity while it is in maintenance.
+	if u := e.poolCPU(t, rootRP); u.Reservation != 16000 {
+		t.Errorf("root pool capacity %d with one of three 8 GHz hosts in maintenance, want 16000", u.Reservation)
 	}
 	for i := range 6 {
 		name := fmt.Sprintf("late%d", i)
@@ -134,10 +135,13 @@ func TestPlacementNothingFitsGivesReasonPerHost(t *testing.T) {
 	e.joinHost(t, "esx-01", 4000, 8192)
 	e.joinHost(t, "esx-02", 4000, 8192)
 	e.joinHost(t, "esx-03", 6000, 8192)
-	e.mustCreate(t, vm("small", rootRP, 2000, api.PoweredOn))
-	if h := e.hostOf(t, "small"); h != "esx-03" {
-		t.Fatalf("small on %s, want the roomiest esx-03", h)
-	}
+	// Pinned, so entering maintenance cannot move it away.
+	small := vm("small", rootRP, 2000, api.PoweredOn)
+	var ss api.VMSpec
+	_ = small.DecodeSpec(&ss)
+	ss.Host, ss.Pinned = cluster+"/esx-03", true
+	small.SetSpec(ss)
+	e.mustCreate(t, small)
 	e.setMaintenance(t, "esx-03", true)
 	// 8000 MHz of connected capacity admits 5000 in the pool tree, but no single host has it.
 	big := api.New(api.KindVirtualMachine, dc+"/vm/big", api.VMSpec{Pool: rootRP, NumCPU: 2, MemoryMB: 4096,

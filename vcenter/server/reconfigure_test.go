@@ -119,7 +119,14 @@ func TestMaintenanceHostKeepsItsVMsReservations(t *testing.T) {
 	e := startVCenter(t, Config{})
 	e.inventory(t, nil)
 	e.joinHost(t, "esx-01", 10000, 16384)
-	e.mustCreate(t, vm("held", rootRP, 6000, api.PoweredOn))
+	// Pinned, so evacuation cannot move it: the host stays entering
+	// maintenance with its VM running.
+	held := vm("held", rootRP, 6000, api.PoweredOn)
+	var hs api.VMSpec
+	_ = held.DecodeSpec(&hs)
+	hs.Host, hs.Pinned = cluster+"/esx-01", true
+	held.SetSpec(hs)
+	e.mustCreate(t, held)
 	e.joinHost(t, "esx-02", 10000, 16384)
 	e.setMaintenance(t, "esx-01", true)
 	// esx-02 is empty: a 5000 MHz VM fits there although esx-01's VM still

@@ -108,7 +108,8 @@ func New(cfg Config) (*Server, error) {
 	s.inv, s.store = inv, inv.Store()
 	s.controllers = controllers.New(inv, controllers.Options{Logger: cfg.Logger},
 		controllers.NewReplicaSets(inv, nil, 0), controllers.NewDeployments(inv, nil),
-		controllers.NewDaemonSets(inv, nil), controllers.NewJobs(inv, nil, 0), controllers.NewAutoscalers(inv, nil))
+		controllers.NewDaemonSets(inv, nil), controllers.NewJobs(inv, nil, 0), controllers.NewAutoscalers(inv, nil),
+		controllers.NewEvacuation(inv, nil))
 	s.sweepLibrary()
 	return s, nil
 }
