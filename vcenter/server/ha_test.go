@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/ha"
 	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/internal/hads"
 )
 
 // haTestTimings are HA's figures shortened so a drill takes a second or
@@ -277,5 +279,125 @@ func TestHARestartsByPriority(t *testing.T) {
 	}
 	if !(restartedAt["top"] < restartedAt["mid"] && restartedAt["mid"] < restartedAt["low"]) {
 		t.Errorf("restart order by event key: top %d, mid %d, low %d; want highest, then medium, then low", restartedAt["top"], restartedAt["mid"], restartedAt["low"])
+	}
+}
+
+// fakeFDM writes what the hosts' HA processes would on a heartbeat
+// datastore: every 50 ms each host's heartbeat (unless silenced, with
+// isolated set as told) and the lock of every VM it renews.
+type fakeFDM struct {
+	root string
+	mu   sync.Mutex
+	// beat: host path -> "" (silent), "ok" or "isolated".
+	beat map[string]string
+	// renew: VM UID -> lock to renew (Renewed is set at each write).
+	renew map[string]hads.Lock
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startFakeFDM(t *testing.T, root string) *fakeFDM {
+	f := &fakeFDM{root: root, beat: map[string]string{}, renew: map[string]hads.Lock{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			f.mu.Lock()
+			now := time.Now()
+			for h, mode := range f.beat {
+				if mode != "" {
+					_ = hads.WriteHeartbeat(root, hads.Heartbeat{Host: h, Time: now, Isolated: mode == "isolated"})
+				}
+			}
+			for _, l := range f.renew {
+				l.Renewed = now
+				_ = hads.WriteLock(root, l)
+			}
+			f.mu.Unlock()
+			select {
+			case <-f.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { close(f.stop); <-f.done })
+	return f
+}
+
+func (f *fakeFDM) set(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+// TestHAWithHeartbeatDatastores: with a heartbeat datastore, a silent host
+// whose heartbeat stopped is failed, but each of its VMs is restarted only
+// once its lock lapsed; a host that still heartbeats and says it is
+// isolated keeps its VMs, but one its isolation response released is
+// restarted at once.
+func TestHAWithHeartbeatDatastores(t *testing.T) {
+	root := t.TempDir()
+	l := startHALab(t, Config{HADatastores: []string{root}}, haCluster(), 8000, "esx-01", "esx-02", "esx-03")
+	f := startFakeFDM(t, root)
+	h := func(n string) string { return cluster + "/" + n }
+	f.set(func() {
+		for _, n := range []string{"esx-01", "esx-02", "esx-03"} {
+			f.beat[h(n)] = "ok"
+		}
+	})
+	l.createOn(t, "esx-02", vm("held", rootRP, 100, api.PoweredOn), vm("lapsing", rootRP, 100, api.PoweredOn))
+	l.createOn(t, "esx-03", vm("released", rootRP, 100, api.PoweredOn), vm("stays", rootRP, 100, api.PoweredOn))
+	uid := map[string]string{}
+	for _, n := range []string{"held", "lapsing", "released", "stays"} {
+		l.running(t, n, 30*time.Second)
+		o, s, _ := l.getVM(t, n)
+		uid[n] = o.UID
+		f.set(func() { f.renew[o.UID] = hads.Lock{UID: o.UID, VM: o.Path, Host: s.Host, State: hads.Held} })
+	}
+
+	// esx-02 crashes: no gossip, no heartbeat, and the locks of its VMs
+	// stop being renewed, but for "held" (as if its process still ran).
+	// esx-03 is isolated: it still heartbeats, says so, and its isolation
+	// response stopped "released".
+	l.agents["esx-02"].stop(t)
+	l.agents["esx-03"].stop(t)
+	f.set(func() {
+		f.beat[h("esx-02")] = ""
+		f.beat[h("esx-03")] = "isolated"
+		delete(f.renew, uid["lapsing"])
+		delete(f.renew, uid["released"])
+		_ = hads.WriteLock(root, hads.Lock{UID: uid["released"], VM: dc + "/vm/released", Host: h("esx-03"), State: hads.Released,
+			Renewed: time.Now(), Reason: "isolation response powerOff"})
+	})
+	if got := l.runningOff(t, "released", "esx-03", 10*time.Second); got != "esx-01" {
+		t.Errorf("released restarted on %s, want esx-01", got)
+	}
+	if !hasEvent(l.eventsFor(t, dc+"/vm/released"), "VmRestartedOnAlternateHostEvent", "host esx-03's isolation response stopped it") {
+		t.Errorf("released: %q", eventTypes(l.eventsFor(t, dc+"/vm/released")))
+	}
+	l.runningOff(t, "lapsing", "esx-02", 10*time.Second)
+	if !hasEvent(l.eventsFor(t, h("esx-02")), "DasHostFailedEvent", "no datastore heartbeat for over 500ms") {
+		t.Errorf("esx-02: %q", eventTypes(l.eventsFor(t, h("esx-02"))))
+	}
+	if !hasEvent(l.eventsFor(t, h("esx-03")), "DasHostIsolatedEvent", "says it is isolated") {
+		t.Errorf("esx-03: %q", eventTypes(l.eventsFor(t, h("esx-03"))))
+	}
+	// Passes after "lapsing" moved, "held" (lock fresh) and "stays"
+	// (isolated host, not released) are where they were.
+	p := l.s.HA().Passes()
+	eventually(t, "8 more HA passes", 10*time.Second, func() bool { return l.s.HA().Passes() >= p+8 })
+	if got := l.hostOf(t, "held"); got != "esx-02" {
+		t.Errorf("held (lock renewed) moved to %s", got)
+	}
+	if got := l.hostOf(t, "stays"); got != "esx-03" {
+		t.Errorf("stays (isolated host, not released) moved to %s", got)
+	}
+	// The lock of "held" lapses: restarted.
+	f.set(func() { delete(f.renew, uid["held"]) })
+	l.runningOff(t, "held", "esx-02", 10*time.Second)
+	if got := l.hostOf(t, "stays"); got != "esx-03" {
+		t.Errorf("stays moved to %s", got)
 	}
 }
