@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/ha"
 	"github.com/podsphere/podsphere/vcenter/admission"
 	"github.com/podsphere/podsphere/vcenter/placement"
 	"github.com/podsphere/podsphere/vcenter/store"
@@ -61,14 +62,33 @@ func (cluster) prepare(_ api.Ref, o *api.Object) error {
 			r.Hosts[j] = api.Base(h)
 		}
 	}
+	vmGroups := map[string]bool{}
+	for _, g := range s.Groups {
+		if g.Kind == "vm" {
+			vmGroups[g.Name] = true
+		}
+	}
+	var deps []ha.Dependency
 	for i, r := range s.Rules {
-		if err := placement.ValidateRule(admission.PlacementRule(r)); err != nil {
+		if r.Kind == admission.RuleDepends {
+			// HA's restart order, not a placement rule: both groups must
+			// be VM groups of the cluster, and the rules form no cycle.
+			for _, g := range []string{r.VMGroup, r.DependsOnVMGroup} {
+				if g != "" && !vmGroups[g] {
+					return fmt.Errorf("spec.rules[%d]: rule %q names VM group %q, which spec.groups does not define: %w", i, r.Name, g, api.ErrInvalid)
+				}
+			}
+			deps = append(deps, ha.Dependency{Name: r.Name, Group: r.VMGroup, DependsOn: r.DependsOnVMGroup})
+		} else if err := placement.ValidateRule(admission.PlacementRule(r)); err != nil {
 			return fmt.Errorf("spec.rules[%d]: %w", i, err)
 		}
 		if seen[r.Name] {
 			return fmt.Errorf("spec.rules[%d]: rule %q is defined twice: %w", i, r.Name, api.ErrInvalid)
 		}
 		seen[r.Name] = true
+	}
+	if err := ha.ValidateDependencies(deps, nil, s.HA.DefaultRestartPriority); err != nil {
+		return fmt.Errorf("spec.rules: %w", err)
 	}
 	o.SetSpec(s)
 	return nil
