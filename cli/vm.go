@@ -298,12 +298,74 @@ func (o *vmInfoOptions) Run(ctx context.Context) error {
 	if o.env.JSON {
 		return writeJSON(o.env.Out, objs)
 	}
+	clusters := map[string]*api.ClusterSpec{}
 	for _, vm := range objs {
-		if err := writeVMInfo(o.env.Out, vm, ownerText(ctx, r.API, vm.Owner), o.resources, o.env.Location); err != nil {
+		if err := writeVMInfo(o.env.Out, vm, ownerText(ctx, r.API, vm.Owner), clusterOf(ctx, r.API, vm, clusters), o.resources, o.env.Location); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// clusterOf is the spec of the VM's cluster (by its pool), nil when it
+// cannot be read; seen caches them by path.
+func clusterOf(ctx context.Context, c API, vm *api.Object, seen map[string]*api.ClusterSpec) *api.ClusterSpec {
+	ref, err := api.ParsePath(vmSpec(vm).Pool)
+	if err != nil {
+		return nil
+	}
+	p := ref.ClusterPath()
+	if cs, ok := seen[p]; ok {
+		return cs
+	}
+	var cs *api.ClusterSpec
+	if o, err := c.Get(ctx, p); err == nil {
+		cs = &api.ClusterSpec{}
+		if o.DecodeSpec(cs) != nil {
+			cs = nil
+		}
+	}
+	seen[p] = cs
+	return cs
+}
+
+// haProtection is vSphere's "vSphere HA Protection" of a VM in cluster cs.
+func haProtection(cs *api.ClusterSpec, s api.VMSpec) string {
+	prio := s.HA.RestartPriority
+	if prio == "" {
+		prio = cs.HA.DefaultRestartPriority
+	}
+	if prio == "" {
+		prio = "medium"
+	}
+	switch {
+	case !cs.HA.Enabled:
+		return "unprotected (vSphere HA is off on the cluster)"
+	case prio == "disabled":
+		return "unprotected (restart priority disabled)"
+	case s.PowerState != api.PoweredOn:
+		return "unprotected (powered off)"
+	}
+	return fmt.Sprintf("protected (restart priority %s)", prio)
+}
+
+// writeHARecord adds what vSphere HA did about the VM: the attempts of a
+// failover in progress or given up, and its last restart.
+func writeHARecord(b *block, r *api.VMHAStatus, loc *time.Location) {
+	if r == nil {
+		return
+	}
+	switch {
+	case r.GaveUp:
+		b.add("HA restart", "gave up after %d attempts (last %s): %s", r.Attempts, timeString(r.LastAttempt, loc), r.LastError)
+	case r.LastError != "":
+		b.add("HA restart", "attempt %d failed at %s: %s (HA tries again)", r.Attempts, timeString(r.LastAttempt, loc), r.LastError)
+	case r.Attempts > 0:
+		b.add("HA restart", "attempt %d at %s, waiting for the VM to run", r.Attempts, timeString(r.LastAttempt, loc))
+	}
+	if !r.RestartedAt.IsZero() {
+		b.add("HA restarted", "%s from %s (%s)", timeString(r.RestartedAt, loc), api.Base(r.RestartedFrom), r.Reason)
+	}
 }
 
 // ownerText says which workload keeps a VM and, when that one is kept too
@@ -326,8 +388,9 @@ func ownerText(ctx context.Context, c API, owner string) string {
 	return text
 }
 
-// writeVMInfo prints govc's vm.info block for one VM; owner is ownerText's.
-func writeVMInfo(w io.Writer, vm *api.Object, owner string, resources bool, loc *time.Location) error {
+// writeVMInfo prints govc's vm.info block for one VM; owner is
+// ownerText's, cs the spec of its cluster (nil: HA protection not shown).
+func writeVMInfo(w io.Writer, vm *api.Object, owner string, cs *api.ClusterSpec, resources bool, loc *time.Location) error {
 	s, st := vmSpec(vm), vmStatus(vm)
 	b := &block{name: vm.Name()}
 	b.add("Path", "%s", vm.Path)
@@ -363,6 +426,10 @@ func writeVMInfo(w io.Writer, vm *api.Object, owner string, resources bool, loc 
 	if st.Message != "" {
 		b.add("Message", "%s", st.Message)
 	}
+	if cs != nil {
+		b.add("HA protection", "%s", haProtection(cs, s))
+	}
+	writeHARecord(b, st.HA, loc)
 	if resources {
 		for _, res := range []struct {
 			label string
