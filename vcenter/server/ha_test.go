@@ -401,3 +401,14 @@ func TestHAWithHeartbeatDatastores(t *testing.T) {
 		t.Errorf("stays moved to %s", got)
 	}
 }
+
+// TestHADatastoreFlagChecked: a heartbeat datastore vcenter cannot use
+// stops it at start, naming the flag and the path.
+func TestHADatastoreFlagChecked(t *testing.T) {
+	for _, root := range []string{"relative/dir", "/nonexistent/podsphere-ha"} {
+		_, err := New(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", HADatastores: []string{root}, Logger: quietLogger(t)})
+		if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "--ha-datastore") || !strings.Contains(err.Error(), root) {
+			t.Errorf("--ha-datastore %s: %v, want ErrInvalid naming the flag and the path", root, err)
+		}
+	}
+}
