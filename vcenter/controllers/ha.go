@@ -166,6 +166,11 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 		// not running cannot know more than its own start.
 		x.SilentSince = latest(x.SilentSince, h.lastAlive[hp], h.start)
 	}
+	gossip := map[string]bool{}
+	for _, x := range st.Hosts {
+		gossip[x.Name] = x.Gossip
+	}
+	snap.DropPinned(func(host string) bool { return !gossip[host] })
 	if silent && st.Config.Datastores {
 		if !h.readDatastores(snap) {
 			return nil // blind: no verdict on a silent host without its heartbeats

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,5 +186,34 @@ func TestHADependencyRule(t *testing.T) {
 	b.ha.Pass()
 	if _, s, _ := b.vm("web"); s.Host != cluster+"/esx-01" {
 		t.Errorf("web on %s once db runs, want restarted on esx-01", s.Host)
+	}
+}
+
+// TestHALeavesPinnedVMs: a VM pinned to a failed host (vm.create -host, a
+// DaemonSet's member) stays there, with no attempt counted, and does not
+// hold up the lower priorities.
+func TestHALeavesPinnedVMs(t *testing.T) {
+	b := newHABed(t)
+	b.cluster(api.ClusterSpec{HA: api.HAConfig{Enabled: true}}, map[string]string{"web": "low"})
+	_, err := b.inv.Create("admin", api.New(api.KindVirtualMachine, dc+"/vm/agent", api.VMSpec{Pool: root, NumCPU: 1, MemoryMB: 64,
+		CPU: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}, Mem: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}},
+		PowerState: api.PoweredOn, Host: cluster + "/esx-02", Pinned: true, HA: api.HAPolicy{RestartPriority: "highest"}}))
+	b.must(err)
+	b.report("agent")
+	b.join("esx-01")
+	b.alive = []string{cluster + "/esx-01"}
+	b.clock.now = b.clock.now.Add(11 * time.Second)
+	b.ha.Pass()
+	if _, s, _ := b.vm("web"); s.Host != cluster+"/esx-01" {
+		t.Errorf("web on %s, want restarted on esx-01", s.Host)
+	}
+	if _, s, st := b.vm("agent"); s.Host != cluster+"/esx-02" || st.HA != nil {
+		t.Errorf("pinned agent: host %s, HA record %+v", s.Host, st.HA)
+	}
+	// ha.plan says so too.
+	plan, err := b.inv.HAPlan(cluster, []string{"esx-02"})
+	b.must(err)
+	if len(plan.NotRestarted) != 1 || plan.NotRestarted[0].VM != dc+"/vm/agent" || !strings.Contains(plan.NotRestarted[0].Reason, "pinned") {
+		t.Errorf("ha.plan -fail esx-02: not restarted %+v, want agent (pinned)", plan.NotRestarted)
 	}
 }

@@ -60,6 +60,12 @@ func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error)
 			plan.Unprotected = append(plan.Unprotected, paths[v.Name])
 		}
 	}
+	snap.State = st
+	for _, name := range snap.DropPinned(func(h string) bool { return failed[h] }) {
+		plan.NotRestarted = append(plan.NotRestarted, api.HAPlanWait{VM: paths[name],
+			Reason: "it is pinned to its host (vm.create -host, or a DaemonSet's member): it runs only there"})
+	}
+	st = snap.State
 	// Rounds: each restarted VM is ready at once; one that fits nowhere is
 	// not tried again (the preview shows the first reason).
 	done := map[string]bool{}

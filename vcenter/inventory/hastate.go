@@ -34,6 +34,27 @@ type HASnapshot struct {
 	HostState map[string]string
 	// Records are the VMs' HA records (nil when HA did nothing to it).
 	Records map[string]*api.VMHAStatus
+	// Pinned VMs run only on their host (vm.create -host, a DaemonSet's
+	// members): HA never restarts them elsewhere.
+	Pinned map[string]bool
+}
+
+// DropPinned takes out of the planner's VMs the pinned ones on the hosts
+// down says are down (planner host names), and returns their names: HA
+// leaves them where they are, and they must not hold up the VMs of lower
+// priorities as candidates that never start.
+func (s *HASnapshot) DropPinned(down func(host string) bool) []string {
+	var dropped []string
+	vms := s.State.VMs[:0]
+	for _, v := range s.State.VMs {
+		if s.Pinned[v.Name] && down(v.Host) {
+			dropped = append(dropped, v.Name)
+			continue
+		}
+		vms = append(vms, v)
+	}
+	s.State.VMs = vms
+	return dropped
 }
 
 // HAConfig is the planner's configuration of a cluster: its HA settings
@@ -67,7 +88,7 @@ func (inv *Inventory) HASnapshot(cluster string, base ha.Timings) (*HASnapshot, 
 		return nil, err
 	}
 	snap := &HASnapshot{Cluster: cluster, HostPaths: map[string]string{}, VMPaths: map[string]string{},
-		UIDs: map[string]string{}, HostState: map[string]string{}, Records: map[string]*api.VMHAStatus{}}
+		UIDs: map[string]string{}, HostState: map[string]string{}, Records: map[string]*api.VMHAStatus{}, Pinned: map[string]bool{}}
 	_ = c.DecodeSpec(&snap.Spec)
 	cs := snap.Spec
 	st := &snap.State
@@ -123,6 +144,9 @@ func (inv *Inventory) HASnapshot(cluster string, base ha.Timings) (*HASnapshot, 
 		}
 		snap.VMPaths[name] = o.Path
 		snap.UIDs[name] = o.UID
+		if s.Pinned {
+			snap.Pinned[name] = true
+		}
 		running := vst.PowerState == api.PoweredOn && vst.Host == s.Host
 		v := ha.VM{Name: name, Host: hr.Name, Priority: prio, On: on,
 			Running: running, Ready: running && vst.Ready, ReadySince: vst.ReadySince,
