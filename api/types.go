@@ -377,6 +377,27 @@ type VMStatus struct {
 	// Phase of a run-to-completion VM (restartPolicy Never or OnFailure):
 	// Succeeded once every container exited 0, Failed once one failed for good.
 	Phase string `json:"phase,omitempty"`
+	// HA is what vSphere HA did about the VM. It is vcenter's, not the
+	// host's: a host's status report keeps it as it is.
+	HA *VMHAStatus `json:"ha,omitempty"`
+}
+
+// VMHAStatus is vSphere HA's record of a VM's failover: the attempts to
+// restart it since its host failed (reset once it runs again on a live
+// host) and the last restart HA made (kept as history).
+type VMHAStatus struct {
+	// Attempts HA made since its host failed, the last at LastAttempt;
+	// LastError is why the last one did not place it ("" if it did).
+	Attempts    int       `json:"attempts,omitempty"`
+	LastAttempt time.Time `json:"lastAttempt,omitzero"`
+	LastError   string    `json:"lastError,omitempty"`
+	// GaveUp: every attempt failed; HA no longer tries (LastError says why).
+	GaveUp bool `json:"gaveUp,omitempty"`
+	// RestartedAt is when HA last restarted the VM, from host RestartedFrom
+	// (an inventory path) because Reason.
+	RestartedAt   time.Time `json:"restartedAt,omitzero"`
+	RestartedFrom string    `json:"restartedFrom,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
 }
 
 type ContainerStatus struct {

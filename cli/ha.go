@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/spf13/cobra"
@@ -80,4 +81,65 @@ func (o *haPlanOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(w, "Left down (restart priority disabled): %s\n", strings.Join(plan.Unprotected, ", "))
 	}
 	return nil
+}
+
+// clusterOf is the spec of the VM's cluster (by its pool), nil when it
+// cannot be read; seen caches them by path.
+func clusterOf(ctx context.Context, c API, vm *api.Object, seen map[string]*api.ClusterSpec) *api.ClusterSpec {
+	ref, err := api.ParsePath(vmSpec(vm).Pool)
+	if err != nil {
+		return nil
+	}
+	p := ref.ClusterPath()
+	if cs, ok := seen[p]; ok {
+		return cs
+	}
+	var cs *api.ClusterSpec
+	if o, err := c.Get(ctx, p); err == nil {
+		cs = &api.ClusterSpec{}
+		if o.DecodeSpec(cs) != nil {
+			cs = nil
+		}
+	}
+	seen[p] = cs
+	return cs
+}
+
+// haProtection is vSphere's "vSphere HA Protection" of a VM in cluster cs.
+func haProtection(cs *api.ClusterSpec, s api.VMSpec) string {
+	prio := s.HA.RestartPriority
+	if prio == "" {
+		prio = cs.HA.DefaultRestartPriority
+	}
+	if prio == "" {
+		prio = "medium"
+	}
+	switch {
+	case !cs.HA.Enabled:
+		return "unprotected (vSphere HA is off on the cluster)"
+	case prio == "disabled":
+		return "unprotected (restart priority disabled)"
+	case s.PowerState != api.PoweredOn:
+		return "unprotected (powered off)"
+	}
+	return fmt.Sprintf("protected (restart priority %s)", prio)
+}
+
+// writeHARecord adds what vSphere HA did about the VM: the attempts of a
+// failover in progress or given up, and its last restart.
+func writeHARecord(b *block, r *api.VMHAStatus, loc *time.Location) {
+	if r == nil {
+		return
+	}
+	switch {
+	case r.GaveUp:
+		b.add("HA restart", "gave up after %d attempts (last %s): %s", r.Attempts, timeString(r.LastAttempt, loc), r.LastError)
+	case r.LastError != "":
+		b.add("HA restart", "attempt %d failed at %s: %s (HA tries again)", r.Attempts, timeString(r.LastAttempt, loc), r.LastError)
+	case r.Attempts > 0:
+		b.add("HA restart", "attempt %d at %s, waiting for the VM to run", r.Attempts, timeString(r.LastAttempt, loc))
+	}
+	if !r.RestartedAt.IsZero() {
+		b.add("HA restarted", "%s from %s (%s)", timeString(r.RestartedAt, loc), api.Base(r.RestartedFrom), r.Reason)
+	}
 }

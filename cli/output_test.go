@@ -311,13 +311,43 @@ func TestWriteVMInfoMember(t *testing.T) {
 		PowerState: api.PoweredOff, Containers: []api.Container{{Name: "main", Image: "perl:5.34"}}})
 	job.SetStatus(api.VMStatus{PowerState: api.PoweredOff, Phase: api.PhaseSucceeded})
 	var b bytes.Buffer
-	if err := writeVMInfo(&b, vm, "ReplicaSet /dc1/replicaset/team/web-5d8f7 (Deployment /dc1/deployment/team/web)", false, time.UTC); err != nil {
+	if err := writeVMInfo(&b, vm, "ReplicaSet /dc1/replicaset/team/web-5d8f7 (Deployment /dc1/deployment/team/web)", nil, false, time.UTC); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeVMInfo(&b, job, "Job /dc1/job/pi", false, time.UTC); err != nil {
+	if err := writeVMInfo(&b, job, "Job /dc1/job/pi", nil, false, time.UTC); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "vm-info-member", b.String())
+}
+
+// TestWriteVMInfoHA renders vm.info's HA lines: protection by the
+// cluster's settings and the VM's override, a failover in progress, one
+// given up, and the last restart HA made.
+func TestWriteVMInfoHA(t *testing.T) {
+	on := api.VMSpec{Pool: "/dc1/host/c1/Resources", NumCPU: 1, MemoryMB: 256, PowerState: api.PoweredOn}
+	restarted := api.New(api.KindVirtualMachine, "/dc1/vm/web-1", on)
+	restarted.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: "/dc1/host/c1/esx-03", HA: &api.VMHAStatus{
+		RestartedAt: testTime, RestartedFrom: "/dc1/host/c1/esx-02", Reason: "host esx-02 failed"}})
+	retrying := api.New(api.KindVirtualMachine, "/dc1/vm/db-1", on)
+	retrying.SetStatus(api.VMStatus{PowerState: api.PoweredOff, Host: "/dc1/host/c1/esx-02", HA: &api.VMHAStatus{
+		Attempts: 2, LastAttempt: testTime, LastError: "no host has 1500 MHz unreserved CPU"}})
+	gaveUp := api.New(api.KindVirtualMachine, "/dc1/vm/big-1", on)
+	gaveUp.SetStatus(api.VMStatus{PowerState: api.PoweredOff, Host: "/dc1/host/c1/esx-02", HA: &api.VMHAStatus{
+		Attempts: 5, LastAttempt: testTime, LastError: "no host has 1500 MHz unreserved CPU", GaveUp: true}})
+	off := on
+	off.HA.RestartPriority = "disabled"
+	disabled := api.New(api.KindVirtualMachine, "/dc1/vm/scratch", off)
+	cs := &api.ClusterSpec{HA: api.HAConfig{Enabled: true, DefaultRestartPriority: "high"}}
+	var b bytes.Buffer
+	for _, vm := range []*api.Object{restarted, retrying, gaveUp, disabled} {
+		if err := writeVMInfo(&b, vm, "", cs, false, time.UTC); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeVMInfo(&b, disabled, "", &api.ClusterSpec{}, false, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "vm-info-ha", b.String())
 }
 
 // An automatic action's event says who did it; an admin's does not.

@@ -160,6 +160,12 @@ func TestRSVerbs(t *testing.T) {
 		return len(m) == 1 && vmStatus(m[0]).PowerState == api.PoweredOn
 	})
 	apiVM := l.members("/dc1/replicaset/team/api")[0]
+	// ls -l says ready or not ready once its host reported it: wait for that.
+	l.eventually("api's member reported by its host", func() bool {
+		ms := l.members("/dc1/replicaset/team/api")
+		var st api.VMStatus
+		return len(ms) == 1 && ms[0].DecodeStatus(&st) == nil && st.PowerState == api.PoweredOn
+	})
 	if !strings.HasPrefix(apiVM.Path, "/dc1/vm/team/api-") {
 		t.Errorf("member of team/api at %s", apiVM.Path)
 	}

@@ -298,8 +298,9 @@ func (o *vmInfoOptions) Run(ctx context.Context) error {
 	if o.env.JSON {
 		return writeJSON(o.env.Out, objs)
 	}
+	clusters := map[string]*api.ClusterSpec{}
 	for _, vm := range objs {
-		if err := writeVMInfo(o.env.Out, vm, ownerText(ctx, r.API, vm.Owner), o.resources, o.env.Location); err != nil {
+		if err := writeVMInfo(o.env.Out, vm, ownerText(ctx, r.API, vm.Owner), clusterOf(ctx, r.API, vm, clusters), o.resources, o.env.Location); err != nil {
 			return err
 		}
 	}
@@ -326,8 +327,9 @@ func ownerText(ctx context.Context, c API, owner string) string {
 	return text
 }
 
-// writeVMInfo prints govc's vm.info block for one VM; owner is ownerText's.
-func writeVMInfo(w io.Writer, vm *api.Object, owner string, resources bool, loc *time.Location) error {
+// writeVMInfo prints govc's vm.info block for one VM; owner is
+// ownerText's, cs the spec of its cluster (nil: HA protection not shown).
+func writeVMInfo(w io.Writer, vm *api.Object, owner string, cs *api.ClusterSpec, resources bool, loc *time.Location) error {
 	s, st := vmSpec(vm), vmStatus(vm)
 	b := &block{name: vm.Name()}
 	b.add("Path", "%s", vm.Path)
@@ -363,6 +365,10 @@ func writeVMInfo(w io.Writer, vm *api.Object, owner string, resources bool, loc 
 	if st.Message != "" {
 		b.add("Message", "%s", st.Message)
 	}
+	if cs != nil {
+		b.add("HA protection", "%s", haProtection(cs, s))
+	}
+	writeHARecord(b, st.HA, loc)
 	if resources {
 		for _, res := range []struct {
 			label string

@@ -73,6 +73,7 @@ func vcenterCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the inventory and the tokens (required)")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8989", "address of the HTTP API")
 	f.StringVar(&cfg.Gossip, "gossip", "127.0.0.1:7946", "address hosts gossip with (memberlist)")
+	f.StringArrayVar(&cfg.HADatastores, "ha-datastore", nil, "vSphere HA heartbeat datastore: a directory every host mounts (repeatable; without one, HA waits for a silent host's self-fencing time)")
 	return cmd
 }
 

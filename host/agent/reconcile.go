@@ -653,7 +653,12 @@ func (r *reconciler) writeStatus(ctx context.Context, o *api.Object, st api.VMSt
 		}
 		r.observe(api.WatchEvent{Type: api.Modified, Object: fresh})
 		if r.vms[o.Path] == nil || vmID(fresh) != vmID(o) {
-			return nil // moved elsewhere or replaced: the next pass sorts it out
+			// Moved elsewhere (vSphere HA restarted it on another host while
+			// this one was cut off) or replaced: the next pass stops our copy.
+			var spec api.VMSpec
+			_ = fresh.DecodeSpec(&spec)
+			r.a.log.Printf("vm %s: now registered on %s, not here: its status is no longer ours to report", o.Path, spec.Host)
+			return nil
 		}
 		o = fresh
 	}

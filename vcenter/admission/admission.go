@@ -8,6 +8,7 @@ package admission
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"sort"
 	"strings"
@@ -172,11 +173,11 @@ func CreateVM(levels []quota.Level) error {
 }
 
 // PowerOn admits a powered-off VM and places it: quota totals on its pool's
-// path, the pool tree's reservations, then DRS initial placement over the
-// cluster's hosts (only its pinned host when it is pinned), under the
-// cluster's rules and the VM's own (spec.hostSelector, spec.affinity;
-// vmLabels are the VM's labels). The decision names the host and why it
-// was chosen.
+// path, the pool tree's reservations, HA admission control, then DRS
+// initial placement over the cluster's hosts (only its pinned host when it
+// is pinned), under the cluster's rules and the VM's own
+// (spec.hostSelector, spec.affinity; vmLabels are the VM's labels). The
+// decision names the host and why it was chosen.
 func PowerOn(c Cluster, levels []quota.Level, path string, vmLabels map[string]string, spec api.VMSpec) (placement.Decision, error) {
 	return admit(c, levels, "power on", path, vmLabels, spec, "", true)
 }
@@ -211,8 +212,66 @@ func admit(c Cluster, levels []quota.Level, verb, path string, vmLabels map[stri
 			}
 		}
 	}
+	return place(c, verb, path, vmLabels, spec, rules, exclude, nil)
+}
+
+// Restart admits and places a VM vSphere HA restarts after its host
+// (from, a host path) failed. The VM is powered on and already holds its
+// quota and its reservation in the pool tree, so it is not asked for them
+// again; its reservation only moves from the failed host to the chosen
+// one. HA admission control is not asked either: the failover capacity it
+// keeps is there for this. Hosts down (their paths) are not candidates:
+// HA does not count them live even where the inventory still calls them
+// connected.
+func Restart(c Cluster, path, from string, vmLabels map[string]string, spec api.VMSpec, down map[string]bool) (placement.Decision, error) {
+	rules, err := VMRules("spec", spec)
+	if err != nil {
+		return placement.Decision{}, fmt.Errorf("cannot restart %s: %w", path, err)
+	}
+	if spec.Pinned {
+		return placement.Decision{}, fmt.Errorf("cannot restart %s elsewhere: it is pinned to host %s (vm.create -host): %w", path, api.Base(spec.Host), api.ErrInsufficientResources)
+	}
+	// The pool tree as it is once the VM leaves its failed host: the
+	// capacity a failed host lends is what its VMs reserve there.
+	hosts := maps.Clone(c.Hosts)
+	if h, ok := hosts[from]; ok {
+		h.CPUReserved = max(h.CPUReserved-spec.CPU.Reservation, 0)
+		h.MemReserved = max(h.MemReserved-spec.Mem.Reservation, 0)
+		h.Running = max(h.Running-1, 0)
+		hosts[from] = h
+	}
+	c.Hosts = hosts
+	if e, ok := c.Pools[spec.Pool]; ok {
+		e.VMCPUReservation -= spec.CPU.Reservation
+		e.VMMemReservation -= spec.Mem.Reservation
+		ps := maps.Clone(c.Pools)
+		ps[spec.Pool] = e
+		c.Pools = ps
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return placement.Decision{}, err
+	}
+	if err := tree.AdmitVM(spec.Pool, spec.CPU.Reservation, spec.Mem.Reservation); err != nil {
+		return placement.Decision{}, fmt.Errorf("cannot restart %s: %w", path, err)
+	}
+	down = maps.Clone(down)
+	if down == nil {
+		down = map[string]bool{}
+	}
+	down[from] = true
+	return place(c, "restart", path, vmLabels, spec, rules, "", down)
+}
+
+// place runs DRS initial placement for the VM at path over c's hosts
+// (verb names the operation in errors), without exclude (the host a
+// migrating VM leaves) and counting those in down (paths) as not connected.
+func place(c Cluster, verb, path string, vmLabels map[string]string, spec api.VMSpec, rules placement.VMRules, exclude string, down map[string]bool) (placement.Decision, error) {
 	st := &placement.State{Running: c.Running, Neighbours: c.Neighbours, Hosts: make([]placement.Host, 0, len(c.Hosts))}
 	for _, r := range c.Spec.Rules {
+		if r.Kind == RuleDepends {
+			continue // HA's restart order, not a placement rule
+		}
 		st.Rules = append(st.Rules, PlacementRule(r))
 	}
 	if spec.Pinned {
@@ -230,7 +289,7 @@ func admit(c Cluster, levels []quota.Level, verb, path string, vmLabels map[stri
 		h := c.Hosts[hp]
 		st.Hosts = append(st.Hosts, placement.Host{
 			Name:        api.Base(hp),
-			Connected:   h.Status.State == api.HostConnected || h.Status.State == api.HostMaintenance,
+			Connected:   (h.Status.State == api.HostConnected || h.Status.State == api.HostMaintenance) && !down[hp],
 			Maintenance: h.Spec.Maintenance,
 			CPUCapacity: h.Status.CPUCapacity, MemCapacity: h.Status.MemCapacity,
 			CPUReserved: h.CPUReserved, MemReserved: h.MemReserved, VMs: h.Running,
@@ -245,6 +304,9 @@ func admit(c Cluster, levels []quota.Level, verb, path string, vmLabels map[stri
 		MemReservation: spec.Mem.Reservation, NumCPU: spec.NumCPU, MemoryMB: spec.MemoryMB,
 		Namespace: ref.Namespace, Labels: vmLabels, Rules: rules})
 }
+
+// RuleDepends is the kind of a VM dependency rule (HA's restart order).
+const RuleDepends = "depends"
 
 // HasVMTerms says whether the VM weighs other VMs (spec.affinity.vmAffinity
 // or vmAntiAffinity), so its placement needs every running VM of its

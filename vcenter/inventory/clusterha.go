@@ -9,6 +9,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/ha"
+	"github.com/podsphere/podsphere/vcenter/admission"
 )
 
 // Values of the cluster's HA settings, spelt as vSphere's (and govc's flags).
@@ -23,7 +24,7 @@ var (
 const (
 	GroupVM     = "vm"
 	GroupHost   = "host"
-	RuleDepends = "depends"
+	RuleDepends = admission.RuleDepends
 )
 
 // validateHAConfig checks the cluster's HA settings, naming the allowed

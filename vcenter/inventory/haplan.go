@@ -8,8 +8,6 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/ha"
-	"github.com/podsphere/podsphere/vcenter/admission"
-	"github.com/podsphere/podsphere/vcenter/store"
 )
 
 // HAPlan shows what HA would do if the hosts named in fail (names or
@@ -17,45 +15,24 @@ import (
 // after round as if every restarted VM became ready at once, and nothing
 // is written.
 func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error) {
-	ref, err := api.ParsePath(cluster)
+	snap, err := inv.HASnapshot(cluster, ha.Timings{})
 	if err != nil {
 		return nil, err
 	}
-	if ref.Kind != api.KindCluster {
-		return nil, fmt.Errorf("%s is a %s, not a cluster: %w", cluster, ref.Kind, api.ErrInvalid)
-	}
-	c, err := inv.store.Get(cluster)
-	if err != nil {
-		return nil, err
-	}
-	var cs api.ClusterSpec
-	_ = c.DecodeSpec(&cs)
-	if !cs.HA.Enabled {
+	if !snap.Spec.HA.Enabled {
 		return nil, fmt.Errorf("HA is not enabled on cluster %s (psc cluster.change -ha-enabled %s): %w", cluster, api.Base(cluster), api.ErrConflict)
 	}
 	if len(fail) == 0 {
 		return nil, fmt.Errorf("name the hosts to fail: %w", api.ErrInvalid)
 	}
-	now := inv.now()
+	st := snap.State
+	now := st.Now
 	long := now.Add(-time.Hour) // failed long enough ago for every timer to have run
 	hosts := map[string]*ha.Host{}
-	var st ha.State
-	st.Now = now
-	st.Config = ha.Config{Enabled: true, DefaultPriority: cs.HA.DefaultRestartPriority, Timings: ha.DefaultTimings()}
-	for _, r := range cs.Rules {
-		if r.Kind != RuleDepends {
-			st.Rules = append(st.Rules, admission.PlacementRule(r))
-		}
-	}
-	st.Dependencies = Dependencies(cs)
-	groups := VMGroupsOf(cs)
-	for _, h := range inv.store.List(store.Query{Kind: api.KindHost, Prefix: cluster}).Items {
-		var hs api.HostSpec
-		var hst api.HostStatus
-		_ = h.DecodeSpec(&hs)
-		_ = h.DecodeStatus(&hst)
-		hosts[h.Name()] = &ha.Host{Name: h.Name(), Gossip: hst.State != api.HostNotResponding, SilentSince: long,
-			Maintenance: hs.Maintenance, CPUCapacity: hst.CPUCapacity, MemCapacity: hst.MemCapacity}
+	for i := range st.Hosts {
+		h := &st.Hosts[i]
+		h.SilentSince = long
+		hosts[h.Name] = h
 	}
 	plan := &api.HAPlan{Cluster: cluster}
 	for _, f := range fail {
@@ -67,34 +44,28 @@ func (inv *Inventory) HAPlan(cluster string, fail []string) (*api.HAPlan, error)
 		h.Gossip = false
 		plan.Failed = append(plan.Failed, name)
 	}
-	paths := map[string]string{} // VM name -> path, for the answer
-	for _, o := range inv.store.List(store.Query{Kind: api.KindVirtualMachine, Prefix: "/" + ref.Datacenter + "/vm"}).Items {
-		var s api.VMSpec
-		var vst api.VMStatus
-		_ = o.DecodeSpec(&s)
-		_ = o.DecodeStatus(&vst)
-		hr, err := api.ParsePath(s.Host)
-		if err != nil || hr.ClusterPath() != cluster {
-			continue
-		}
-		on := s.PowerState == api.PoweredOn && !s.Removing
-		prio := s.HA.RestartPriority
-		if h := hosts[hr.Name]; on && orDefault(prio, cs.HA.DefaultRestartPriority) == "disabled" && h != nil && !h.Gossip {
-			plan.Unprotected = append(plan.Unprotected, o.Path)
-		}
-		// VM names must be unique for the planner; a VM of a namespace goes by NS/NAME.
-		name := o.Name()
-		if vr, _ := api.ParsePath(o.Path); vr.Namespace != "" {
-			name = vr.Namespace + "/" + name
-		}
-		paths[name] = o.Path
-		st.VMs = append(st.VMs, ha.VM{Name: name, Host: hr.Name, Priority: prio, On: on, Groups: groups[name],
-			Running: true, Ready: true, CPUReservation: s.CPU.Reservation, MemReservation: s.Mem.Reservation,
-			NumCPU: s.NumCPU, MemoryMB: s.MemoryMB})
+	paths := snap.VMPaths
+	failed := map[string]bool{}
+	for _, f := range plan.Failed {
+		failed[f] = true
 	}
-	for _, h := range hosts {
-		st.Hosts = append(st.Hosts, *h)
+	for i := range st.VMs {
+		v := &st.VMs[i]
+		// The preview starts from a cluster at rest: every VM runs and is
+		// ready, and HA has made no attempt yet.
+		v.Running, v.Ready, v.Attempts, v.LastAttempt, v.LastError, v.RestartedAt = true, true, 0, time.Time{}, "", time.Time{}
 	}
+	for _, v := range st.VMs {
+		if v.On && v.Priority == "disabled" && failed[v.Host] {
+			plan.Unprotected = append(plan.Unprotected, paths[v.Name])
+		}
+	}
+	snap.State = st
+	for _, name := range snap.DropPinned(func(h string) bool { return failed[h] }) {
+		plan.NotRestarted = append(plan.NotRestarted, api.HAPlanWait{VM: paths[name],
+			Reason: "it is pinned to its host (vm.create -host, or a DaemonSet's member): it runs only there"})
+	}
+	st = snap.State
 	// Rounds: each restarted VM is ready at once; one that fits nowhere is
 	// not tried again (the preview shows the first reason).
 	done := map[string]bool{}

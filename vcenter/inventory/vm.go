@@ -243,14 +243,25 @@ func (vm) changed(t *Txn, cur, out *api.Object) (*api.Object, error) {
 	return out, nil
 }
 
-// report takes a host's observation of its VM: the whole VM status is the
-// host's, and changes of power state and restarts leave events.
+// report takes a host's observation of its VM: the status is the host's
+// but for HA's record, which stays as vcenter wrote it, and changes of
+// power state and restarts leave events. Only the host the VM is
+// registered on may report it: after HA restarted it elsewhere, a late
+// report of the old host (back from a partition) would otherwise say it
+// runs where it no longer does.
 func (vm) report(t *Txn, cur *api.Object, raw json.RawMessage) error {
 	var st, old api.VMStatus
 	if err := decodeStrict(raw, &st, "status"); err != nil {
 		return err
 	}
+	var spec api.VMSpec
+	_ = cur.DecodeSpec(&spec)
+	if st.Host != spec.Host {
+		return fmt.Errorf("%s is registered on host %s: a status report from host %s is refused (re-read the VM): %w",
+			cur.Path, orNoHost(spec.Host), orNoHost(st.Host), api.ErrConflict)
+	}
 	_ = cur.DecodeStatus(&old)
+	st.HA = old.HA
 	cur.SetStatus(st)
 	if st.PowerState != old.PowerState && st.PowerState != "" {
 		if err := t.Event("info", "VmStateChangedEvent", cur.Path, "%s is %s on %s%s", cur.Name(), st.PowerState, api.Base(st.Host), withMessage(st.Message)); err != nil {
@@ -261,6 +272,13 @@ func (vm) report(t *Txn, cur *api.Object, raw json.RawMessage) error {
 		return t.Event("warning", "VmRestartedEvent", cur.Path, "containers of %s were restarted on %s (restart count %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message))
 	}
 	return nil
+}
+
+func orNoHost(h string) string {
+	if h == "" {
+		return "(none)"
+	}
+	return h
 }
 
 func withMessage(m string) string {

@@ -68,18 +68,22 @@ func TestHAPlanPreview(t *testing.T) {
 	e.joinHost(t, "esx-01", 6000, 65536)
 	e.joinHost(t, "esx-02", 10000, 65536)
 	e.joinHost(t, "esx-03", 4000, 65536)
-	mk := func(name, host, prio string, res int64) {
-		o := vm(name, rootRP, res, api.PoweredOn)
-		var s api.VMSpec
-		_ = o.DecodeSpec(&s)
-		s.Host, s.Pinned, s.HA.RestartPriority = cluster+"/"+host, true, prio
-		o.SetSpec(s)
-		e.mustCreate(t, o)
+	// Everything on esx-02: the others are in maintenance mode meanwhile
+	// (a pinned VM would not do: HA never restarts it elsewhere).
+	e.setMaintenance(t, "esx-01", true)
+	e.setMaintenance(t, "esx-03", true)
+	mk := func(name, prio string, res int64) {
+		e.mustCreate(t, withPriority(vm(name, rootRP, res, api.PoweredOn), prio))
+		if h := e.hostOf(t, name); h != "esx-02" {
+			t.Fatalf("%s placed on %s", name, h)
+		}
 	}
-	mk("db", "esx-02", "high", 3000)
-	mk("web", "esx-02", "", 2000)
-	mk("batch", "esx-02", "disabled", 0)
-	mk("huge", "esx-02", "low", 4500)
+	mk("db", "high", 3000)
+	mk("web", "", 2000)
+	mk("batch", "disabled", 0)
+	mk("huge", "low", 4500)
+	e.setMaintenance(t, "esx-01", false)
+	e.setMaintenance(t, "esx-03", false)
 	before := e.revision(t)
 	plan, err := e.admin.HAPlan(ctxT(t), cluster, []string{"esx-02"})
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/ha"
 	"github.com/podsphere/podsphere/internal/gossip"
+	"github.com/podsphere/podsphere/internal/hads"
 	"github.com/podsphere/podsphere/vcenter/controllers"
 	"github.com/podsphere/podsphere/vcenter/inventory"
 	"github.com/podsphere/podsphere/vcenter/membership"
@@ -43,6 +45,13 @@ type Config struct {
 	// LogRetention is how many changes the store keeps for watchers that
 	// resume from an old revision (0 = store.DefaultLogRetention).
 	LogRetention int
+	// HADatastores are the roots of vSphere HA's heartbeat datastores
+	// (--ha-datastore, directories every host mounts); with none, HA
+	// restarts a silent host's VMs only after its self-fencing time.
+	HADatastores []string
+	// HATimings are HA's figures (zero: ha.DefaultTimings()); tests
+	// shorten them.
+	HATimings ha.Timings
 }
 
 // Server is a running vcenter.
@@ -64,6 +73,7 @@ type Server struct {
 	libMu sync.Mutex
 
 	controllers *controllers.Runner
+	ha          *controllers.HA
 	ctrlStop    context.CancelFunc
 	ctrlDone    *sync.WaitGroup
 
@@ -87,6 +97,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Timings == (gossip.Timings{}) {
 		cfg.Timings = gossip.DefaultTimings()
+	}
+	for _, root := range cfg.HADatastores {
+		if err := hads.CheckRoot(root); err != nil {
+			return nil, fmt.Errorf("--ha-datastore: %w", err)
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %v: %w", cfg.DataDir, err, api.ErrUnavailable)
@@ -157,6 +172,12 @@ func (s *Server) Serve() error {
 	s.http = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.ctrlStop, s.ctrlDone = cancel, s.controllers.Start(ctx)
+	s.ha = s.newHA()
+	s.ctrlDone.Add(1)
+	go func() {
+		defer s.ctrlDone.Done()
+		s.ha.Run(ctx)
+	}()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -279,6 +300,21 @@ func (s *Server) hostLoop() {
 		}
 	}
 }
+
+// newHA makes vSphere HA's controller: gossip's alive set is its first
+// word on hosts, and after a start it gives gossip twice the detection
+// bound to hear from every host again before it trusts a silence.
+func (s *Server) newHA() *controllers.HA {
+	opt := controllers.HAOptions{Datastores: s.cfg.HADatastores, Timings: s.cfg.HATimings, Logger: s.log}
+	if s.member != nil {
+		opt.Alive = s.member.Alive
+		opt.Grace = 2 * s.cfg.Timings.DetectionBound(len(s.inv.HostAddresses())+1)
+	}
+	return controllers.NewHA(s.inv, opt)
+}
+
+// HA is vSphere HA's controller, for tests.
+func (s *Server) HA() *controllers.HA { return s.ha }
 
 // rejoinHosts asks gossip to contact every host the inventory knows, so a
 // restarted vcenter finds its hosts again without waiting for them.

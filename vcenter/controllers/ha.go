@@ -1,0 +1,331 @@
+package controllers
+
+import (
+	"context"
+	"log"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/ha"
+	"github.com/podsphere/podsphere/internal/hads"
+	"github.com/podsphere/podsphere/vcenter/inventory"
+	"github.com/podsphere/podsphere/vcenter/store"
+)
+
+// HAInterval is how often the HA controller looks at every HA cluster:
+// twice per datastore heartbeat, so a lapsed lock is seen within 250 ms.
+const HAInterval = 250 * time.Millisecond
+
+// HAOptions configure the HA controller.
+type HAOptions struct {
+	// Datastores are the heartbeat datastores' roots (hads.CheckRoot'ed);
+	// with none, HA relies on self-fencing times.
+	Datastores []string
+	// Timings are the planner's (zero: ha.DefaultTimings()); a cluster's
+	// ready timeout and post-ready delay override theirs.
+	Timings ha.Timings
+	// Alive lists the host paths gossip calls alive now (memberlist's
+	// view, quicker than the inventory's connection state). nil: the
+	// inventory's connection state is gossip's word.
+	Alive func() []string
+	// Grace is how long after start a host gossip does not list yet still
+	// counts as gossiping unless the inventory calls it notResponding: a
+	// restarted vcenter needs a moment to hear from its hosts again.
+	Grace time.Duration
+	// Interval between passes (0: HAInterval).
+	Interval time.Duration
+	Logger   *log.Logger
+}
+
+// HA is vSphere HA's master: every Interval, for each cluster with HA
+// enabled, it takes the cluster's state from the inventory, gossip and
+// the heartbeat datastores, asks the pure planner (ha.Decide) what to do,
+// and does it through the inventory: hosts declared failed, VMs restarted
+// elsewhere (inventory.Failover), refused attempts counted in the VMs' HA
+// records (inventory.FailoverFailed), records cleared once VMs run again.
+// It is level-triggered: everything it decides from is in the inventory
+// and on the datastores, and the attempts are in the VMs' status, so a
+// restarted vcenter carries on where the last one stopped. What it keeps
+// in memory only tells events apart (a host's verdict changed) and when a
+// host was last heard (a restarted vcenter waits from its own start).
+type HA struct {
+	inv *inventory.Inventory
+	opt HAOptions
+	log *log.Logger
+
+	mu        sync.Mutex
+	start     time.Time
+	lastAlive map[string]time.Time // host path -> last pass gossip listed it
+	verdicts  map[string]string    // host path -> verdict last recorded
+	quiet     map[string]bool      // cluster path -> the last full pass found nothing to do
+	passes    uint64
+	warned    bool // every datastore unreadable, said once
+}
+
+// NewHA makes the HA controller over inv.
+func NewHA(inv *inventory.Inventory, opt HAOptions) *HA {
+	if opt.Interval <= 0 {
+		opt.Interval = HAInterval
+	}
+	if opt.Timings.LockLease == 0 {
+		opt.Timings = ha.DefaultTimings()
+	}
+	if opt.Logger == nil {
+		opt.Logger = log.Default()
+	}
+	return &HA{inv: inv, opt: opt, log: opt.Logger, start: inv.Now(),
+		lastAlive: map[string]time.Time{}, verdicts: map[string]string{}, quiet: map[string]bool{}}
+}
+
+// Run passes every Interval until ctx ends.
+func (h *HA) Run(ctx context.Context) {
+	h.mu.Lock()
+	h.start = h.inv.Now()
+	h.mu.Unlock()
+	tick := time.NewTicker(h.opt.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		h.Pass()
+	}
+}
+
+// Passes is how many passes have run; tests wait on it.
+func (h *HA) Passes() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.passes
+}
+
+// Pass looks at every cluster with HA enabled once.
+func (h *HA) Pass() {
+	h.mu.Lock()
+	defer func() {
+		h.passes++
+		h.mu.Unlock()
+	}()
+	var alive map[string]bool
+	if h.opt.Alive != nil {
+		alive = map[string]bool{}
+		for _, p := range h.opt.Alive() {
+			alive[p] = true
+		}
+	}
+	for _, c := range h.inv.List(store.Query{Kind: api.KindCluster}).Items {
+		var cs api.ClusterSpec
+		_ = c.DecodeSpec(&cs)
+		if !cs.HA.Enabled {
+			delete(h.quiet, c.Path)
+			continue
+		}
+		if err := h.cluster(c.Path, alive); err != nil {
+			h.log.Printf("vSphere HA: cluster %s: %v", c.Path, err)
+		}
+	}
+}
+
+// gossips says whether gossip counts host (path, in state) alive now.
+func (h *HA) gossips(path, state string, alive map[string]bool, now time.Time) bool {
+	if alive == nil {
+		return state != api.HostNotResponding
+	}
+	if alive[path] {
+		return true
+	}
+	return now.Sub(h.start) < h.opt.Grace && state != api.HostNotResponding
+}
+
+// cluster runs one pass over one cluster.
+func (h *HA) cluster(path string, alive map[string]bool) error {
+	now := h.inv.Now()
+	if h.quiet[path] && h.allAlive(path, alive, now) {
+		return nil // nothing failed, nothing in flight: no snapshot to take
+	}
+	snap, err := h.inv.HASnapshot(path, h.opt.Timings)
+	if err != nil {
+		return err
+	}
+	st := &snap.State
+	st.Config.Datastores = len(h.opt.Datastores) > 0
+	silent := false
+	for i := range st.Hosts {
+		x := &st.Hosts[i]
+		hp := snap.HostPaths[x.Name]
+		x.Gossip = h.gossips(hp, snap.HostState[x.Name], alive, now)
+		if x.Gossip {
+			h.lastAlive[hp] = now
+		} else {
+			silent = true
+		}
+		// Silent since the last time anyone heard it; a vcenter that was
+		// not running cannot know more than its own start.
+		x.SilentSince = latest(x.SilentSince, h.lastAlive[hp], h.start)
+	}
+	gossip := map[string]bool{}
+	for _, x := range st.Hosts {
+		gossip[x.Name] = x.Gossip
+	}
+	snap.DropPinned(func(host string) bool { return !gossip[host] })
+	if silent && st.Config.Datastores {
+		if !h.readDatastores(snap) {
+			return nil // blind: no verdict on a silent host without its heartbeats
+		}
+	}
+	plan := ha.Decide(*st)
+	busy := silent || len(plan.Restarts) > 0 || len(plan.Waiting) > 0
+
+	live := map[string]bool{}
+	down := map[string]bool{}
+	for _, v := range plan.Hosts {
+		hp := snap.HostPaths[v.Host]
+		live[v.Host] = v.State == ha.HostLive
+		if v.State != ha.HostLive {
+			down[hp] = true
+		}
+		if h.verdicts[hp] == v.State {
+			continue
+		}
+		if v.State != ha.HostLive {
+			if err := h.inv.HAHostVerdict(hp, v.State, v.Reason); err != nil {
+				return err
+			}
+		}
+		h.verdicts[hp] = v.State
+	}
+
+	vms := make(map[string]ha.VM, len(st.VMs))
+	for _, v := range st.VMs {
+		vms[v.Name] = v
+	}
+	attempts := len(st.Config.Timings.RestartDelays)
+	for _, r := range plan.Restarts {
+		vp, from := snap.VMPaths[r.VM], snap.HostPaths[vms[r.VM].Host]
+		if r.Host == "" {
+			if err := h.inv.FailoverFailed(vp, from, r.Reason, r.Attempt, attempts); err != nil {
+				h.log.Printf("vSphere HA: recording the failed restart of %s: %v", vp, err)
+			}
+			continue
+		}
+		_, _, err := h.inv.Failover(vp, from, r.Reason, r.Attempt, down)
+		switch {
+		case inventory.Refusal(err):
+			if err := h.inv.FailoverFailed(vp, from, api.Message(err), r.Attempt, attempts); err != nil {
+				h.log.Printf("vSphere HA: recording the failed restart of %s: %v", vp, err)
+			}
+		case err != nil:
+			h.log.Printf("vSphere HA: restarting %s: %v", vp, err)
+		}
+	}
+
+	// A VM that runs again on a live host starts afresh.
+	for name, rec := range snap.Records {
+		v := vms[name]
+		if rec.Attempts == 0 && rec.LastError == "" && !rec.GaveUp {
+			continue
+		}
+		busy = true
+		if !live[v.Host] || !v.Running || (needsReady(st.Config.ReadyCondition) && !v.Ready) {
+			continue
+		}
+		if err := h.inv.FailoverDone(snap.VMPaths[name]); err != nil {
+			h.log.Printf("vSphere HA: clearing the HA record of %s: %v", snap.VMPaths[name], err)
+		}
+	}
+	h.quiet[path] = !busy
+	return nil
+}
+
+// needsReady says whether the ready condition asks for the readiness probe.
+func needsReady(cond string) bool { return cond == ha.ReadyGuestHb || cond == ha.ReadyAppHb }
+
+// allAlive checks, without a snapshot, that gossip calls every host of
+// the cluster alive, and notes when it heard them.
+func (h *HA) allAlive(cluster string, alive map[string]bool, now time.Time) bool {
+	all := true
+	for _, o := range h.inv.List(store.Query{Kind: api.KindHost, Prefix: cluster + "/"}).Items {
+		var st api.HostStatus
+		_ = o.DecodeStatus(&st)
+		if !h.gossips(o.Path, st.State, alive, now) {
+			all = false
+			continue
+		}
+		h.lastAlive[o.Path] = now
+	}
+	return all
+}
+
+// readDatastores fills in the hosts' newest heartbeats and the VMs'
+// newest locks over every heartbeat datastore. It is false when no
+// datastore could be read: HA then cannot tell a failed host from a
+// datastore it lost, and decides nothing.
+func (h *HA) readDatastores(snap *inventory.HASnapshot) bool {
+	beats := map[string]hads.Heartbeat{}
+	locks := map[string]hads.Lock{}
+	read := 0
+	for _, root := range h.opt.Datastores {
+		hbs, err := hads.ReadHeartbeats(root)
+		if err != nil {
+			h.log.Printf("vSphere HA: heartbeat datastore %s: %v", root, err)
+			continue
+		}
+		ls, err := hads.ReadLocks(root)
+		if err != nil {
+			h.log.Printf("vSphere HA: heartbeat datastore %s: %v", root, err)
+			continue
+		}
+		read++
+		for host, hb := range hbs {
+			if cur, ok := beats[host]; !ok || hb.Time.After(cur.Time) {
+				beats[host] = hb
+			}
+		}
+		for uid, l := range ls {
+			if cur, ok := locks[uid]; !ok || l.Renewed.After(cur.Renewed) {
+				locks[uid] = l
+			}
+		}
+	}
+	if read == 0 {
+		if !h.warned {
+			h.log.Printf("vSphere HA: no heartbeat datastore can be read: no silent host is declared failed until one can")
+			h.warned = true
+		}
+		return false
+	}
+	h.warned = false
+	st := &snap.State
+	for i := range st.Hosts {
+		if hb, ok := beats[snap.HostPaths[st.Hosts[i].Name]]; ok {
+			st.Hosts[i].Heartbeat, st.Hosts[i].Isolated = hb.Time, hb.Isolated
+		}
+	}
+	for i := range st.VMs {
+		v := &st.VMs[i]
+		l, ok := locks[snap.UIDs[v.Name]]
+		if !ok {
+			continue
+		}
+		switch {
+		case l.State == hads.Released && l.Host == snap.HostPaths[v.Host]:
+			v.Released = true
+		case l.State == hads.Held:
+			v.Lock = l.Renewed // whoever holds it may run it: wait for it to lapse
+		}
+	}
+	return true
+}
+
+func latest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if t.After(out) {
+			out = t
+		}
+	}
+	return out
+}
