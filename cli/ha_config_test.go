@@ -398,11 +398,15 @@ func TestHAPlanHonoursHASettings(t *testing.T) {
 	t.Parallel()
 	l := labBase(t, "esx-01", "esx-02")
 	l.ok("cluster.change", "-ha-enabled", "-ha-restart-priority", "low", "c1")
+	// DRS places them all on esx-02 while esx-01 is in maintenance (a VM
+	// pinned there with -host would not be restarted elsewhere).
+	l.ok("host.maintenance.enter", "esx-01")
 	for _, name := range []string{"app", "db", "cache"} {
-		l.create(api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot, Host: labCluster + "/esx-02", Pinned: true,
+		l.create(api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot,
 			NumCPU: 1, MemoryMB: 64, PowerState: api.PoweredOn, CPU: vmAllocation(), Mem: vmAllocation(),
 			Containers: []api.Container{{Name: "main", Image: "busybox"}}}))
 	}
+	l.ok("host.maintenance.exit", "esx-01")
 	l.ok("cluster.override.change", "-vm", "cache", "-ha-restart-priority", "disabled")
 	l.ok("cluster.group.create", "-name", "apps", "-vm", "app")
 	l.ok("cluster.group.create", "-name", "dbs", "-vm", "db")
