@@ -11,7 +11,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/podsphere ./cmd/psc
 	# The HA fence runs inside every protected VM's container: static, any image.
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/podsphere-fence
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/podsphere-fence
 
 # The busybox OCI image the tests and the demo import into the content library.
 image:

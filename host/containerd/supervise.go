@@ -229,6 +229,12 @@ func (d *Driver) restart(ctx context.Context, vmID, cid string, code int) (conta
 	if old, err := c.Task(ctx, nil); err == nil {
 		_, _ = old.Delete(ctx, containerd.WithProcessKill)
 	}
+	// A VM whose HA lock this host lost (lapsed, released by the isolation
+	// response, taken by another host) stays down: it may run elsewhere.
+	if err := d.lockForStart(ctx, c, labels); err != nil {
+		_ = d.setLabels(ctx, cid, map[string]string{LabelMessage: "not restarted: " + err.Error()})
+		return nil, time.Time{}, err
+	}
 	restarts, _ := strconv.Atoi(labels[LabelRestarts])
 	restarts++
 	// Count the attempt even if it fails: the count is what the admin sees.
