@@ -55,6 +55,10 @@ type Input struct {
 	Locks map[string]hads.Lock
 	// Isolated is the Isolation verdict.
 	Isolated bool
+	// Lease is how long a lock stays valid after its renewal (the fence's
+	// figure): a lock older than that has lapsed, its VM was fenced, and
+	// renewing it now could overwrite another host's fresh take.
+	Lease time.Duration
 	// SelfFencing: no heartbeat datastore; the locks are this host's own
 	// and renewing them is what keeps its VMs alive.
 	SelfFencing bool
@@ -97,7 +101,8 @@ type Step struct {
 //   - otherwise the lock of a VM meant to run is renewed; without
 //     datastores only while the host is neither isolated nor reported not
 //     responding by vcenter (self-fencing: the fence then kills the VM
-//     FenceTime after the last renewal).
+//     FenceTime after the last renewal); a lock that already lapsed is
+//     not renewed (its fence has killed the VM).
 //
 // A VM without a lock is left alone: the agent did not protect it, or has
 // not taken its lock yet. Decide does no I/O.
@@ -146,6 +151,9 @@ func Decide(in Input) []Step {
 		}
 		if in.SelfFencing && (in.Isolated || in.NotResponding) {
 			continue
+		}
+		if in.Lease > 0 && l.Age(in.Now) >= in.Lease {
+			continue // lapsed: only the agent, with vcenter's word, takes it again
 		}
 		steps = append(steps, step(Renew, ""))
 	}
