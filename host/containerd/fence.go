@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -66,6 +67,12 @@ func (d *Driver) withFence(vmID string) oci.SpecOpts {
 	}
 }
 
+// lockRefused is a start refused for the VM's lock: no use retrying
+// alone, only the agent (with vcenter's word) may take the lock again.
+type lockRefused struct{ error }
+
+func (e lockRefused) Unwrap() error { return e.error }
+
 // fenced says whether the container was made with the fence.
 func fenced(labels map[string]string) bool { return labels[LabelFence] == "true" }
 
@@ -78,7 +85,13 @@ func (d *Driver) lockForStart(ctx context.Context, c containerd.Container, label
 		return nil
 	}
 	if d.cfg.Locks == nil {
-		return fmt.Errorf("containerd: container %s has the HA fence but this agent has no HA locks (start it with --ha-datastore): %w", c.ID(), api.ErrConflict)
+		return lockRefused{fmt.Errorf("containerd: container %s has the HA fence but this agent has no HA locks (start it with --ha-datastore): %w", c.ID(), api.ErrConflict)}
 	}
-	return d.cfg.Locks.Acquire(labels[LabelVMID], labels[LabelVMPath], time.Now(), false)
+	if err := d.cfg.Locks.Acquire(labels[LabelVMID], labels[LabelVMPath], time.Now(), false); err != nil {
+		if errors.Is(err, api.ErrConflict) {
+			return lockRefused{err}
+		}
+		return err
+	}
+	return nil
 }

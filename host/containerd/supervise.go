@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -180,6 +181,12 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 			d.changed(vmID)
 			if err != nil {
 				if ctx.Err() != nil {
+					return
+				}
+				if errors.As(err, new(lockRefused)) {
+					// Off it stays, saying why (LabelMessage): the agent
+					// powers it on again if vcenter still places it here.
+					d.log.Warn("container not restarted: HA lock", "container", cid, "err", err)
 					return
 				}
 				d.log.Warn("restart container", "container", cid, "err", err)
