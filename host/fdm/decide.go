@@ -62,10 +62,11 @@ type Input struct {
 	// SelfFencing: no heartbeat datastore; the locks are this host's own
 	// and renewing them is what keeps its VMs alive.
 	SelfFencing bool
-	// NotResponding: vcenter answered this tick that it finds the host not
-	// responding (its gossip stopped): without datastores vcenter restarts
-	// the VMs after FenceTime+FenceMargin, so they must die first.
-	NotResponding bool
+	// Confirmed: vcenter said within SelfFenceGrace that the host is
+	// connected. Without datastores vcenter restarts a silent host's VMs
+	// FenceTime+FenceMargin after that, so renewals stop when it lapses:
+	// vcenter not answering, or answering "not responding", both count.
+	Confirmed bool
 	// ShuttingDown holds the VMs the shutdown isolation response sent
 	// SIGTERM, and when.
 	ShuttingDown    map[string]time.Time
@@ -99,8 +100,8 @@ type Step struct {
 //     lock is released with the reason, so vcenter may restart it at once;
 //     disabled leaves it running;
 //   - otherwise the lock of a VM meant to run is renewed; without
-//     datastores only while the host is neither isolated nor reported not
-//     responding by vcenter (self-fencing: the fence then kills the VM
+//     datastores only while the host is not isolated and vcenter has just
+//     confirmed it connected (self-fencing: the fence then kills the VM
 //     FenceTime after the last renewal); a lock that already lapsed is
 //     not renewed (its fence has killed the VM).
 //
@@ -149,7 +150,7 @@ func Decide(in Input) []Step {
 			}
 			// Still running: the lock stays renewed while it shuts down.
 		}
-		if in.SelfFencing && (in.Isolated || in.NotResponding) {
+		if in.SelfFencing && (in.Isolated || !in.Confirmed) {
 			continue
 		}
 		if in.Lease > 0 && l.Age(in.Now) >= in.Lease {

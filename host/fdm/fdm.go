@@ -82,6 +82,8 @@ type FDM struct {
 
 	// dsDown remembers datastores whose last write failed, to log changes only.
 	dsDown map[string]bool
+	// unconfirmed: self-fencing and vcenter's word is older than the grace (logged once).
+	unconfirmed bool
 	// ticks counts completed ticks (tests wait on it).
 	ticks func(n int)
 }
@@ -240,9 +242,18 @@ func (f *FDM) tick(ctx context.Context, now time.Time) {
 	}
 	steps := Decide(Input{
 		Now: now, Host: f.host, VMs: vms, Locks: locks, Isolated: isolated, Lease: f.locks.Lease(),
-		SelfFencing: f.locks.SelfFencing(), NotResponding: c.HostState == api.HostNotResponding,
+		SelfFencing: f.locks.SelfFencing(), Confirmed: now.Sub(c.Confirmed) < f.t.SelfFenceGrace,
 		ShuttingDown: f.shuttingDown, ShutdownTimeout: timeout,
 	})
+	if confirmed := now.Sub(c.Confirmed) < f.t.SelfFenceGrace; f.locks.SelfFencing() && confirmed == f.unconfirmed {
+		f.unconfirmed = !confirmed
+		if confirmed {
+			f.log.Printf("vSphere HA: vcenter confirms %s connected: VM locks renewed again", f.host)
+		} else {
+			f.log.Printf("vSphere HA: no heartbeat datastore and vcenter has not confirmed %s connected for %s: VM locks are no longer renewed, the fences stop the VMs %s after the last renewal",
+				f.host, f.t.SelfFenceGrace, f.locks.Lease())
+		}
+	}
 	running := map[string]bool{}
 	for _, vm := range vms {
 		running[vm.UID] = vm.Running

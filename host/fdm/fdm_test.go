@@ -282,6 +282,27 @@ func TestFDMSelfFencingStopsRenewingWhenIsolated(t *testing.T) {
 	}
 }
 
+func TestFDMSelfFencingNeedsVCentersWord(t *testing.T) {
+	h := newHarness(t, "")
+	h.vcenter = "http://127.0.0.1:1" // down: nobody confirms the host, though its peers answer
+	h.rt.vms["a"] = &LocalVM{UID: "a", Path: "/dc1/vm/a", Desired: true, Running: true}
+	if err := hads.CheckRoot(h.state); err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	if err := hads.WriteLock(h.state, hads.Lock{UID: "a", VM: "/dc1/vm/a", Host: me, State: hads.Held, Renewed: taken}); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.eventually("20 ticks", func() bool { return h.ticks.Load() >= 20 })
+	if got := h.lock(h.state, "a").Renewed; !got.Equal(taken) {
+		t.Fatalf("renewed without vcenter's word (%v -> %v)", taken, got)
+	}
+	if hbs, _ := hads.ReadHeartbeats(h.state); hbs[me].Isolated {
+		t.Fatal("isolated while every probe answers")
+	}
+}
+
 func TestFDMSingleInstance(t *testing.T) {
 	h := newHarness(t, "")
 	h.start(h.ds)

@@ -31,7 +31,10 @@ type cache struct {
 	// Peers are the other hosts' gossip addresses (host:port), by path.
 	Peers map[string]string `json:"peers,omitempty"`
 	// HostState is vcenter's last word on this host (connected, notResponding, ...).
-	HostState     string    `json:"hostState,omitempty"`
+	HostState string `json:"hostState,omitempty"`
+	// Confirmed is when vcenter last said the host is connected (any state
+	// but notResponding).
+	Confirmed     time.Time `json:"confirmed,omitzero"`
 	IsolatedSince time.Time `json:"isolatedSince,omitzero"`
 }
 

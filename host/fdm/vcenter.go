@@ -12,8 +12,8 @@ import (
 
 // refreshEvery is how many heartbeat ticks pass between two full reads of
 // the cluster's settings, VM overrides and peers (5 s by default). The
-// host's own state is read every tick when self-fencing: vcenter's
-// "not responding" is what stops the renewals then.
+// host's own state is read every tick when self-fencing: vcenter's word
+// that the host is connected is what keeps the renewals going then.
 const refreshEvery = 10
 
 // watchVCenter reads from vcenter, while it answers, what the FDM must know
@@ -54,6 +54,9 @@ func (f *FDM) refreshHostState(ctx context.Context) {
 	f.mu.Lock()
 	changed := f.cache.HostState != st.State
 	f.cache.HostState = st.State
+	if st.State != api.HostNotResponding {
+		f.cache.Confirmed = time.Now()
+	}
 	c := f.cache
 	f.mu.Unlock()
 	if !changed {
@@ -122,6 +125,7 @@ func (f *FDM) refresh(ctx context.Context) {
 // sameSettings says whether a refresh changed nothing worth saving.
 func sameSettings(a, b cache) bool {
 	a.Fetched, b.Fetched = time.Time{}, time.Time{}
+	a.Confirmed, b.Confirmed = time.Time{}, time.Time{}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return bytes.Equal(ja, jb)
