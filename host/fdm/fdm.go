@@ -82,6 +82,10 @@ type FDM struct {
 
 	// dsDown remembers datastores whose last write failed, to log changes only.
 	dsDown map[string]bool
+	// lastVMs is the last listing the runtime gave; listFailing says the
+	// runtime does not answer now.
+	lastVMs     []LocalVM
+	listFailing bool
 	// unconfirmed: self-fencing and vcenter's word is older than the grace (logged once).
 	unconfirmed bool
 	// ticks counts completed ticks (tests wait on it).
@@ -225,8 +229,19 @@ func (f *FDM) tick(ctx context.Context, now time.Time) {
 
 	vms, err := f.cfg.VMs.List(ctx)
 	if err != nil {
-		f.log.Printf("list VMs: %v (locks not renewed this tick)", err)
-		return
+		// containerd restarting: the VMs' shims run on. Renewing what ran
+		// at the last good listing keeps them alive and is safe, as a lock
+		// this host holds keeps every other host off the VM anyway.
+		if !f.listFailing {
+			f.log.Printf("list VMs: %v (renewing the locks of the %d VMs seen last)", err, len(f.lastVMs))
+		}
+		f.listFailing = true
+		vms = slices.Clone(f.lastVMs)
+	} else {
+		if f.listFailing {
+			f.log.Printf("list VMs: the runtime answers again")
+		}
+		f.listFailing, f.lastVMs = false, slices.Clone(vms)
 	}
 	for i := range vms {
 		vms[i].Response = EffectiveResponse(f.clusterResponse(c), c.Responses[vms[i].UID])

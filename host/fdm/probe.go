@@ -36,8 +36,23 @@ func TCPProbe(ctx context.Context, addr string, timeout time.Duration) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// probeAll runs every probe at once, each bounded by timeout.
+// probeAll probes the first target (vcenter) and, only if it is silent,
+// all the others at once, each bounded by timeout: one answer is enough to
+// rule isolation out, and a cluster of many hosts should not connect to
+// every peer twice a second while vcenter answers.
 func probeAll(ctx context.Context, probe Prober, targets []Probe, timeout time.Duration) []Probe {
+	if len(targets) == 0 {
+		return nil
+	}
+	first := targets[0]
+	if first.Reachable = probe(ctx, first.Addr, timeout); first.Reachable {
+		return []Probe{first}
+	}
+	return append([]Probe{first}, probeEach(ctx, probe, targets[1:], timeout)...)
+}
+
+// probeEach runs every probe at once, each bounded by timeout.
+func probeEach(ctx context.Context, probe Prober, targets []Probe, timeout time.Duration) []Probe {
 	out := append([]Probe(nil), targets...)
 	var wg sync.WaitGroup
 	for i := range out {
