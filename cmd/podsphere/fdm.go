@@ -70,19 +70,24 @@ response when none answers. If it stops for longer than the lock lease (3 s; 6 s
 datastores), the VMs' fences stop them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rt != "containerd" {
-				return fmt.Errorf("--runtime %q: the HA process supports containerd only: %w", rt, api.ErrInvalid)
-			}
 			ctrd.defaults(cfg.Name)
 			cfg.StateDir = ctrd.stateDir
 			cfg.Logger = log.New(os.Stderr, "fdm "+cfg.Name+": ", log.LstdFlags)
 			cfg.Timings = ha.DefaultTimings()
-			vms, err := fdm.NewContainerd(ctrd.socket, ctrd.namespace)
-			if err != nil {
-				return err
+			switch rt {
+			case "containerd":
+				vms, err := fdm.NewContainerd(ctrd.socket, ctrd.namespace)
+				if err != nil {
+					return err
+				}
+				defer vms.Close() // VMs keep running
+				cfg.VMs = vms
+			case "sim":
+				cfg.VMs = fdm.NewSimVMs()
+				cfg.Logger.Printf("--runtime sim: the VMs live in the agent; their state is taken from vcenter, and stopping one is only recorded")
+			default:
+				return fmt.Errorf("--runtime %q: want containerd or sim: %w", rt, api.ErrInvalid)
 			}
-			defer vms.Close() // VMs keep running
-			cfg.VMs = vms
 			f, err := fdm.New(cfg)
 			if err != nil {
 				return err
@@ -100,7 +105,7 @@ datastores), the VMs' fences stop them.`,
 	f.StringArrayVar(&cfg.Datastores, "ha-datastore", nil, "HA heartbeat datastore directory (repeatable; as given to podsphere host; none: self-fencing)")
 	f.StringArrayVar(&cfg.IsolationAddresses, "isolation-address", nil, "address probed before the host calls itself isolated, ADDR or ADDR:PORT (repeatable; overrides the cluster's; default: the default gateway; vcenter and the peers are always probed)")
 	f.StringVar(&cfg.Address, "address", "", "this host's management IP, written into its heartbeat (default: the local address routing to vcenter)")
-	f.StringVar(&rt, "runtime", "containerd", "VM runtime (containerd)")
+	f.StringVar(&rt, "runtime", "containerd", "the agent's VM runtime: containerd (VMs read and stopped in containerd) or sim (VMs as vcenter reports them)")
 	ctrd.register(f)
 	return cmd
 }

@@ -339,3 +339,39 @@ func TestNewNamesBadFields(t *testing.T) {
 		}
 	}
 }
+
+func TestFDMOnSimulatedHostRenewsWhatVCenterReportsRunning(t *testing.T) {
+	ds := t.TempDir()
+	if err := hads.CheckRoot(ds); err != nil {
+		t.Fatal(err)
+	}
+	on := api.New(api.KindVirtualMachine, "/dc1/vm/on", api.VMSpec{Host: me, PowerState: api.PoweredOn})
+	on.UID = "u-on"
+	on.SetStatus(api.VMStatus{Host: me, PowerState: api.PoweredOn})
+	elsewhere := api.New(api.KindVirtualMachine, "/dc1/vm/elsewhere", api.VMSpec{Host: cluster + "/esx-02", PowerState: api.PoweredOn})
+	elsewhere.UID = "u-elsewhere"
+	elsewhere.SetStatus(api.VMStatus{Host: cluster + "/esx-02", PowerState: api.PoweredOn})
+	vc := fakeVCenter(t, api.New(api.KindCluster, cluster, api.ClusterSpec{}), on, elsewhere)
+	taken := time.Now()
+	for _, o := range []*api.Object{on, elsewhere} {
+		if err := hads.WriteLock(ds, hads.Lock{UID: o.UID, VM: o.Path, Host: me, State: hads.Held, Renewed: taken}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := New(Config{Name: "esx-01", Cluster: cluster, VCenter: vc.URL, JoinToken: "tok", Datastores: []string{ds},
+		StateDir: t.TempDir(), VMs: NewSimVMs(), Timings: testTimings(),
+		Probe: func(context.Context, string, time.Duration) bool { return true }, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var ticks atomic.Int64
+	f.ticks = func(int) { ticks.Add(1) }
+	go f.Run(ctx)
+	h := &harness{t: t}
+	h.eventually("the running VM's lock renewed", func() bool { return h.lock(ds, "u-on").Renewed.After(taken) && ticks.Load() > 20 })
+	if got := h.lock(ds, "u-elsewhere").Renewed; !got.Equal(taken) {
+		t.Fatal("renewed the lock of a VM vcenter places on another host")
+	}
+}

@@ -21,11 +21,17 @@ const refreshEvery = 10
 func (f *FDM) watchVCenter(ctx context.Context) {
 	tick := time.NewTicker(f.t.DatastoreHeartbeat)
 	defer tick.Stop()
+	sim, _ := f.cfg.VMs.(*SimVMs)
 	for n := 0; ; n++ {
 		if n%refreshEvery == 0 {
 			f.refresh(ctx)
-		} else if f.locks.SelfFencing() {
-			f.refreshHostState(ctx)
+		} else {
+			if sim != nil {
+				f.refreshSim(ctx, sim)
+			}
+			if f.locks.SelfFencing() {
+				f.refreshHostState(ctx)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -37,6 +43,15 @@ func (f *FDM) watchVCenter(ctx context.Context) {
 
 func (f *FDM) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, 4*f.t.DatastoreHeartbeat)
+}
+
+// refreshSim reads the VMs vcenter places on this simulated host.
+func (f *FDM) refreshSim(ctx context.Context, sim *SimVMs) {
+	cctx, cancel := f.call(ctx)
+	defer cancel()
+	if vms, err := f.vc.List(cctx, client.ListOptions{Kind: api.KindVirtualMachine, Host: f.host}); err == nil {
+		sim.observe(vms.Items, f.host)
+	}
 }
 
 // refreshHostState reads vcenter's state of this host.
@@ -91,6 +106,9 @@ func (f *FDM) refresh(ctx context.Context) {
 	vms, err := f.vc.List(cctx, client.ListOptions{Kind: api.KindVirtualMachine, Host: f.host})
 	if err != nil {
 		return
+	}
+	if sim, ok := f.cfg.VMs.(*SimVMs); ok {
+		sim.observe(vms.Items, f.host)
 	}
 	responses := map[string]string{}
 	for _, o := range vms.Items {
