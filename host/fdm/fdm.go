@@ -178,10 +178,14 @@ func (f *FDM) Run(ctx context.Context) error {
 	f.log.Printf("vSphere HA agent for %s (address %s): %s", f.host, f.cfg.Address, mode)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		f.watchVCenter(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		f.probeLoop(ctx)
 	}()
 	defer wg.Wait()
 	tick := time.NewTicker(f.t.DatastoreHeartbeat)
@@ -209,17 +213,44 @@ func (f *FDM) snapshot() cache {
 	return c
 }
 
-// tick is one heartbeat: probe, judge isolation, write the heartbeats,
-// then renew, release or kill per Decide.
+// probeLoop probes every heartbeat tick, on its own goroutine: a round
+// whose addresses are silent takes up to two ProbeTimeouts (vcenter, then
+// the rest), and the heartbeats and lock renewals must not wait for it.
+func (f *FDM) probeLoop(ctx context.Context) {
+	tick := time.NewTicker(f.t.DatastoreHeartbeat)
+	defer tick.Stop()
+	for {
+		targets := f.targets(f.snapshot(), f.peerHeartbeats(), localIPs())
+		probes := probeAll(ctx, f.cfg.Probe, targets, f.t.ProbeTimeout)
+		if ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		changed := f.iso.Observe(time.Now(), probes)
+		f.mu.Unlock()
+		if changed {
+			f.isolationChanged(probes)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// verdict is the isolation verdict of the last probe round.
+func (f *FDM) verdict() (bool, time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.iso.Isolated()
+}
+
+// tick is one heartbeat: write the heartbeats, then renew, release or
+// kill per Decide, with the isolation verdict of the last probe round.
 func (f *FDM) tick(ctx context.Context, now time.Time) {
 	c := f.snapshot()
-	heartbeats := f.peerHeartbeats()
-	probes := probeAll(ctx, f.cfg.Probe, f.targets(c, heartbeats), f.t.ProbeTimeout)
-	if f.iso.Observe(now, probes) {
-		f.isolationChanged(now, probes)
-		c = f.snapshot()
-	}
-	isolated, since := f.iso.Isolated()
+	isolated, since := f.verdict()
 	response := ""
 	if isolated {
 		response = EffectiveResponse(f.clusterResponse(c), "")
@@ -322,10 +353,14 @@ func (f *FDM) apply(ctx context.Context, now time.Time, s Step) {
 // targets is every address the isolation verdict asks: vcenter, the peer
 // hosts (vcenter's list, cached, and the datastores' heartbeats) and the
 // isolation addresses.
-func (f *FDM) targets(c cache, heartbeats map[string]hads.Heartbeat) []Probe {
+func (f *FDM) targets(c cache, heartbeats map[string]hads.Heartbeat, local map[string]bool) []Probe {
 	seen := map[string]bool{}
 	var out []Probe
 	add := func(addr, kind string) {
+		// This host's own addresses answer whatever the network does.
+		if host, _, err := net.SplitHostPort(addr); err == nil && local[host] {
+			return
+		}
 		if addr != "" && !seen[addr] {
 			seen[addr] = true
 			out = append(out, Probe{Addr: addr, Kind: kind})
@@ -394,9 +429,9 @@ func (f *FDM) writeHeartbeats(hb hads.Heartbeat) {
 	}
 }
 
-func (f *FDM) isolationChanged(now time.Time, probes []Probe) {
-	isolated, since := f.iso.Isolated()
+func (f *FDM) isolationChanged(probes []Probe) {
 	f.mu.Lock()
+	isolated, since := f.iso.Isolated()
 	f.cache.IsolatedSince = since
 	c := f.cache
 	f.mu.Unlock()

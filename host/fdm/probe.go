@@ -105,6 +105,22 @@ func localAddressTo(addr string) string {
 	return ""
 }
 
+// localIPs are this host's own addresses (loopback included), which
+// prove nothing about its network: never probed.
+func localIPs() map[string]bool {
+	out := map[string]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return out
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out[n.IP.String()] = true
+		}
+	}
+	return out
+}
+
 // DefaultGateway is the IPv4 default route's gateway from /proc/net/route
 // ("" without one, as in the lab's host namespaces).
 func DefaultGateway() string {

@@ -3,9 +3,12 @@ package fdm
 import (
 	"context"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/podsphere/podsphere/internal/hads"
 )
 
 func TestTCPProbe(t *testing.T) {
@@ -51,5 +54,30 @@ func TestProbeAllAsksPeersOnlyWhenVCenterIsSilent(t *testing.T) {
 	}
 	if withPort("10.0.0.1") != "10.0.0.1:7" || withPort("10.0.0.1:53") != "10.0.0.1:53" || withPort("fd00::1") != "[fd00::1]:7" {
 		t.Fatal("withPort")
+	}
+}
+
+func TestTargets(t *testing.T) {
+	f := &FDM{host: me, vcAt: "10.99.0.2:8989"}
+	c := cache{Peers: map[string]string{cluster + "/esx-02": "10.99.0.12:7946", me: "10.99.0.11:7946"}}
+	c.HA.IsolationAddresses = []string{"10.99.0.12", "10.99.0.11", "10.99.0.1:53"}
+	hbs := map[string]hads.Heartbeat{cluster + "/esx-03": {Host: cluster + "/esx-03", Address: "10.99.0.13", Time: time.Now()}}
+	local := map[string]bool{"10.99.0.11": true}
+	var got []string
+	for _, p := range f.targets(c, hbs, local) {
+		got = append(got, p.Addr)
+	}
+	want := []string{"10.99.0.2:8989", "10.99.0.12:7946", "10.99.0.13:7", "10.99.0.12:7", "10.99.0.1:53"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("targets %v, want %v (vcenter first, this host's own addresses left out)", got, want)
+	}
+	// --isolation-address replaces the cluster's.
+	f.cfg.IsolationAddresses = []string{"192.0.2.1"}
+	got = nil
+	for _, p := range f.targets(c, nil, local) {
+		got = append(got, p.Addr)
+	}
+	if want := []string{"10.99.0.2:8989", "10.99.0.12:7946", "192.0.2.1:7"}; !slices.Equal(got, want) {
+		t.Fatalf("with --isolation-address: %v, want %v", got, want)
 	}
 }
