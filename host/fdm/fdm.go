@@ -128,6 +128,11 @@ func New(cfg Config) (*FDM, error) {
 	if cfg.Timings.DatastoreHeartbeat <= 0 {
 		cfg.Timings = ha.DefaultTimings()
 	}
+	if t := cfg.Timings; t.LockLease <= 2*t.DatastoreHeartbeat || t.SelfFenceGrace >= t.FenceMargin || t.FenceTime <= 2*t.DatastoreHeartbeat {
+		// Any of these lets a VM outlive what vcenter assumes, or die of one late write.
+		return bad("Timings", fmt.Sprintf("lock lease %s and fence time %s must exceed two heartbeats (%s), self-fence grace %s must stay under the fence margin %s",
+			t.LockLease, t.FenceTime, t.DatastoreHeartbeat, t.SelfFenceGrace, t.FenceMargin))
+	}
 	if cfg.Probe == nil {
 		cfg.Probe = TCPProbe
 	}

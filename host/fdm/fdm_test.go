@@ -331,6 +331,10 @@ func TestNewNamesBadFields(t *testing.T) {
 		"Address":             func(c *Config) { c.Address = "esx-01" },
 		"IsolationAddresses":  func(c *Config) { c.IsolationAddresses = []string{"10.0.0.1:"} },
 		"heartbeat datastore": func(c *Config) { c.Datastores = []string{"relative"} },
+		"Timings": func(c *Config) {
+			c.Timings = ha.DefaultTimings()
+			c.Timings.SelfFenceGrace = c.Timings.FenceMargin
+		},
 	} {
 		c := ok
 		edit(&c)
