@@ -10,6 +10,8 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/podsphere ./cmd/psc
+	# The HA fence runs inside every protected VM's container: static, any image.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/podsphere-fence
 
 # The busybox OCI image the tests and the demo import into the content library.
 image:

@@ -63,6 +63,13 @@ func podsphereBinary(b *testing.B) string {
 			pb.err = fmt.Errorf("go build ../cmd/podsphere: %v\n%s", err, out)
 			return
 		}
+		// The HA fence, static, beside podsphere (where the agent looks for it).
+		fence := exec.Command("go", "build", "-o", dir+"/", "../cmd/podsphere-fence")
+		fence.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := fence.CombinedOutput(); err != nil {
+			pb.err = fmt.Errorf("go build ../cmd/podsphere-fence: %v\n%s", err, out)
+			return
+		}
 		pb.path = filepath.Join(dir, "podsphere")
 	})
 	if pb.err != nil {

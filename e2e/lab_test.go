@@ -108,6 +108,12 @@ func newLab(t *testing.T, nhosts int) *lab {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// The HA fence, static, beside podsphere (where the agent looks for it).
+	fence := exec.Command(goTool(), "build", "-o", l.bin+"/", "../cmd/podsphere-fence")
+	fence.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := fence.CombinedOutput(); err != nil {
+		t.Fatalf("go build podsphere-fence: %v\n%s", err, out)
+	}
 	l.sock = testenv.StartContainerd(t)
 	ctr, err := containerd.New(l.sock, containerd.WithTimeout(10*time.Second))
 	if err != nil {

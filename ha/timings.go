@@ -32,6 +32,26 @@ type Timings struct {
 	// silent for FenceTime + FenceMargin.
 	FenceTime   time.Duration
 	FenceMargin time.Duration
+	// SelfFenceGrace is, without any heartbeat datastore, how long after
+	// vcenter last said the host is connected the host's HA process still
+	// renews its VMs' locks: vcenter is then the quorum, as no shared disk
+	// can tell a cut-off host from a dead one. It must stay under
+	// FenceMargin (minus clock skew): vcenter restarts a silent host's VMs
+	// FenceTime+FenceMargin after it stopped confirming the host, and the
+	// fences have stopped them by SelfFenceGrace+FenceTime.
+	SelfFenceGrace time.Duration
+	// IsolationDetection is how long a host's HA process must find vcenter,
+	// every peer and every isolation address unreachable before it calls
+	// its host isolated and applies the isolation response: four heartbeat
+	// ticks, so one lost probe round is not isolation. vSphere waits about
+	// 30 s (das.config.fdm.isolationPolicyDelaySec); containers restart
+	// in seconds, so the detection is shorter too.
+	IsolationDetection time.Duration
+	// ProbeTimeout bounds one reachability probe (a TCP connect) of an
+	// isolation address: under a heartbeat tick, so probing never delays
+	// the next heartbeat. A refused connection answers at once; only
+	// silence waits this long.
+	ProbeTimeout time.Duration
 	// RestartDelays are the waits before each restart attempt after the
 	// first (vSphere: 5 attempts at about 0, 2, 6, 14 and 30 minutes; a
 	// container restarts in seconds, so seconds here): a VM that no host
@@ -61,6 +81,9 @@ func DefaultTimings() Timings {
 		LockMargin:         750 * time.Millisecond,
 		FenceTime:          6 * time.Second,
 		FenceMargin:        4 * time.Second,
+		SelfFenceGrace:     2 * time.Second,
+		IsolationDetection: 2 * time.Second,
+		ProbeTimeout:       400 * time.Millisecond,
 		RestartDelays:      []time.Duration{0, 2 * time.Second, 6 * time.Second, 14 * time.Second, 30 * time.Second},
 		ReadyTimeout:       60 * time.Second,
 		PostReadyDelay:     0,

@@ -155,6 +155,12 @@ func buildBinaries(t *testing.T) (podsphere, psc string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// The HA fence, static, beside podsphere (where the agent looks for it).
+	fence := exec.Command("go", "build", "-o", dir+"/", "../cmd/podsphere-fence")
+	fence.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := fence.CombinedOutput(); err != nil {
+		t.Fatalf("go build podsphere-fence: %v\n%s", err, out)
+	}
 	return filepath.Join(dir, "podsphere"), filepath.Join(dir, "psc")
 }
 

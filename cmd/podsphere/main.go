@@ -1,5 +1,6 @@
 // Command podsphere runs podsphere's daemons: `podsphere vcenter` (the
-// manager) and `podsphere host` (the host agent, ESXi's analog).
+// manager), `podsphere host` (the host agent, ESXi's analog) and
+// `podsphere fdm` (the host's HA process, beside the agent).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/host/agent"
 	ctrdriver "github.com/podsphere/podsphere/host/containerd"
+	"github.com/podsphere/podsphere/host/halock"
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
@@ -30,7 +32,7 @@ import (
 
 func main() {
 	root := &cobra.Command{Use: "podsphere", Short: "podsphere daemons: vcenter and host", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(vcenterCmd(), hostCmd())
+	root.AddCommand(vcenterCmd(), hostCmd(), fdmCmd())
 	root.AddCommand(labCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(os.Stderr, "podsphere: %v\n", err)
@@ -86,6 +88,7 @@ func hostCmd() *cobra.Command {
 		simCIDR string
 		ctrd    containerdFlags
 		status  time.Duration
+		haf     haFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -98,6 +101,12 @@ func hostCmd() *cobra.Command {
 				cfg.Timings.StatusInterval = status
 			}
 			cfg.CPUMHz, cfg.MemMB = cpu, mem
+			ctrd.defaults(cfg.Name)
+			locks, err := haf.locks(cfg.Cluster+"/"+cfg.Name, ctrd.stateDir)
+			if err != nil {
+				return err
+			}
+			cfg.Locks = locks
 			var drv runtime.Runtime
 			switch rt {
 			case "sim":
@@ -106,7 +115,11 @@ func hostCmd() *cobra.Command {
 				}
 				drv = sim.New(cpu, mem, simCIDR)
 			case "containerd":
-				d, err := ctrd.driver(cfg.Name, cfg.VCenter, cfg.JoinToken)
+				fence, err := haf.fence(locks)
+				if err != nil {
+					return err
+				}
+				d, err := ctrd.driver(cfg.Name, cfg.VCenter, cfg.JoinToken, locks, fence)
 				if err != nil {
 					return err
 				}
@@ -146,6 +159,7 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
 	ctrd.register(f)
+	haf.register(f)
 	return cmd
 }
 
@@ -163,13 +177,8 @@ func (c *containerdFlags) register(f *pflag.FlagSet) {
 
 // driver connects to containerd; the host network is built once vcenter has
 // assigned the pod subnet, and images come from vcenter's Content Library.
-func (c *containerdFlags) driver(name, vcenter, joinToken string) (*ctrdriver.Driver, error) {
-	if c.namespace == "" {
-		c.namespace = "podsphere-" + name
-	}
-	if c.stateDir == "" {
-		c.stateDir = filepath.Join("/var/lib/podsphere", name)
-	}
+func (c *containerdFlags) driver(name, vcenter, joinToken string, locks *halock.Locks, fence string) (*ctrdriver.Driver, error) {
+	c.defaults(name)
 	lib, err := ctrdriver.NewVCenterLibrary(vcenter, joinToken)
 	if err != nil {
 		return nil, err
@@ -184,6 +193,18 @@ func (c *containerdFlags) driver(name, vcenter, joinToken string) (*ctrdriver.Dr
 			BinDir:   c.cniBinDir,
 			StateDir: filepath.Join(c.stateDir, "network"),
 		},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("host", name),
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, nil)).With("host", name),
+		Locks:       locks,
+		FenceBinary: fence,
 	})
+}
+
+// defaults fills the namespace and state directory the host's name implies.
+func (c *containerdFlags) defaults(name string) {
+	if c.namespace == "" {
+		c.namespace = "podsphere-" + name
+	}
+	if c.stateDir == "" {
+		c.stateDir = filepath.Join("/var/lib/podsphere", name)
+	}
 }

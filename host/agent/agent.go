@@ -21,6 +21,7 @@ import (
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
+	"github.com/podsphere/podsphere/host/halock"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/internal/gossip"
 )
@@ -43,6 +44,12 @@ type Config struct {
 	APIListen string
 	// CPUMHz and MemMB override the capacity the runtime reports (0 = ask the runtime).
 	CPUMHz, MemMB int64
+
+	// Locks, when set, are HA's VM locks on this host's heartbeat
+	// datastore (or its state directory): the agent takes a VM's lock
+	// before it starts the VM and removes it after a normal stop or
+	// delete, and does not start a VM whose lock another host holds.
+	Locks *halock.Locks
 
 	Timings gossip.Timings // zero value = gossip.DefaultTimings()
 	Logger  *log.Logger    // nil = stderr
@@ -97,6 +104,9 @@ func New(cfg Config) (*Agent, error) {
 		return bad("Timings", err.Error())
 	}
 	host := cfg.Cluster + "/" + cfg.Name
+	if cfg.Locks != nil && cfg.Locks.Host() != host {
+		return bad("Locks", fmt.Sprintf("are for host %s, not %s", cfg.Locks.Host(), host))
+	}
 	// Checked early: a bad bind address would otherwise fail only in Run.
 	if _, err := gossip.MemberlistConfig(host, cfg.GossipBind, gossip.GossipKey(cfg.JoinToken), cfg.Timings); err != nil {
 		return bad("GossipBind", err.Error())

@@ -522,13 +522,25 @@ func (r *reconciler) apply(ctx context.Context, act Action) error {
 	case Create:
 		return r.rt.Create(ctx, *act.Spec)
 	case Start:
+		if err := r.acquire(ctx, act); err != nil {
+			return err
+		}
 		return r.rt.Start(ctx, act.ID)
 	case Stop:
-		return r.rt.Stop(ctx, act.ID, stop)
+		if err := r.rt.Stop(ctx, act.ID, stop); err != nil {
+			return err
+		}
+		return r.release(act)
 	case Delete:
-		return r.rt.Delete(ctx, act.ID)
+		if err := r.rt.Delete(ctx, act.ID); err != nil {
+			return err
+		}
+		return r.release(act)
 	case Restart:
 		if err := r.rt.Stop(ctx, act.ID, stop); err != nil {
+			return err
+		}
+		if err := r.acquire(ctx, act); err != nil {
 			return err
 		}
 		return r.rt.Start(ctx, act.ID)

@@ -224,6 +224,10 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 			labels[LabelPullPolicy] = c.ImagePullPolicy
 		}
 		opts := specOpts(c, images[i], netns, cgroup, hostname(spec), limits)
+		if d.cfg.Locks != nil {
+			labels[LabelFence] = "true"
+			opts = append(opts, d.withFence(spec.ID)) // last: it wraps the resolved args
+		}
 		cid := ContainerID(spec.ID, c.Name)
 		_, err := d.client.NewContainer(ctx, cid,
 			containerd.WithImage(images[i]),

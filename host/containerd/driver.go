@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/halock"
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/probe"
 	"github.com/podsphere/podsphere/host/runtime"
@@ -115,6 +116,13 @@ type Config struct {
 	// ProbeUnit is the length of one of the probes' seconds; default
 	// time.Second (tests shrink it).
 	ProbeUnit time.Duration
+	// Locks, when set, protects every VM the driver creates with HA's VM
+	// lock: each container runs under the fence (FenceBinary, mounted in
+	// as PID 1), which kills the VM once its lock lapses, names another
+	// host or was released; and no container starts, not even a restart
+	// the driver does on its own, unless the lock is this host's and live.
+	Locks       *halock.Locks
+	FenceBinary string // the podsphere-fence executable on this host
 }
 
 // Driver implements runtime.Runtime on containerd v1.7's client.
@@ -248,6 +256,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if err := checkFence(cfg); err != nil {
+		return nil, err
 	}
 	for _, dir := range []string{cfg.StateDir, cfg.LogDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -53,6 +54,12 @@ func (d *Driver) runInits(vmID string, boot time.Time) {
 			}
 			code, err := d.runInit(ctx, vmID, info, retry)
 			if ctx.Err() != nil {
+				return
+			}
+			if errors.As(err, new(lockRefused)) {
+				// Its HA lock is not this host's to take alone: off it stays.
+				_ = d.setLabels(ctx, info.ID, map[string]string{LabelMessage: "not started: " + err.Error()})
+				d.log.Warn("init container not started: HA lock", "vm", vmID, "container", info.ID, "err", err)
 				return
 			}
 			if err != nil {

@@ -193,7 +193,14 @@ func (d *Driver) startContainer(ctx context.Context, vmID string, info container
 
 // newTask starts the container's process, its output appended to its log file.
 func (d *Driver) newTask(ctx context.Context, c containerd.Container, vmID, name string) (containerd.Task, time.Time, error) {
-	if info, err := c.Info(ctx); err == nil && info.Labels[LabelPullPolicy] == api.PullAlways {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("containerd: container %s: %w", c.ID(), err)
+	}
+	if err := d.lockForStart(ctx, c, info.Labels); err != nil {
+		return nil, time.Time{}, err
+	}
+	if info.Labels[LabelPullPolicy] == api.PullAlways {
 		if err := d.refreshRootFS(ctx, c); err != nil {
 			return nil, time.Time{}, fmt.Errorf("containerd: container %s: imagePullPolicy Always: %w", c.ID(), err)
 		}

@@ -2,6 +2,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -182,6 +183,12 @@ func (d *Driver) watch(vmID, cid string, task containerd.Task, started time.Time
 				if ctx.Err() != nil {
 					return
 				}
+				if errors.As(err, new(lockRefused)) {
+					// Off it stays, saying why (LabelMessage): the agent
+					// powers it on again if vcenter still places it here.
+					d.log.Warn("container not restarted: HA lock", "container", cid, "err", err)
+					return
+				}
 				d.log.Warn("restart container", "container", cid, "err", err)
 				task = nil // counts as another failed start, after a longer backoff
 			}
@@ -228,6 +235,12 @@ func (d *Driver) restart(ctx context.Context, vmID, cid string, code int) (conta
 	}
 	if old, err := c.Task(ctx, nil); err == nil {
 		_, _ = old.Delete(ctx, containerd.WithProcessKill)
+	}
+	// A VM whose HA lock this host lost (lapsed, released by the isolation
+	// response, taken by another host) stays down: it may run elsewhere.
+	if err := d.lockForStart(ctx, c, labels); err != nil {
+		_ = d.setLabels(ctx, cid, map[string]string{LabelMessage: "not restarted: " + err.Error()})
+		return nil, time.Time{}, err
 	}
 	restarts, _ := strconv.Atoi(labels[LabelRestarts])
 	restarts++
