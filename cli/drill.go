@@ -31,7 +31,7 @@ type Injector interface {
 
 // DrillEventTypes are the events by which HA declares a host failed or
 // isolated (the drill's "declared" time).
-var DrillEventTypes = []string{"HostFailedByHAEvent", "HostIsolatedByHAEvent", "HostUnreachableByHAEvent"}
+var DrillEventTypes = []string{"DasHostFailedEvent", "DasHostIsolatedEvent"}
 
 type drillOptions struct {
 	env      *Env
@@ -197,6 +197,11 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	if injectErr == nil {
 		injectErr = o.waitRecovered(ctx, run)
 	}
+	// Capacity "after" is the cluster's while the failure is still in effect.
+	if hs, err := c.List(context.WithoutCancel(ctx), client.ListOptions{Kind: api.KindHost, Prefix: cluster}); err == nil {
+		run.in.CapacityAfter = capacityOf(hs.Items)
+		run.in.CapacityAfter.Failover = failoverOf(context.WithoutCancel(ctx), c, cluster)
+	}
 	if o.heal {
 		run.mu.Lock()
 		run.in.Healed = time.Now()
@@ -210,10 +215,6 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	}
 	stop()
 	wg.Wait()
-	if hs, err := c.List(context.WithoutCancel(ctx), client.ListOptions{Kind: api.KindHost, Prefix: cluster}); err == nil {
-		run.in.CapacityAfter = capacityOf(hs.Items)
-		run.in.CapacityAfter.Failover = failoverOf(context.WithoutCancel(ctx), c, cluster)
-	}
 	run.in.Ended = time.Now()
 	rep := drill.Build(run.in)
 	if injectErr != nil {
@@ -329,8 +330,17 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 	}
 }
 
-// haMessage is what HA says of a VM (its attempts, why it is not back).
-func haMessage(st api.VMStatus) string { return st.Message }
+// haMessage is what HA says of a VM (its attempts, why it is not back),
+// else what its host says.
+func haMessage(st api.VMStatus) string {
+	switch h := st.HA; {
+	case h != nil && h.GaveUp:
+		return fmt.Sprintf("HA gave up after %d attempts: %s", h.Attempts, h.LastError)
+	case h != nil && h.LastError != "":
+		return fmt.Sprintf("HA attempt %d failed: %s", h.Attempts, h.LastError)
+	}
+	return st.Message
+}
 
 // waitSamples waits until the sampler has recorded n rounds.
 func (o *drillOptions) waitSamples(ctx context.Context, run *drillRun, n int) error {

@@ -134,13 +134,15 @@ func Build(in Input) api.HADrillReport {
 		case in.KeepRunning && !v.Stopped.IsZero():
 			r.Failures = append(r.Failures, fmt.Sprintf("%s stopped on %s at %s although the host should have kept it", p.VM, p.Host, offset(v.Stopped, in.Injected)))
 		}
-		switch v.Outcome {
-		case "restarted":
+		switch {
+		case v.Outcome == "restarted":
 			if v.Ready.After(recovered) {
 				recovered = v.Ready
 			}
-		case "kept running":
+		case v.Outcome == "kept running" && in.KeepRunning:
 		default:
+			// A failure that stops the host (a crash, an isolation
+			// response) is over only once the VM runs elsewhere.
 			allBack = false
 		}
 		r.VMs = append(r.VMs, v)
@@ -150,8 +152,11 @@ func Build(in Input) api.HADrillReport {
 		r.RecoverySeconds = recovered.Sub(in.Injected).Seconds()
 	} else {
 		for _, v := range r.VMs {
-			if v.Outcome == "not restarted" {
+			switch v.Outcome {
+			case "not restarted":
 				r.Failures = append(r.Failures, fmt.Sprintf("%s was not back before the drill ended: %s", v.VM, orUnknown(v.Reason)))
+			case "kept running":
+				r.Failures = append(r.Failures, fmt.Sprintf("%s still ran on %s, where the failure should have stopped it", v.VM, v.From))
 			}
 		}
 	}

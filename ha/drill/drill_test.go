@@ -138,3 +138,15 @@ func TestTheTimelineIsWellFormedSVGNamingEveryVM(t *testing.T) {
 		}
 	}
 }
+
+func TestACrashIsNotOverWhileTheVMsHaveNotMoved(t *testing.T) {
+	in := crash()
+	in.VMs, in.Samples = nil, []Sample{{At: at(0), Running: map[string][]string{"esx-02": {"u-web", "u-db"}}}}
+	r := Build(in)
+	if r.Passed || !r.Recovered.IsZero() {
+		t.Fatalf("a crash whose VMs never moved: passed=%v recovered=%v", r.Passed, r.Recovered)
+	}
+	if !strings.Contains(strings.Join(r.Failures, "\n"), "/dc1/vm/web still ran on esx-02, where the failure should have stopped it") {
+		t.Errorf("failures: %v", r.Failures)
+	}
+}
