@@ -12,6 +12,7 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
 	"github.com/podsphere/podsphere/ha/drill"
+	"github.com/podsphere/podsphere/internal/hads"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +28,14 @@ type Injector interface {
 	// Running reads every host's runtime directly, not through agents the
 	// failure may have killed: host name to the IDs of the VMs running there.
 	Running(ctx context.Context) (map[string][]string, error)
+}
+
+// HeartbeatReader is an injector that also reads the hosts' HA
+// heartbeats on the heartbeat datastore (by host name): the drill waits
+// until each failed host's HA process has the cluster's current settings,
+// and reports the isolation response the host says it applied.
+type HeartbeatReader interface {
+	Heartbeats(ctx context.Context) (map[string]hads.Heartbeat, error)
 }
 
 // DrillEventTypes are the events by which HA declares a host failed or
@@ -188,6 +197,9 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	if err := o.waitSamples(ctx, run, 1); err != nil {
 		return err
 	}
+	if err := o.waitSettings(ctx, inj, co.Modified); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(o.env.Err, "ha.drill %s: %s %s, %d protected VM(s)\n", name, o.mode, strings.Join(o.hosts, ","), len(run.in.Protected))
 	run.mu.Lock()
@@ -293,6 +305,9 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 	defer tick.Stop()
 	for {
 		at := time.Now()
+		if hr, ok := inj.(HeartbeatReader); ok {
+			o.hostResponse(ctx, hr, run)
+		}
 		if running, err := inj.Running(ctx); err == nil {
 			run.mu.Lock()
 			run.in.Samples = append(run.in.Samples, drill.Sample{At: at, Running: running})
@@ -327,6 +342,69 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// waitSettings waits until the HA process of every host the drill fails
+// has read the cluster's HA settings since they last changed (it rereads
+// them every few seconds), so the isolation response measured is the one
+// configured.
+func (o *drillOptions) waitSettings(ctx context.Context, inj Injector, changed time.Time) error {
+	hr, ok := inj.(HeartbeatReader)
+	if !ok {
+		return nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hbs, err := hr.Heartbeats(ctx)
+		stale := ""
+		for _, h := range o.hosts {
+			if hb, ok := hbs[h]; err != nil || !ok || hb.ConfigRead.Before(changed) {
+				stale = h
+				break
+			}
+		}
+		if stale == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ha.drill: the HA process (podsphere fdm) of %s has not read the cluster's HA settings since they changed at %s: is it running? (podsphere lab status): %w",
+				stale, timeString(changed, o.env.Location), api.ErrUnavailable)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// hostResponse records when a failed host's heartbeat first says it is
+// isolated, and the response it applied.
+func (o *drillOptions) hostResponse(ctx context.Context, hr HeartbeatReader, run *drillRun) {
+	run.mu.Lock()
+	done, injected := run.in.HostResponse != "", run.in.Injected
+	run.mu.Unlock()
+	if done || injected.IsZero() {
+		return
+	}
+	hbs, err := hr.Heartbeats(ctx)
+	if err != nil {
+		return
+	}
+	for _, h := range o.hosts {
+		hb, ok := hbs[h]
+		if !ok || !hb.Isolated || hb.IsolatedSince.Before(injected) {
+			continue
+		}
+		resp := hb.Response
+		if resp == "" {
+			resp = "disabled"
+		}
+		run.mu.Lock()
+		run.in.HostResponse, run.in.HostResponseAt = fmt.Sprintf("%s isolated itself, response %s", h, resp), hb.IsolatedSince
+		run.mu.Unlock()
+		return
 	}
 }
 

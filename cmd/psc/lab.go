@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/cli"
+	"github.com/podsphere/podsphere/internal/hads"
 	"github.com/podsphere/podsphere/lab"
 )
 
@@ -55,6 +57,20 @@ func (l *labInjector) Heal(ctx context.Context, mode string, hosts []string) err
 		}
 	}
 	return nil
+}
+
+// Heartbeats reads the hosts' HA heartbeats on the lab's shared heartbeat
+// datastore, by host name.
+func (l *labInjector) Heartbeats(context.Context) (map[string]hads.Heartbeat, error) {
+	hbs, err := hads.ReadHeartbeats(filepath.Join(l.opts.Dir, lab.SharedDir))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]hads.Heartbeat, len(hbs))
+	for path, hb := range hbs {
+		out[api.Base(path)] = hb
+	}
+	return out, nil
 }
 
 func (l *labInjector) Running(ctx context.Context) (map[string][]string, error) {

@@ -260,7 +260,8 @@ func (f *FDM) tick(ctx context.Context, now time.Time) {
 	if isolated {
 		response = EffectiveResponse(f.clusterResponse(c), "")
 	}
-	hb := hads.Heartbeat{Host: f.host, Address: f.cfg.Address, Time: now, Isolated: isolated, IsolatedSince: since, Response: response}
+	hb := hads.Heartbeat{Host: f.host, Address: f.cfg.Address, Time: now, Isolated: isolated, IsolatedSince: since, Response: response,
+		ConfigRead: c.Fetched}
 	f.writeHeartbeats(hb)
 
 	vms, err := f.cfg.VMs.List(ctx)

@@ -39,6 +39,10 @@ type Heartbeat struct {
 	IsolatedSince time.Time `json:"isolatedSince,omitzero"`
 	// Response is the isolation response it applied ("" when not isolated).
 	Response string `json:"response,omitempty"`
+	// ConfigRead is when the host's HA process last read the cluster's HA
+	// settings from vcenter: a setting changed after it is not known there
+	// yet (ha.drill waits for it before injecting a failure).
+	ConfigRead time.Time `json:"configRead,omitzero"`
 }
 
 // Lock states.
