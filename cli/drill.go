@@ -57,7 +57,7 @@ type drillOptions struct {
 func newHADrillCommand(env *Env) *cobra.Command {
 	o := &drillOptions{env: env, interval: 100 * time.Millisecond}
 	cmd := &cobra.Command{
-		Use:   "ha.drill -mode crash|isolate|partition [-duration D] [-svg FILE] HOST[,HOST...]",
+		Use:   "ha.drill -mode crash|isolate|partition|maintenance [-duration D] [-svg FILE] HOST[,HOST...]",
 		Short: "Inject a real host failure, measure HA's failover, and keep the report (ha.drill.ls, ha.drill.info)",
 		Long: "ha.drill crashes, isolates or partitions hosts for real, watches vcenter and every host's runtime\n" +
 			"(sampled directly every 100 ms) until every protected VM runs and is ready again, heals the hosts\n" +
@@ -71,7 +71,7 @@ func newHADrillCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.mode, "mode", "", "crash, isolate or partition")
+	f.StringVar(&o.mode, "mode", "", "crash, isolate, partition or maintenance (host.maintenance.enter: its VMs are evacuated)")
 	f.StringVar(&o.name, "name", "", "the drill's name (default drill-MODE-HOST-TIME)")
 	f.DurationVar(&o.duration, "duration", 0, "how long the failure lasts at least before the hosts are healed (default: until every protected VM is back; 15s when nothing should move)")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up waiting for the VMs after this long")
@@ -98,13 +98,11 @@ func (o *drillOptions) Complete(_ *cobra.Command, args []string) error {
 
 func (o *drillOptions) Validate() error {
 	switch o.mode {
-	case api.DrillCrash, api.DrillIsolate, api.DrillPartition:
-	case api.DrillMaintenance:
-		return usagef("ha.drill -mode maintenance: not available yet; use host.maintenance.enter -evacuate")
+	case api.DrillCrash, api.DrillIsolate, api.DrillPartition, api.DrillMaintenance:
 	case "":
-		return usagef("ha.drill: give -mode crash, isolate or partition")
+		return usagef("ha.drill: give -mode crash, isolate, partition or maintenance")
 	default:
-		return usagef("ha.drill -mode %q: want crash, isolate or partition", o.mode)
+		return usagef("ha.drill -mode %q: want crash, isolate, partition or maintenance", o.mode)
 	}
 	if len(o.hosts) == 0 {
 		return usagef("ha.drill: name the HOST to fail")
@@ -205,7 +203,12 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	run.mu.Lock()
 	run.in.Injected = time.Now()
 	run.mu.Unlock()
-	injectErr := inj.Inject(ctx, o.mode, o.hosts)
+	var injectErr error
+	if o.mode == api.DrillMaintenance {
+		injectErr = o.maintenance(ctx, c, cluster, true)
+	} else {
+		injectErr = inj.Inject(ctx, o.mode, o.hosts)
+	}
 	if injectErr == nil {
 		injectErr = o.waitRecovered(ctx, run)
 	}
@@ -218,7 +221,11 @@ func (o *drillOptions) Run(ctx context.Context) error {
 		run.mu.Lock()
 		run.in.Healed = time.Now()
 		run.mu.Unlock()
-		if err := inj.Heal(context.WithoutCancel(ctx), o.mode, o.hosts); err != nil && injectErr == nil {
+		heal := func() error { return inj.Heal(context.WithoutCancel(ctx), o.mode, o.hosts) }
+		if o.mode == api.DrillMaintenance {
+			heal = func() error { return o.maintenance(context.WithoutCancel(ctx), c, cluster, false) }
+		}
+		if err := heal(); err != nil && injectErr == nil {
 			injectErr = fmt.Errorf("healing %s: %w", strings.Join(o.hosts, ","), err)
 		}
 		// Duplicates show up when a host comes back: keep sampling until it
@@ -269,7 +276,9 @@ func (o *drillOptions) protected(ctx context.Context, c API, dc, cluster string,
 		if prio == "" {
 			prio = def
 		}
-		if s.PowerState != api.PoweredOn || s.Removing || prio == "disabled" || !strings.HasPrefix(s.Host, cluster+"/") ||
+		// Pinned VMs (vm.create -host, DaemonSet members) run only on their
+		// host: HA does not restart them elsewhere, nor does evacuation.
+		if s.PowerState != api.PoweredOn || s.Removing || s.Pinned || prio == "disabled" || !strings.HasPrefix(s.Host, cluster+"/") ||
 			!slices.Contains(o.hosts, api.Base(s.Host)) {
 			continue
 		}
@@ -324,6 +333,15 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 		}
 		if vs, err := c.List(ctx, client.ListOptions{Kind: api.KindVirtualMachine, Prefix: "/" + dc + "/vm"}); err == nil {
 			run.mu.Lock()
+			listed := map[string]bool{}
+			for _, v := range vs.Items {
+				listed[v.Path] = true
+			}
+			for p := range run.uid {
+				if !listed[p] {
+					run.in.VMs = append(run.in.VMs, drill.VMObs{At: at, VM: p, Gone: true})
+				}
+			}
 			for _, v := range vs.Items {
 				if !run.uid[v.Path] {
 					continue
@@ -343,6 +361,24 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 		case <-tick.C:
 		}
 	}
+}
+
+// maintenance puts the drill's host into maintenance mode (enter: its
+// VMs are evacuated by vcenter, within the drill's timeout) or takes it out.
+func (o *drillOptions) maintenance(ctx context.Context, c API, cluster string, enter bool) error {
+	_, err := modify(ctx, c, cluster+"/"+o.hosts[0], func(obj *api.Object) error {
+		var s api.HostSpec
+		if err := obj.DecodeSpec(&s); err != nil {
+			return err
+		}
+		s.Maintenance, s.EvacuatePoweredOff, s.MaintenanceTimeoutSeconds = enter, false, 0
+		if enter {
+			s.MaintenanceTimeoutSeconds = int(o.timeout / time.Second)
+		}
+		obj.SetSpec(s)
+		return nil
+	})
+	return err
 }
 
 // waitSettings waits until the HA process of every host the drill fails

@@ -26,7 +26,11 @@ func writeDrill(env *Env, r api.HADrillReport) error {
 	fmt.Fprintf(w, "Drill %s: %s %s: %s\n", r.Name, r.Mode, strings.Join(r.Hosts, ","), verdict)
 	line := func(k, v string) { fmt.Fprintf(w, "  %-18s %s\n", k+":", v) }
 	line("Injected", timeString(r.Injected, env.Location))
-	line("Seen by vcenter", drill.Offset(r.Detected, r.Injected)+" (notResponding)")
+	if r.Mode == api.DrillMaintenance {
+		line("In maintenance", drill.Offset(r.Detected, r.Injected)+" (every VM off the host)")
+	} else {
+		line("Seen by vcenter", drill.Offset(r.Detected, r.Injected)+" (notResponding)")
+	}
 	if r.Declared.IsZero() {
 		line("Declared by HA", "-")
 	} else {

@@ -33,6 +33,9 @@ type VMObs struct {
 	PowerState string // status
 	Ready      bool
 	Message    string // what HA says of it (attempts, why not restarted)
+	// Gone: the VM is no longer in the inventory (a replica set retired
+	// it once its replacement was ready elsewhere).
+	Gone bool
 }
 
 // HostObs is one read of a host's connection state from vcenter.
@@ -95,8 +98,15 @@ func Build(in Input) api.HADrillReport {
 	for _, h := range in.Hosts {
 		hit[h] = true
 	}
+	// Detected: a failure is seen when vcenter calls the host
+	// notResponding; a maintenance drill when the host is in maintenance
+	// (every VM off it).
+	seen := api.HostNotResponding
+	if in.Mode == api.DrillMaintenance {
+		seen = api.HostMaintenance
+	}
 	for _, h := range byTime(in.HostStates, func(o HostObs) time.Time { return o.At }) {
-		if hit[h.Host] && h.State == api.HostNotResponding && !h.At.Before(in.Injected) {
+		if hit[h.Host] && h.State == seen && !h.At.Before(in.Injected) {
 			r.Detected = h.At
 			break
 		}
@@ -127,7 +137,7 @@ func Build(in Input) api.HADrillReport {
 	recovered := in.Injected
 	allBack := true
 	for _, p := range in.Protected {
-		v := vmStory(p, obs[p.VM], samples, in.Injected)
+		v := vmStory(p, obs[p.VM], samples, in.Injected, in.Mode == api.DrillMaintenance)
 		switch {
 		case in.KeepRunning && v.To != "":
 			r.Failures = append(r.Failures, fmt.Sprintf("%s was restarted on %s although its host kept it running", p.VM, v.To))
@@ -135,7 +145,7 @@ func Build(in Input) api.HADrillReport {
 			r.Failures = append(r.Failures, fmt.Sprintf("%s stopped on %s at %s although the host should have kept it", p.VM, p.Host, offset(v.Stopped, in.Injected)))
 		}
 		switch {
-		case v.Outcome == "restarted":
+		case v.Outcome == "restarted" || v.Outcome == "migrated" || v.Outcome == "replaced":
 			if v.Ready.After(recovered) {
 				recovered = v.Ready
 			}
@@ -146,6 +156,14 @@ func Build(in Input) api.HADrillReport {
 			allBack = false
 		}
 		r.VMs = append(r.VMs, v)
+	}
+	if in.Mode == api.DrillMaintenance {
+		if r.Detected.IsZero() {
+			allBack = false
+			r.Failures = append(r.Failures, fmt.Sprintf("%s did not reach maintenance mode before the drill ended", strings.Join(in.Hosts, ",")))
+		} else if r.Detected.After(recovered) {
+			recovered = r.Detected
+		}
 	}
 	if allBack {
 		r.Recovered = recovered
@@ -174,7 +192,7 @@ func Build(in Input) api.HADrillReport {
 }
 
 // vmStory follows one protected VM through the drill's observations.
-func vmStory(p Protected, obs []VMObs, samples []Sample, injected time.Time) api.HADrillVM {
+func vmStory(p Protected, obs []VMObs, samples []Sample, injected time.Time, maintenance bool) api.HADrillVM {
 	v := api.HADrillVM{VM: p.VM, Priority: p.Priority, From: p.Host}
 	for _, s := range samples {
 		if s.At.Before(injected) {
@@ -186,11 +204,18 @@ func vmStory(p Protected, obs []VMObs, samples []Sample, injected time.Time) api
 		}
 	}
 	var last VMObs
+	var gone time.Time
 	for _, o := range obs {
 		if o.At.Before(injected) {
 			continue
 		}
 		last = o
+		if o.Gone {
+			if gone.IsZero() {
+				gone = o.At
+			}
+			continue
+		}
 		if o.Host == p.Host || o.Host == "" {
 			continue
 		}
@@ -208,6 +233,16 @@ func vmStory(p Protected, obs []VMObs, samples []Sample, injected time.Time) api
 	switch {
 	case !v.Ready.IsZero():
 		v.Outcome = "restarted"
+		if maintenance {
+			v.Outcome = "migrated"
+		}
+	case !gone.IsZero():
+		// Its owner removed it: in maintenance mode a replica set retires
+		// a member only once its replacement is ready elsewhere.
+		v.Outcome, v.Ready = "replaced", gone
+		if !maintenance {
+			v.Outcome, v.Reason = "not restarted", "it was removed from the inventory during the drill"
+		}
 	case v.To == "" && v.Stopped.IsZero():
 		v.Outcome = "kept running"
 	default:
