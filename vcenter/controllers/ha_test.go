@@ -77,9 +77,23 @@ func (b *haBed) report(name string) {
 func (b *haBed) cluster(spec api.ClusterSpec, vms map[string]string) {
 	_, err := b.inv.Create("admin", api.New(api.KindDatacenter, dc, nil))
 	b.must(err)
+	// Groups name existing VMs only: they and their rules come once the VMs exist.
+	groups, rules := spec.Groups, spec.Rules
+	spec.Groups, spec.Rules = nil, nil
 	_, err = b.inv.Create("admin", api.New(api.KindCluster, cluster, spec))
 	b.must(err)
 	b.join("esx-02")
+	defer func() {
+		if len(groups)+len(rules) == 0 {
+			return
+		}
+		c, err := b.inv.Get(cluster)
+		b.must(err)
+		spec.Groups, spec.Rules = groups, rules
+		c.SetSpec(spec)
+		_, err = b.inv.Change("admin", c)
+		b.must(err)
+	}()
 	for name, prio := range vms {
 		_, err := b.inv.Create("admin", api.New(api.KindVirtualMachine, dc+"/vm/"+name, api.VMSpec{Pool: root, NumCPU: 1, MemoryMB: 64,
 			CPU: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}}, Mem: api.Allocation{Limit: -1, Shares: api.Shares{Level: "normal"}},
