@@ -132,6 +132,18 @@ run psc deployment.rollout.history site
 SITE=$(psc ls /dc1/vm | awk -F/ '/site-/ {print $NF; exit}')
 run psc guest.run "$SITE" -- wget -qO- http://127.0.0.1/
 
+# 6. vSphere HA, proven with a real failure: the drill crashes a host (its
+# agent, its HA process and every container die, its link goes down) and
+# measures until every protected VM runs and is ready elsewhere.
+run psc cluster.change -ha-enabled -ha-isolation-response powerOff c1
+VICTIM=$(host_of "$SITE")
+run psc ha.plan -fail "$VICTIM"
+note "the mandatory spread rule leaves the web VM of $VICTIM nowhere to go (as vSphere HA honours it): relax it"
+run psc cluster.rule.remove -name web-spread
+run psc ha.drill -mode crash -svg "$LAB_DIR/drill.svg" "$VICTIM"
+note "timeline picture: $LAB_DIR/drill.svg"
+run psc ha.drill.ls
+
 cat <<EOF
 
 That was podsphere on three hosts, each in its own network namespace, running
@@ -144,12 +156,15 @@ The lab is still up. To keep going from this shell:
   psc vm.create -m 128 web-05               # busybox httpd by default
   psc guest.run web-01 -- ps                # run a command in a VM
   psc vm.power -off web-02; psc events -n 5 # and see what happened
-  psc host.maintenance.enter esx-01         # no new VMs land on esx-01
+  psc host.maintenance.enter esx-01         # its VMs move away first
   psc deployment.scale -replicas 5 site     # more web servers
   psc deployment.rollout.undo site          # back to the previous version
+  psc ha.drill -mode isolate esx-03         # isolate a host: powerOff, restarted elsewhere
+  psc ha.drill.info NAME                    # a kept drill report
 
 Guides: docs/lab.md (this lab), docs/cli.md (every psc verb),
-docs/workloads.md (Deployments, replica sets and the rest).
+docs/workloads.md (Deployments, replica sets and the rest), docs/ha.md
+(vSphere HA: restarts, isolation, admission control, drills).
 Tear it all down (processes, namespaces, containers, files), as root, with:
 
   $ROOT/bin/podsphere lab down --dir $LAB_DIR

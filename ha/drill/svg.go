@@ -76,16 +76,22 @@ func SVG(r api.HADrillReport) string {
 		faultEnd = end
 	}
 	bar(&b, x(r.Injected), x(faultEnd), y, rowH, colFault, "failure in effect")
-	for _, m := range []struct {
-		at    time.Time
-		label string
-	}{{r.Detected, "notResponding"}, {r.Declared, "HA: " + r.Verdict}, {r.HostResponseAt, "host: " + r.HostResponse}} {
+	seenWord := "seen"
+	if r.Mode == api.DrillMaintenance {
+		seenWord = "in maintenance"
+	}
+	for i, m := range []struct {
+		at          time.Time
+		word, label string
+	}{{r.Detected, seenWord, "notResponding"}, {r.Declared, "declared", "HA: " + r.Verdict}, {r.HostResponseAt, "host response", "host: " + r.HostResponse}} {
 		if m.at.IsZero() {
 			continue
 		}
 		px := x(m.at)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2"><title>%s</title></line>`+"\n",
 			px, y, px, y+rowH-4, colMarker, esc(m.label+" "+offset(m.at, r.Injected)))
+		// Words inside the bar, stacked so markers at the same moment stay readable.
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9" fill="white">%s</text>`+"\n", px+3, y+11+7*i, esc(m.word))
 	}
 
 	for i, v := range r.VMs {
