@@ -41,6 +41,7 @@ type testLab struct {
 type labHost struct {
 	cancel context.CancelFunc
 	done   chan error
+	rt     *sim.Driver // its runtime, read directly by drills
 }
 
 func labLogger(prefix string) *log.Logger {
@@ -54,8 +55,14 @@ func labLogger(prefix string) *log.Logger {
 // hosts) at the end of the test.
 func newLab(t *testing.T) *testLab {
 	t.Helper()
+	return newLabConfig(t, server.Config{})
+}
+
+// newLabConfig is newLab with cfg's HA timings.
+func newLabConfig(t *testing.T, cfg server.Config) *testLab {
+	t.Helper()
 	s, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Gossip: "127.0.0.1:0",
-		Logger: labLogger("vcenter: ")})
+		Logger: labLogger("vcenter: "), HATimings: cfg.HATimings})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -157,14 +164,15 @@ func (l *testLab) startHost(name string) {
 	l.t.Helper()
 	// No IP prefix: like `podsphere host --runtime sim`, VMs get addresses
 	// from the pod subnet vcenter assigns the host when it joins.
+	rt := sim.New(20000, 65536, "")
 	a, err := agent.New(agent.Config{Name: name, Cluster: "/dc1/host/c1", VCenter: l.url, JoinToken: l.srv.JoinToken(),
-		Join: []string{l.srv.GossipAddr()}, GossipBind: "127.0.0.1:0", Runtime: sim.New(20000, 65536, ""),
+		Join: []string{l.srv.GossipAddr()}, GossipBind: "127.0.0.1:0", Runtime: rt,
 		Logger: labLogger(name + ": ")})
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &labHost{cancel: cancel, done: make(chan error, 1)}
+	h := &labHost{cancel: cancel, done: make(chan error, 1), rt: rt}
 	go func() { h.done <- a.Run(ctx) }()
 	l.t.Cleanup(func() { cancel(); <-h.done })
 	l.mu.Lock()
