@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +79,78 @@ func TestHA(t *testing.T) {
 		t.Errorf("ha.drill.info %s:\n%s", rep.Name, out)
 	}
 	l.waitReady(c, 4)
+
+	// 1b. vcenter killed (-9) in the middle of a failover: once restarted
+	// it finishes it, with no VM run twice and none forgotten.
+	victim = l.hostOf(c, "/dc1/vm/db")
+	protected := l.vmsOn(c, victim)
+	stop := make(chan struct{})
+	dupes := make(chan string, 1)
+	var sampled int
+	go func() {
+		defer close(dupes)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if smp, err := sm.Sample(context.Background()); err == nil {
+				sampled++
+				if d := smp.Duplicates(); len(d) > 0 {
+					dupes <- fmt.Sprint(d)
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	if err := CrashHost(context.Background(), Options{Dir: l.dir, Out: io.Discard}, victim); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // about when HA declares the host failed and starts restarting
+	vc := l.process("vcenter")
+	if err := syscall.Kill(vc.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.restartProcess(vc)
+	var last string
+	if err := waitUntil(context.Background(), 60*time.Second, "the crashed host's VMs running elsewhere after a vcenter restart", func() (bool, error) {
+		for _, vm := range protected {
+			o, err := c.Get(context.Background(), vm)
+			if err != nil {
+				last = fmt.Sprintf("%s: %v", vm, err)
+				return false, nil
+			}
+			var s api.VMSpec
+			var st api.VMStatus
+			_ = o.DecodeSpec(&s)
+			_ = o.DecodeStatus(&st)
+			if api.Base(s.Host) == victim || st.Host != s.Host || !st.Ready {
+				last = fmt.Sprintf("%s: registered on %s, status %s on %s, ready %v, HA %+v", vm, s.Host, st.PowerState, st.Host, st.Ready, st.HA)
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		log, _ := os.ReadFile(vc.Log)
+		if len(log) > 4000 {
+			log = log[len(log)-4000:]
+		}
+		t.Fatalf("%v; last: %s\nvcenter log:\n%s", err, last, log)
+	}
+	if err := RestartHost(context.Background(), Options{Dir: l.dir, Out: io.Discard}, victim); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHosts(c, 60*time.Second, map[string]string{victim: api.HostConnected})
+	l.waitReady(c, 4)
+	close(stop)
+	if d, ok := <-dupes; ok {
+		t.Fatalf("vcenter killed mid-failover: VMs ran twice: %s", d)
+	}
+	if sampled < 20 {
+		t.Fatalf("only %d samples during the vcenter restart: the duplicate check proves nothing", sampled)
+	}
 
 	// 2. Kill only the agent of db's host: its HA process keeps renewing the
 	// locks, so vcenter restarts nothing and nothing runs twice; the
@@ -223,6 +297,27 @@ func (l *labRun) hostOf(c *client.Client, vm string) string {
 	var s api.VMSpec
 	_ = o.DecodeSpec(&s)
 	return api.Base(s.Host)
+}
+
+// vmsOn lists the powered-on VMs registered on host.
+func (l *labRun) vmsOn(c *client.Client, host string) []string {
+	l.t.Helper()
+	vms, err := c.List(context.Background(), client.ListOptions{Kind: api.KindVirtualMachine, Prefix: "/dc1/vm"})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var out []string
+	for _, v := range vms.Items {
+		var s api.VMSpec
+		_ = v.DecodeSpec(&s)
+		if s.PowerState == api.PoweredOn && !s.Removing && api.Base(s.Host) == host {
+			out = append(out, v.Path)
+		}
+	}
+	if len(out) == 0 {
+		l.t.Fatalf("no VM runs on %s", host)
+	}
+	return out
 }
 
 func (l *labRun) uidOf(c *client.Client, vm string) string {
