@@ -349,6 +349,11 @@ func (l *labRun) process(name string) Process {
 // records it, as a supervisor (systemd) would.
 func (l *labRun) restartProcess(p Process) {
 	l.t.Helper()
+	// A killed process holds its files (vcenter's database lock) until it
+	// is gone: wait for that, as a supervisor does.
+	if err := waitUntil(context.Background(), 10*time.Second, p.Name+" gone", func() (bool, error) { return !p.Alive(), nil }); err != nil {
+		l.t.Fatal(err)
+	}
 	np, err := startDaemon(p.Name, p.NetNS, p.Args, p.Log)
 	if err != nil {
 		l.t.Fatal(err)
