@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/api/client"
 	"github.com/podsphere/podsphere/host/agent"
 	"github.com/podsphere/podsphere/host/sim"
 )
@@ -216,6 +217,35 @@ func setMaintenanceRetrying(t *testing.T, e *env, host string, on bool) {
 		}
 		if !errors.Is(err, api.ErrConflict) || i == 10 {
 			t.Fatalf("maintenance %s %v: %v", host, on, err)
+		}
+	}
+}
+
+// confirmStops reports, as the hosts' agents would, the VMs being
+// cold-migrated off host stopped there, and the VMs migrated from it
+// running where they went (for tests whose hosts have no agent).
+func (e *env) confirmStops(t *testing.T, host string) {
+	t.Helper()
+	l, err := e.admin.List(ctxT(t), client.ListOptions{Kind: api.KindVirtualMachine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range l.Items {
+		var spec api.VMSpec
+		var st api.VMStatus
+		_ = o.DecodeSpec(&spec)
+		_ = o.DecodeStatus(&st)
+		switch {
+		case spec.Migration != nil && spec.Host == cluster+"/"+host:
+			st = api.VMStatus{Host: spec.Host, PowerState: api.PoweredOff, MigrationStopped: spec.Migration.ID}
+		case spec.Migration == nil && spec.PowerState == api.PoweredOn && st.Host == spec.Host && st.PowerState != api.PoweredOn:
+			st = api.VMStatus{Host: spec.Host, PowerState: api.PoweredOn} // its new host started it
+		default:
+			continue
+		}
+		o.SetStatus(st)
+		if _, err := e.join.UpdateStatus(ctxT(t), o); err != nil && !errors.Is(err, api.ErrConflict) {
+			t.Fatalf("confirming the stop of %s on %s: %v", o.Path, host, err)
 		}
 	}
 }
