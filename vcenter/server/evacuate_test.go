@@ -342,6 +342,15 @@ func TestMigrate(t *testing.T) {
 	if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/a", cluster+"/esx-03"); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "is being migrated to "+api.Base(other)) {
 		t.Errorf("migrate a elsewhere mid-migration: %v", err)
 	}
+	// The record is vcenter's: an edit dropping it is refused.
+	{
+		o, spec, _ := e.getVM(t, "a")
+		spec.Migration = nil
+		o.SetSpec(spec)
+		if _, err := e.admin.Update(ctxT(t), o); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "spec.migration is vcenter's record") {
+			t.Errorf("editing spec.migration away: %v", err)
+		}
+	}
 	// A report its host wrote before it saw the migration (no echo) does
 	// not complete it, nor does a report from the destination.
 	e.report(t, "a", s.Host, api.VMStatus{PowerState: api.PoweredOff}, nil)
@@ -450,6 +459,45 @@ func TestMigrate(t *testing.T) {
 	_, ps, _ = e.getVM(t, "pinned")
 	if ps.Host != cluster+"/esx-02" || !ps.Pinned {
 		t.Errorf("pinned after migrate: host %s pinned %v, want pinned to esx-02", ps.Host, ps.Pinned)
+	}
+	checkMigrateAbandoned(t, e)
+}
+
+// checkMigrateAbandoned (TestMigrate, on its inventory): a power-off
+// mid-migration cancels it, the VM staying where it is registered; a
+// destination that can no longer take the VM once its host stopped it
+// (here: it entered maintenance) abandons the move and powers the VM on
+// again where it was, each with a VmFailedMigrateEvent saying why.
+func checkMigrateAbandoned(t *testing.T, e *env) {
+	for _, n := range []string{"c", "d"} {
+		o := vm(n, rootRP, 0, api.PoweredOn)
+		var s api.VMSpec
+		_ = o.DecodeSpec(&s)
+		s.Host, s.Pinned = cluster+"/esx-01", true
+		o.SetSpec(s)
+		e.mustCreate(t, o)
+		if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/"+n, cluster+"/esx-02"); err != nil {
+			t.Fatalf("migrate %s: %v", n, err)
+		}
+	}
+	if _, err := e.admin.Power(ctxT(t), dc+"/vm/d", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, s, _ := e.getVM(t, "d"); s.Migration != nil || s.Host != cluster+"/esx-01" || s.PowerState != api.PoweredOff {
+		t.Errorf("d powered off mid-migration: host %s power %s migration %+v; want off on esx-01, no migration", s.Host, s.PowerState, s.Migration)
+	}
+	if !hasEvent(e.eventsFor(t, dc+"/vm/d"), "VmFailedMigrateEvent", "it was powered off by admin before it stopped") {
+		t.Errorf("d: %v", eventTypes(e.eventsFor(t, dc+"/vm/d")))
+	}
+	_, cs, _ := e.getVM(t, "c")
+	e.enterMaintenance(t, "esx-02", false, 0)
+	e.report(t, "c", cluster+"/esx-01", api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: cs.Migration.ID}, nil)
+	if _, s, _ := e.getVM(t, "c"); s.Migration != nil || s.Host != cluster+"/esx-01" || s.PowerState != api.PoweredOn {
+		t.Errorf("c after its destination went into maintenance: host %s power %s migration %+v; want on again on esx-01", s.Host, s.PowerState, s.Migration)
+	}
+	if !hasEvent(e.eventsFor(t, dc+"/vm/c"), "VmFailedMigrateEvent", "could not be started on esx-02 after esx-01 stopped it") ||
+		!hasEvent(e.eventsFor(t, dc+"/vm/c"), "VmFailedMigrateEvent", "is powered on again on esx-01") {
+		t.Errorf("c: %v", eventTypes(e.eventsFor(t, dc+"/vm/c")))
 	}
 }
 
