@@ -240,6 +240,30 @@ type VMSpec struct {
 	// VM is powered off and removed once its host reports it off, so it is
 	// counted until it has really stopped.
 	Removing bool `json:"removing,omitempty"`
+	// Migration is a cold migration of the powered-on VM in progress
+	// (vm.migrate): the VM stays registered on Host, which stops it; once
+	// Host reports it stopped for this migration, vcenter registers it on
+	// Migration.Host and powers it on there. Set and cleared by vcenter
+	// only, so the VM never runs on two hosts.
+	Migration *VMMigration `json:"migration,omitempty"`
+}
+
+// VMMigration is a cold migration in progress: admitted on Host (its
+// reservations are counted there, as well as on the host the VM is
+// registered on, until it completes), waiting for the VM's current host
+// to stop it.
+type VMMigration struct {
+	// ID names this migration; the current host echoes it in
+	// status.migrationStopped once it has stopped the VM for it, so a
+	// report written before the host saw the migration never completes it.
+	ID string `json:"id"`
+	// Host is the destination host's path.
+	Host string `json:"host"`
+	// User asked for the migration (an admin, or controller:evacuation).
+	User string `json:"user"`
+	// Why the destination was chosen ("chosen by the user", DRS's reason).
+	Why     string    `json:"why,omitempty"`
+	Started time.Time `json:"started"`
 }
 
 // Affinity holds the placement rules a VM brings with it. Required terms
@@ -380,6 +404,10 @@ type VMStatus struct {
 	// HA is what vSphere HA did about the VM. It is vcenter's, not the
 	// host's: a host's status report keeps it as it is.
 	HA *VMHAStatus `json:"ha,omitempty"`
+	// MigrationStopped is the ID of the cold migration (spec.migration)
+	// for which the host stopped the VM: the host's word that it no longer
+	// runs it, which vcenter waits for before starting it elsewhere.
+	MigrationStopped string `json:"migrationStopped,omitempty"`
 }
 
 // VMHAStatus is vSphere HA's record of a VM's failover: the attempts to

@@ -346,8 +346,13 @@ func TestClusterAndHostVerbs(t *testing.T) {
 	if _, errOut, code := l.psc("", nil, "vm.migrate", "-ds", "datastore1", "web-01"); code != api.ExitUsage || !strings.Contains(errOut, "podsphere has no datastores") {
 		t.Errorf("vm.migrate -ds: exit %d, %q", code, errOut)
 	}
-	if out := l.ok("vm.migrate", "-host", "esx-02", "web-01"); out != "Migrating /dc1/vm/web-01... OK (host esx-02)\n" {
+	// Cold migration of a running VM: psc follows it, stopped on esx-01
+	// first, then started on esx-02, and returns once it runs there.
+	if out := l.ok("vm.migrate", "-host", "esx-02", "web-01"); out != "Migrating /dc1/vm/web-01... stopping on esx-01... starting on esx-02... OK (host esx-02)\n" {
 		t.Errorf("vm.migrate = %q", out)
+	}
+	if st := vmStatus(l.get("/dc1/vm/web-01")); st.Host != labCluster+"/esx-02" || st.PowerState != api.PoweredOn {
+		t.Errorf("web-01 after vm.migrate returned: %s on %s, want running on esx-02", st.PowerState, st.Host)
 	}
 	out, errOut, code = l.psc("", nil, "host.maintenance.enter", "esx-01")
 	if code != 0 || out != "Entering maintenance mode on /dc1/host/c1/esx-01... OK\n" {

@@ -347,6 +347,9 @@ func writeVMInfo(w io.Writer, vm *api.Object, owner string, cs *api.ClusterSpec,
 	if s.Removing {
 		b.add("Removing", "true (its owner scaled it away: removed once its host reports it off)")
 	}
+	if m := s.Migration; m != nil {
+		b.add("Migrating", "to %s (by %s, since %s): stopping on %s first", api.Base(m.Host), m.User, timeString(m.Started, loc), api.Base(s.Host))
+	}
 	b.add("Restarts", "%d", st.Restarts)
 	if st.PowerState == api.PoweredOn {
 		if st.Ready {

@@ -765,3 +765,66 @@ func specOf(o *api.Object) runtime.VMSpec {
 	var r reconciler
 	return r.desiredOf(o).Spec
 }
+
+// stopFailingRuntime cannot stop VMs (a wedged container).
+type stopFailingRuntime struct{ *sim.Driver }
+
+func (stopFailingRuntime) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	return fmt.Errorf("task did not exit: %w", api.ErrUnavailable)
+}
+
+func migrating(o *api.Object, id string) *api.Object {
+	var s api.VMSpec
+	_ = o.DecodeSpec(&s)
+	s.Migration = &api.VMMigration{ID: id, Host: cluster + "/esx-02", User: "admin"}
+	o.SetSpec(s)
+	return o
+}
+
+// A VM being cold-migrated away (spec.migration) is stopped here though its
+// spec says poweredOn, and only once it is stopped does the host confirm
+// it (status.migrationStopped = the migration's ID), which is what vcenter
+// waits for before starting it elsewhere. A VM the host fails to stop is
+// never confirmed.
+func TestMigrationStopsThenConfirms(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		stopFail bool
+	}{{"stops", false}, {"stop fails", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, srv := newFakeVCenter(t)
+			vc, err := membership.Start("vcenter", "127.0.0.1:0", token, fastTimings(), &hosts{alive: map[string]string{}}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer vc.Close()
+			f.seed = vc.Addr()
+			f.put(vmObj("web", me, api.PoweredOn, 0))
+			d := sim.New(4000, 8192, sim.IPPrefix(2))
+			var rt runtime.Runtime = d
+			if tc.stopFail {
+				rt = stopFailingRuntime{d}
+			}
+			startAgent(t, srv.URL, rt, token)
+			eventually(t, "web running", func() bool { return status(f.obj("/dc1/vm/web")).PowerState == api.PoweredOn })
+			f.put(migrating(vmObj("web", me, api.PoweredOn, 0), "esx-02@7"))
+			if !tc.stopFail {
+				eventually(t, "web stopped and confirmed", func() bool {
+					s := status(f.obj("/dc1/vm/web"))
+					return s.MigrationStopped == "esx-02@7" && s.PowerState == api.PoweredOff
+				})
+				if st, _ := d.Status(ctx, "uid-web"); st.PowerState == api.PoweredOn {
+					t.Error("web confirmed stopped while it runs")
+				}
+				return
+			}
+			eventually(t, "the failed stop reported", func() bool {
+				return strings.Contains(status(f.obj("/dc1/vm/web")).Message, "task did not exit")
+			})
+			if s := status(f.obj("/dc1/vm/web")); s.MigrationStopped != "" || s.PowerState != api.PoweredOn {
+				t.Errorf("web that failed to stop: %s, migrationStopped %q; want running, unconfirmed", s.PowerState, s.MigrationStopped)
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ func (r *reconciler) acquire(ctx context.Context, act Action) error {
 		return fmt.Errorf("%w (vcenter cannot confirm it is placed here: %v)", err, gerr)
 	}
 	var spec api.VMSpec
-	if o.UID != act.ID || o.DecodeSpec(&spec) != nil || spec.Host != r.a.host || spec.PowerState != api.PoweredOn {
+	if o.UID != act.ID || o.DecodeSpec(&spec) != nil || spec.Host != r.a.host || spec.PowerState != api.PoweredOn || spec.Migration != nil {
 		return err
 	}
 	return l.Acquire(act.ID, act.Path, time.Now(), true)

@@ -17,7 +17,12 @@ type DesiredVM struct {
 	// ResetGeneration is the spec's; ResetDone the one this host last
 	// carried out (status.resetGeneration). They differ after vm.power -reset.
 	ResetGeneration, ResetDone int64
-	Spec                       runtime.VMSpec // what Create needs
+	// Migration is the ID of the VM's cold migration in progress
+	// (spec.migration): the VM is to be stopped here (PowerState is then
+	// poweredOff) and, once it is, reported stopped for it, after which
+	// vcenter starts it on its destination.
+	Migration string
+	Spec      runtime.VMSpec // what Create needs
 	// Hash is runtime.SpecHash(Spec) when the caller has it already ("" = Plan computes it).
 	Hash string
 }

@@ -333,6 +333,7 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 		PowerState:      spec.PowerState,
 		ResetGeneration: spec.ResetGeneration,
 		ResetDone:       done,
+		Migration:       migrationOf(spec),
 		Spec: runtime.VMSpec{
 			ID:                            id,
 			Path:                          o.Path,
@@ -347,12 +348,23 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 			Hostname:                      spec.Hostname,
 		},
 	}
+	if d.Migration != "" {
+		// Cold migration: stopped here before it starts elsewhere.
+		d.PowerState = api.PoweredOff
+	}
 	if dv.hash == "" {
 		dv.hash = runtime.SpecHash(d.Spec)
 		r.decoded[o.Path] = dv
 	}
 	d.Hash = dv.hash
 	return d
+}
+
+func migrationOf(spec api.VMSpec) string {
+	if spec.Migration == nil {
+		return ""
+	}
+	return spec.Migration.ID
 }
 
 // vmID is the runtime ID of a VM: its UID, stable for the VM's life.
@@ -590,6 +602,11 @@ func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState
 			m := r.a.usage.get(d.ID)
 			st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
 		}
+	}
+	if d.Migration != "" && st.PowerState != api.PoweredOn && failed == "" {
+		// This host's word that it stopped the VM for the migration: what
+		// vcenter waits for before the VM starts on its destination.
+		st.MigrationStopped = d.Migration
 	}
 	o := r.vms[d.Path]
 	if o == nil {

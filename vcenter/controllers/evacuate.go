@@ -18,6 +18,12 @@ import (
 // while VMs are on their way out, besides the changes that queue it.
 const EvacuationPoll = time.Second
 
+// EvacuationStartWait is how long the evacuation waits for a VM it
+// cold-migrated to run on its new host before it moves the next one:
+// one at a time, but a destination that is slow to report does not hold
+// the whole evacuation up.
+const EvacuationStartWait = 30 * time.Second
+
 // Evacuation moves the VMs off hosts entering maintenance mode, as
 // vSphere's DRS does before a host reaches maintenance: replica-set
 // members are replaced elsewhere before they stop (the replica-set
@@ -37,6 +43,12 @@ type Evacuation struct {
 	hosts   map[string]bool // hosts entering maintenance
 	refused map[string]int  // host -> consecutive refused migrations
 	retryAt map[string]time.Time
+	moving  map[string]moved // host -> the VM it last cold-migrated away
+}
+
+type moved struct {
+	path  string
+	since time.Time // when the evacuation first saw it starting on its new host
 }
 
 // NewEvacuation makes the controller.
@@ -44,7 +56,7 @@ func NewEvacuation(inv *inventory.Inventory, clock Clock) *Evacuation {
 	if clock == nil {
 		clock = realClock{}
 	}
-	return &Evacuation{inv: inv, clock: clock, hosts: map[string]bool{}, refused: map[string]int{}, retryAt: map[string]time.Time{}}
+	return &Evacuation{inv: inv, clock: clock, hosts: map[string]bool{}, refused: map[string]int{}, retryAt: map[string]time.Time{}, moving: map[string]moved{}}
 }
 
 func (c *Evacuation) Name() string { return "evacuation" }
@@ -121,6 +133,7 @@ func (c *Evacuation) forget(key string) {
 	delete(c.hosts, key)
 	delete(c.refused, key)
 	delete(c.retryAt, key)
+	delete(c.moving, key)
 	c.mu.Unlock()
 }
 
@@ -171,6 +184,9 @@ func (c *Evacuation) Reconcile(ctx context.Context, key string) (Result, error) 
 		// level: nothing moves until VMs are powered off, the cluster
 		// grows or HA's settings change (or the timeout expires).
 		p.Step, p.Waiting = "waiting for HA admission control", api.Message(err)
+	} else if s := c.starting(key, now); s != "" {
+		// One at a time: the VM that left last is not started yet.
+		p.Step = s
 	} else {
 		p.Step, p.Waiting, err = c.step(key, left, now, prev.Waiting)
 		if err != nil {
@@ -191,6 +207,39 @@ func (c *Evacuation) Reconcile(ctx context.Context, key string) (Result, error) 
 	return res, nil
 }
 
+// starting says which VM this host last cold-migrated away is still
+// waiting to be started on its new host ("" once that host reported it,
+// running or not: the next VM may move then).
+func (c *Evacuation) starting(key string, now time.Time) string {
+	c.mu.Lock()
+	m := c.moving[key]
+	c.mu.Unlock()
+	if m.path == "" {
+		return ""
+	}
+	o, err := c.inv.Get(m.path)
+	if err == nil && inventory.MigrationStarting(o) {
+		if m.since.IsZero() {
+			m.since = now
+			c.mu.Lock()
+			c.moving[key] = m
+			c.mu.Unlock()
+		}
+		if now.Sub(m.since) < EvacuationStartWait {
+			var spec api.VMSpec
+			_ = o.DecodeSpec(&spec)
+			return fmt.Sprintf("starting %s on %s", o.Name(), api.Base(spec.Host))
+		}
+	}
+	if err == nil && inventory.MigrationPending(o) {
+		return "" // still stopping here: step says so
+	}
+	c.mu.Lock()
+	delete(c.moving, key)
+	c.mu.Unlock()
+	return ""
+}
+
 // step moves what can move now: the first VM that is this controller's to
 // migrate, while the others are waited for. It returns the step and, when
 // nothing could move, why.
@@ -203,6 +252,10 @@ func (c *Evacuation) step(key string, left []*api.Object, now time.Time, prevWai
 		_ = o.DecodeSpec(&spec)
 		_ = o.DecodeStatus(&st)
 		switch {
+		case spec.Migration != nil:
+			// Cold migration: stopped here first; started on the
+			// destination once this host says it stopped it.
+			waits = append(waits, fmt.Sprintf("stopping %s on %s (cold migration to %s)", o.Name(), api.Base(key), api.Base(spec.Migration.Host)))
 		case spec.Host != key:
 			waits = append(waits, fmt.Sprintf("%s is stopping here (moved to %s)", o.Name(), api.Base(spec.Host)))
 		case spec.Removing:
@@ -239,6 +292,12 @@ func (c *Evacuation) step(key string, left []*api.Object, now time.Time, prevWai
 			c.mu.Unlock()
 			var ns api.VMSpec
 			_ = out.DecodeSpec(&ns)
+			if m := ns.Migration; m != nil {
+				c.mu.Lock()
+				c.moving[key] = moved{path: o.Path}
+				c.mu.Unlock()
+				return fmt.Sprintf("stopping %s on %s (cold migration to %s)", o.Name(), api.Base(key), api.Base(m.Host)), "", nil
+			}
 			return fmt.Sprintf("migrated %s to %s", o.Name(), api.Base(ns.Host)), "", nil
 		}
 	}

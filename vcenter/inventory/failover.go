@@ -45,8 +45,16 @@ func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[
 		}
 		pref, _ := api.ParsePath(spec.Pool)
 		view := t.inv.ix.cluster(pref.ClusterPath(), &placing{vm: vm.Path, owner: vm.Owner, vmTerms: admission.HasVMTerms(spec)})
+		unreserveMigration(view, spec)
 		d, err := admission.Restart(view, vm.Path, from, vm.Labels, spec, down)
 		if err != nil {
+			return err
+		}
+		// A cold migration its failed host never confirmed stopping for
+		// is HA's to finish: HA places the VM (maybe on the migration's
+		// destination), and the migration is dropped in this same write,
+		// so the two never place it twice.
+		if err := abandonMigration(t, vm, &spec, fmt.Sprintf("its host %s failed before it stopped it; vSphere HA restarts it on %s", api.Base(from), d.Host)); err != nil {
 			return err
 		}
 		spec.Host = view.Path + "/" + d.Host

@@ -75,8 +75,13 @@ type hostEntry struct {
 }
 
 type vmEntry struct {
-	cpuUse, memUse   int64 // measured by the VM's host
-	pool, host       string
+	cpuUse, memUse int64 // measured by the VM's host
+	pool, host     string
+	// to is the destination of the VM's cold migration in progress
+	// (spec.migration.host): its reservations are counted there as well as
+	// on host until the migration completes, so the capacity admitted for
+	// the move cannot be taken meanwhile, while the VM still runs on host.
+	to               string
 	owner            string
 	labels           map[string]string
 	antiAffinity     []labels.Selector // selectors of its required vmAntiAffinity terms
@@ -109,6 +114,9 @@ func vmEntryOf(o *api.Object) vmEntry {
 	_ = json.Unmarshal(o.Spec, &s)
 	e := vmEntry{pool: s.Pool, host: s.Host, owner: o.Owner, on: s.PowerState == api.PoweredOn,
 		cpuRes: s.CPU.Reservation, memRes: s.Mem.Reservation, labels: o.Labels}
+	if m := s.Migration; m != nil && m.Host != s.Host {
+		e.to = m.Host
+	}
 	e.cpuFoot, e.memFoot = admission.Footprint(s)
 	if s.Affinity != nil {
 		for _, t := range s.Affinity.VMAntiAffinity {
@@ -349,6 +357,12 @@ func (ix *index) vmIn(path string, e vmEntry) {
 				addTo(ix.repelling, api.Parent(path), path)
 			}
 		}
+		if e.to != "" {
+			h := ix.host(e.to)
+			h.cpuRes += e.cpuRes
+			h.memRes += e.memRes
+			ix.hostChanged(e.to, h)
+		}
 	}
 }
 
@@ -430,6 +444,11 @@ func (ix *index) vmOut(path string) {
 		}
 		dropFrom(ix.running, api.Parent(path), path)
 		dropFrom(ix.repelling, api.Parent(path), path)
+		if h := ix.hosts[e.to]; e.to != "" && h != nil {
+			h.cpuRes -= e.cpuRes
+			h.memRes -= e.memRes
+			ix.hostChanged(e.to, h)
+		}
 	}
 }
 

@@ -84,6 +84,9 @@ func validateVMSpec(f, dc string, s *api.VMSpec, template bool) error {
 			}
 		}
 	}
+	if s.Migration != nil && template {
+		return fmt.Errorf("%s.migration is vcenter's record of a VM's cold migration, not for templates: %w", f, api.ErrInvalid)
+	}
 	if s.Pinned && s.Host == "" {
 		return fmt.Errorf("%s.pinned is set but %s.host is empty: name the host to pin the VM to: %w", f, f, api.ErrInvalid)
 	}
@@ -172,6 +175,9 @@ func (vm) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
 	if _, err := mustExist(t, spec.Pool, "resource pool"); err != nil {
 		return err
 	}
+	if spec.Migration != nil {
+		return fmt.Errorf("%s: spec.migration is vcenter's record of a cold migration: create the VM, then use vm.migrate: %w", o.Path, api.ErrInvalid)
+	}
 	if spec.Host != "" {
 		if _, err := mustExist(t, spec.Host, "host"); err != nil {
 			return err
@@ -211,6 +217,9 @@ func (vm) admitChange(t *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
 	}
 	if spec.Host != oldSpec.Host && oldSpec.PowerState == api.PoweredOn {
 		return "", fmt.Errorf("%s is powered on on %s: moving it needs vm.migrate: %w", o.Path, oldSpec.Host, api.ErrInvalid)
+	}
+	if !sameMigration(oldSpec.Migration, spec.Migration) {
+		return "", fmt.Errorf("%s: spec.migration is vcenter's record of a cold migration: start one with vm.migrate, keep it as read: %w", o.Path, api.ErrInvalid)
 	}
 	if spec.Pool != oldSpec.Pool {
 		if _, err := mustExist(t, spec.Pool, "resource pool"); err != nil {
@@ -269,9 +278,20 @@ func (vm) report(t *Txn, cur *api.Object, raw json.RawMessage) error {
 		}
 	}
 	if st.Restarts > old.Restarts {
-		return t.Event("warning", "VmRestartedEvent", cur.Path, "containers of %s were restarted on %s (restart count %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message))
+		if err := t.Event("warning", "VmRestartedEvent", cur.Path, "containers of %s were restarted on %s (restart count %d)%s", cur.Name(), api.Base(st.Host), st.Restarts, withMessage(st.Message)); err != nil {
+			return err
+		}
 	}
-	return nil
+	_, err := completeMigration(t, cur, spec, st)
+	return err
+}
+
+// sameMigration says whether a change keeps spec.migration as it was.
+func sameMigration(a, b *api.VMMigration) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ID == b.ID && a.Host == b.Host && a.User == b.User && a.Why == b.Why && a.Started.Equal(b.Started)
 }
 
 func orNoHost(h string) string {
@@ -355,6 +375,9 @@ func (inv *Inventory) Power(user, path, action string) (*api.Object, error) {
 				return nil
 			}
 			spec.PowerState = target
+			if err := abandonMigration(t, vm, &spec, "it was powered off by "+user+" before it stopped; it stays registered on "+api.Base(spec.Host)); err != nil {
+				return err
+			}
 			vm.SetSpec(spec)
 			if out, err = t.Update(vm); err != nil {
 				return err
@@ -403,6 +426,9 @@ func (inv *Inventory) Retire(user, path, why string) (*api.Object, error) {
 			return nil
 		}
 		spec.Removing, spec.PowerState = true, api.PoweredOff
+		if err := abandonMigration(t, o, &spec, "it is powered off to be removed ("+why+")"); err != nil {
+			return err
+		}
 		o.SetSpec(spec)
 		if out, err = t.Update(o); err != nil {
 			return err

@@ -322,21 +322,54 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("migrate a to %s: %v", other, err)
 	}
 	var ns api.VMSpec
-	var nst api.VMStatus
 	_ = out.DecodeSpec(&ns)
-	_ = out.DecodeStatus(&nst)
-	if out.UID != a.UID || out.Path != a.Path || out.Labels["tier"] != "db" || ns.Pool != rootRP || ns.Host != other || ns.PowerState != api.PoweredOn {
-		t.Errorf("after migrate: uid %s/%s path %s labels %v pool %s host %s power %s", out.UID, a.UID, out.Path, out.Labels, ns.Pool, ns.Host, ns.PowerState)
+	// Recorded, not moved: a stays registered where it runs until that
+	// host says it stopped it.
+	if out.UID != a.UID || ns.Host != s.Host || ns.PowerState != api.PoweredOn || ns.Migration == nil || ns.Migration.Host != other || ns.Migration.User != "admin" {
+		t.Fatalf("after migrate: uid %s/%s host %s power %s migration %+v; want still on %s, migrating to %s", out.UID, a.UID, ns.Host, ns.PowerState, ns.Migration, s.Host, other)
 	}
-	if nst.Host != "" || nst.PowerState == api.PoweredOn {
-		t.Errorf("status after migrate still shows it running on %q (%s)", nst.Host, nst.PowerState)
-	}
-	if !hasEvent(e.eventsFor(t, a.Path), "VmMigratedEvent", "migrated from "+api.Base(s.Host)+" to "+api.Base(other)) {
-		t.Errorf("no VmMigratedEvent: %v", eventTypes(e.eventsFor(t, a.Path)))
+	if !hasEvent(e.eventsFor(t, a.Path), "VmBeingMigratedEvent", "stopping it on "+api.Base(s.Host)+", then starting it on "+api.Base(other)) {
+		t.Errorf("no VmBeingMigratedEvent: %v", eventTypes(e.eventsFor(t, a.Path)))
 	}
 	if ts := e.tasksFor(t, a.Path); len(ts) == 0 || ts[len(ts)-1].Name != "MigrateVM_Task" || ts[len(ts)-1].Initiator != "admin" {
 		t.Errorf("tasks: %+v", ts)
 	}
+	// Its 5000 MHz are held on both hosts meanwhile: 6000 fits on neither.
+	if _, err := e.admin.Create(ctxT(t), vm("big", rootRP, 6000, api.PoweredOn)); !errors.Is(err, api.ErrInsufficientResources) {
+		t.Errorf("a 6000 MHz VM while a moves between the two 10000 MHz hosts: %v, want insufficient resources", err)
+	}
+	// Asking again for the same move is a no-op; another destination waits.
+	if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/a", cluster+"/esx-03"); !errors.Is(err, api.ErrConflict) || !strings.Contains(err.Error(), "is being migrated to "+api.Base(other)) {
+		t.Errorf("migrate a elsewhere mid-migration: %v", err)
+	}
+	// The record is vcenter's: an edit dropping it is refused.
+	{
+		o, spec, _ := e.getVM(t, "a")
+		spec.Migration = nil
+		o.SetSpec(spec)
+		if _, err := e.admin.Update(ctxT(t), o); !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "spec.migration is vcenter's record") {
+			t.Errorf("editing spec.migration away: %v", err)
+		}
+	}
+	// A report its host wrote before it saw the migration (no echo) does
+	// not complete it, nor does a report from the destination.
+	e.report(t, "a", s.Host, api.VMStatus{PowerState: api.PoweredOff}, nil)
+	e.report(t, "a", other, api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: ns.Migration.ID}, api.ErrConflict)
+	if _, cur, _ := e.getVM(t, "a"); cur.Host != s.Host || cur.Migration == nil {
+		t.Fatalf("a moved on a report that does not confirm the stop: host %s migration %+v", cur.Host, cur.Migration)
+	}
+	e.report(t, "a", s.Host, api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: ns.Migration.ID}, nil)
+	out, ns, nst := e.getVM(t, "a")
+	if out.UID != a.UID || out.Path != a.Path || out.Labels["tier"] != "db" || ns.Pool != rootRP || ns.Host != other || ns.PowerState != api.PoweredOn || ns.Migration != nil {
+		t.Errorf("after the stop: uid %s/%s path %s labels %v pool %s host %s power %s migration %+v", out.UID, a.UID, out.Path, out.Labels, ns.Pool, ns.Host, ns.PowerState, ns.Migration)
+	}
+	if nst.Host != other || nst.PowerState == api.PoweredOn {
+		t.Errorf("status after the move: host %q (%s), want %s, off until it reports", nst.Host, nst.PowerState, other)
+	}
+	if !hasEvent(e.eventsFor(t, a.Path), "VmMigratedEvent", "migrated from "+api.Base(s.Host)+" to "+api.Base(other)+" by admin") {
+		t.Errorf("no VmMigratedEvent: %v", eventTypes(e.eventsFor(t, a.Path)))
+	}
+	e.report(t, "a", other, api.VMStatus{PowerState: api.PoweredOn}, nil)
 
 	// Without a host DRS chooses among the others: esx-03 cannot take
 	// 5000 MHz, so it goes back.
@@ -345,9 +378,14 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("migrate a (DRS): %v", err)
 	}
 	_ = out.DecodeSpec(&ns)
-	if ns.Host != s.Host {
-		t.Errorf("DRS moved a to %s, want %s", ns.Host, s.Host)
+	if ns.Migration == nil || ns.Migration.Host != s.Host || !strings.Contains(ns.Migration.Why, "DRS chose it") {
+		t.Errorf("DRS moves a to %+v, want %s", ns.Migration, s.Host)
 	}
+	e.report(t, "a", other, api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: ns.Migration.ID}, nil)
+	if _, cur, _ := e.getVM(t, "a"); cur.Host != s.Host {
+		t.Errorf("a after the DRS migration: %s, want %s", cur.Host, s.Host)
+	}
+	e.report(t, "a", s.Host, api.VMStatus{PowerState: api.PoweredOn}, nil)
 
 	refusals := []struct {
 		name, vm, host string
@@ -387,6 +425,14 @@ func TestMigrate(t *testing.T) {
 	if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/f", dest); err != nil {
 		t.Errorf("migrate f, which fills its pool's reservation: %v", err)
 	}
+	fo, fs2, _ := e.getVM(t, "f")
+	if fs2.Migration == nil {
+		t.Fatalf("f: no migration recorded")
+	}
+	e.report(t, "f", fs.Host, api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: fs2.Migration.ID}, nil)
+	if _, fs3, _ := e.getVM(t, "f"); fs3.Host != dest {
+		t.Errorf("f after its host stopped it: on %s (%v), want %s", fs3.Host, eventTypes(e.eventsFor(t, fo.Path)), dest)
+	}
 
 	// A host in maintenance takes nothing.
 	e.enterMaintenance(t, "esx-03", false, 0)
@@ -409,7 +455,61 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("migrate pinned -host esx-02: %v", err)
 	}
 	_ = out.DecodeSpec(&ps)
+	e.report(t, "pinned", cluster+"/esx-01", api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: ps.Migration.ID}, nil)
+	_, ps, _ = e.getVM(t, "pinned")
 	if ps.Host != cluster+"/esx-02" || !ps.Pinned {
 		t.Errorf("pinned after migrate: host %s pinned %v, want pinned to esx-02", ps.Host, ps.Pinned)
+	}
+	checkMigrateAbandoned(t, e)
+}
+
+// checkMigrateAbandoned (TestMigrate, on its inventory): a power-off
+// mid-migration cancels it, the VM staying where it is registered; a
+// destination that can no longer take the VM once its host stopped it
+// (here: it entered maintenance) abandons the move and powers the VM on
+// again where it was, each with a VmFailedMigrateEvent saying why.
+func checkMigrateAbandoned(t *testing.T, e *env) {
+	for _, n := range []string{"c", "d"} {
+		o := vm(n, rootRP, 0, api.PoweredOn)
+		var s api.VMSpec
+		_ = o.DecodeSpec(&s)
+		s.Host, s.Pinned = cluster+"/esx-01", true
+		o.SetSpec(s)
+		e.mustCreate(t, o)
+		if _, err := e.admin.Migrate(ctxT(t), dc+"/vm/"+n, cluster+"/esx-02"); err != nil {
+			t.Fatalf("migrate %s: %v", n, err)
+		}
+	}
+	if _, err := e.admin.Power(ctxT(t), dc+"/vm/d", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, s, _ := e.getVM(t, "d"); s.Migration != nil || s.Host != cluster+"/esx-01" || s.PowerState != api.PoweredOff {
+		t.Errorf("d powered off mid-migration: host %s power %s migration %+v; want off on esx-01, no migration", s.Host, s.PowerState, s.Migration)
+	}
+	if !hasEvent(e.eventsFor(t, dc+"/vm/d"), "VmFailedMigrateEvent", "it was powered off by admin before it stopped") {
+		t.Errorf("d: %v", eventTypes(e.eventsFor(t, dc+"/vm/d")))
+	}
+	_, cs, _ := e.getVM(t, "c")
+	e.enterMaintenance(t, "esx-02", false, 0)
+	e.report(t, "c", cluster+"/esx-01", api.VMStatus{PowerState: api.PoweredOff, MigrationStopped: cs.Migration.ID}, nil)
+	if _, s, _ := e.getVM(t, "c"); s.Migration != nil || s.Host != cluster+"/esx-01" || s.PowerState != api.PoweredOn {
+		t.Errorf("c after its destination went into maintenance: host %s power %s migration %+v; want on again on esx-01", s.Host, s.PowerState, s.Migration)
+	}
+	if !hasEvent(e.eventsFor(t, dc+"/vm/c"), "VmFailedMigrateEvent", "could not be started on esx-02 after esx-01 stopped it") ||
+		!hasEvent(e.eventsFor(t, dc+"/vm/c"), "VmFailedMigrateEvent", "is powered on again on esx-01") {
+		t.Errorf("c: %v", eventTypes(e.eventsFor(t, dc+"/vm/c")))
+	}
+}
+
+// report writes VM name's status as host (a path) reports it, as its
+// agent would; want is the error expected (nil: accepted).
+func (e *env) report(t *testing.T, name, host string, st api.VMStatus, want error) {
+	t.Helper()
+	o := mustGet(t, e, dc+"/vm/"+name)
+	st.Host = host
+	o.SetStatus(st)
+	_, err := e.join.UpdateStatus(ctxT(t), o)
+	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+		t.Fatalf("report of %s from %s: %v, want %v", name, api.Base(host), err, want)
 	}
 }

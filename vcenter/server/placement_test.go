@@ -57,8 +57,12 @@ func TestPlacementSpreadsAndSkipsMaintenance(t *testing.T) {
 	if !hasEvent(e.eventsFor(t, cluster+"/esx-02"), "HostReconfiguredEvent", "entering maintenance mode") {
 		t.Error("no maintenance event")
 	}
-	// Its two VMs are migrated away first; then it is in maintenance.
-	e.waitState(t, "esx-02", api.HostMaintenance, 10*time.Second)
+	// Its two VMs are migrated away first (stopped there, as its agent
+	// would report, then registered elsewhere); then it is in maintenance.
+	eventually(t, "esx-02 in maintenance", 10*time.Second, func() bool {
+		e.confirmStops(t, "esx-02")
+		return e.hostStatus(t, "esx-02").State == api.HostMaintenance
+	})
 	for i := range 6 {
 		if h := e.hostOf(t, fmt.Sprintf("web%d", i)); h == "esx-02" {
 			t.Errorf("web%d is still on esx-02 in maintenance", i)
