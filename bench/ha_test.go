@@ -72,7 +72,9 @@ func runDrills(b *testing.B, mode string, runs int) {
 	b.StartTimer()
 	for i := range runs {
 		victim := busiestHost(b, l.api)
-		out, err := run("ha.drill", "-json", "-mode", mode, "-name", fmt.Sprintf("bench-%s-%02d", mode, i), victim)
+		cmd := exec.Command(psc, "ha.drill", "-json", "-mode", mode, "-name", fmt.Sprintf("bench-%s-%02d", mode, i), victim)
+		cmd.Env = env
+		out, err := cmd.Output() // the report on stdout; progress goes to stderr
 		var rep api.HADrillReport
 		if jerr := json.Unmarshal(out, &rep); jerr != nil {
 			b.Fatalf("drill %d: %v (exit %v)\n%s", i, jerr, err, out)
