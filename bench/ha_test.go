@@ -94,8 +94,8 @@ func runDrills(b *testing.B, mode string, runs int) {
 	}
 	b.StopTimer()
 	b.Logf("%s: %d drills: until every protected VM is back %s; restart phase %s; duplicates %d", mode, len(total), summary(total), summary(restart), dups)
-	b.ReportMetric(ms(percentile(total, 0.5)), "p50-ms")
-	b.ReportMetric(ms(percentile(total, 0.99)), "p99-ms")
+	b.ReportMetric(percentile(total, 0.5).Seconds(), "p50-s")
+	b.ReportMetric(percentile(total, 0.99).Seconds(), "p99-s")
 	b.ReportMetric(float64(dups), "duplicates")
 }
 
