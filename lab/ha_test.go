@@ -213,6 +213,50 @@ func TestHA(t *testing.T) {
 	}
 	l.waitReady(c, 4)
 
+	// 4b. An agent restarted while its host is isolated (response
+	// disabled) adopts what still runs: db never stops, never runs twice,
+	// and is still on its host once the isolation ends.
+	host = l.hostOf(c, "/dc1/vm/db")
+	uid = l.uidOf(c, "/dc1/vm/db")
+	if err := IsolateHost(context.Background(), Options{Dir: l.dir, Out: io.Discard}, host); err != nil {
+		t.Fatal(err)
+	}
+	agent = l.process(host)
+	if err := syscall.Kill(agent.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	l.restartProcess(agent)
+	isolated := time.Now()
+	samples = 0
+	for time.Since(isolated) < 8*time.Second { // past isolation detection and the lock lease
+		smp, err := sm.Sample(context.Background())
+		if err != nil {
+			continue
+		}
+		samples++
+		if d := smp.Duplicates(); len(d) > 0 {
+			t.Fatalf("isolated %s with a restarted agent: VMs ran twice: %v", host, d)
+		}
+		if !slices.Contains(smp.Running[host], uid) {
+			t.Fatalf("db stopped on isolated %s %v after its agent restarted (response disabled)", host, time.Since(isolated).Round(time.Millisecond))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if samples < 40 {
+		t.Fatalf("only %d samples in 8 s", samples)
+	}
+	if err := HealHost(context.Background(), Options{Dir: l.dir, Out: io.Discard}, host); err != nil {
+		t.Fatal(err)
+	}
+	l.waitHosts(c, 30*time.Second, map[string]string{host: api.HostConnected})
+	l.waitReady(c, 4)
+	if h := l.hostOf(c, "/dc1/vm/db"); h != host {
+		t.Errorf("db moved to %s although its isolated host kept it (response disabled)", h)
+	}
+	if smp, err := sm.Sample(context.Background()); err != nil || !slices.Contains(smp.Running[host], uid) || len(smp.Duplicates()) > 0 {
+		t.Errorf("after the isolation of %s: %v %v", host, smp, err)
+	}
+
 	// 5. Admission control: a reservation that would eat the failover
 	// capacity is refused, and the message names the policy.
 	l.must(psc, "cluster.change", "-ha-admission-control-enabled", "-ha-host-failures", "1", "c1")
