@@ -112,6 +112,7 @@ type failoverWatch struct {
 	declaredWant            int
 	lastMoved, lastRunning  time.Time
 	firstDeclared           time.Time
+	cpuDeclared, cpuRunning time.Duration // the process's CPU time then, and when all ran
 	lastDeclared            time.Time
 	allRunning, allDeclared chan struct{}
 }
@@ -164,6 +165,7 @@ func watchFailover(b *testing.B, st *store.Store, hosts []string) *failoverWatch
 				f.lastRunning = now
 				f.byPriority[f.priority[p]] = now
 				if len(f.running) == f.want {
+					f.cpuRunning = cpuTime()
 					close(f.allRunning)
 				}
 			}
@@ -182,7 +184,7 @@ func watchFailover(b *testing.B, st *store.Store, hosts []string) *failoverWatch
 				f.declared[es.Target] = now
 				f.lastDeclared = now
 				if f.firstDeclared.IsZero() {
-					f.firstDeclared = now
+					f.firstDeclared, f.cpuDeclared = now, cpuTime()
 				}
 				if len(f.declared) == f.declaredWant {
 					close(f.allDeclared)
@@ -324,6 +326,7 @@ func BenchmarkHAFailover(b *testing.B) {
 			// failed: with the ten failures a few milliseconds apart, the
 			// passes may not declare them all at once.
 			declared, spread := f.firstDeclared, f.lastDeclared.Sub(f.firstDeclared)
+			restartCPU := f.cpuRunning - f.cpuDeclared
 			registered, running := f.lastMoved.Sub(declared), f.lastRunning.Sub(declared)
 			byPrio := map[string]time.Duration{}
 			for p, t := range f.byPriority {
@@ -351,6 +354,7 @@ func BenchmarkHAFailover(b *testing.B) {
 			b.ReportMetric(spread.Seconds(), "s_declared_spread")
 			b.ReportMetric(registered.Seconds(), "s_all_registered")
 			b.ReportMetric(running.Seconds(), "s_all_running")
+			b.ReportMetric(restartCPU.Seconds(), "cpu-s_restart")
 			b.ReportMetric(float64(len(total)), "passes")
 			b.ReportMetric(ms(quantile(total, 0.5)), "pass-ms_p50")
 			b.ReportMetric(ms(quantile(total, 1)), "pass-ms_max")
@@ -359,11 +363,11 @@ func BenchmarkHAFailover(b *testing.B) {
 			b.ReportMetric(ms(quantile(snap, 0.5)), "snapshot-ms_p50")
 			b.ReportMetric(0, "ns/op") // the figures above say it; ns/op would include detection
 			b.Logf("load average %s; declared failed %v after the failure; restart phase: all registered +%v, all running +%v; "+
-				"all running by priority %v; %d passes (%d acting): pass p50 %v max %v, Decide p50 %v max %v, snapshot p50 %v; process CPU %v",
+				"all running by priority %v; %d passes (%d acting): pass p50 %v max %v, Decide p50 %v max %v, snapshot p50 %v; process CPU %v (restart phase %v)",
 				benchLoadavg(), declared.Sub(failed).Round(time.Millisecond), registered.Round(time.Millisecond), running.Round(time.Millisecond),
 				roundAll(byPrio), len(total), acting, quantile(total, 0.5).Round(time.Millisecond), quantile(total, 1).Round(time.Millisecond),
 				quantile(decide, 0.5).Round(time.Millisecond), quantile(decide, 1).Round(time.Millisecond), quantile(snap, 0.5).Round(time.Millisecond),
-				cpu.Round(time.Millisecond))
+				cpu.Round(time.Millisecond), restartCPU.Round(time.Millisecond))
 		}
 	})
 	b.Run("failover", func(b *testing.B) {
