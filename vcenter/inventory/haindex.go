@@ -54,6 +54,7 @@ type haIndex struct {
 	byCluster map[string]map[string]*haItem // cluster path -> VM path -> item (never changed in place)
 	where     map[string]string             // VM path -> its cluster in byCluster
 	changed   map[string]uint64             // cluster path -> bumped when a VM joins or leaves it
+	hostVer   map[string]uint64             // host path -> bumped at every write of a VM registered there
 
 	mu    sync.Mutex // guards order, also under the index's read lock
 	order map[string]haOrder
@@ -65,7 +66,7 @@ type haOrder struct {
 }
 
 func newHAIndex() haIndex {
-	return haIndex{byCluster: map[string]map[string]*haItem{}, where: map[string]string{}, changed: map[string]uint64{}, order: map[string]haOrder{}}
+	return haIndex{byCluster: map[string]map[string]*haItem{}, where: map[string]string{}, changed: map[string]uint64{}, hostVer: map[string]uint64{}, order: map[string]haOrder{}}
 }
 
 // put records the VM at path as written (e); the index holds its lock.
@@ -85,9 +86,12 @@ func (x *haIndex) put(path string, e vmEntry) {
 		m = map[string]*haItem{}
 		x.byCluster[cluster] = m
 	}
-	if _, ok := m[path]; !ok {
+	if old, ok := m[path]; !ok {
 		x.changed[cluster]++
+	} else {
+		x.hostVer[old.host]++
 	}
+	x.hostVer[e.host]++
 	m[path] = &haItem{path: path, host: e.host, on: e.on, cpuRes: e.cpuRes, memRes: e.memRes, haVM: e.ha}
 	x.where[path] = cluster
 }
@@ -99,6 +103,9 @@ func (x *haIndex) drop(path string) {
 		return
 	}
 	delete(x.where, path)
+	if it := x.byCluster[prev][path]; it != nil {
+		x.hostVer[it.host]++
+	}
 	delete(x.byCluster[prev], path)
 	x.changed[prev]++
 	if len(x.byCluster[prev]) == 0 {
@@ -134,4 +141,17 @@ func (ix *index) haVMs(dc, cluster string) []haItem {
 		}
 	}
 	return out
+}
+
+// HAHostsVersion changes whenever a VM registered on one of hosts (paths)
+// is written, comes or goes: HA sees from it, without a snapshot, that
+// nothing changed on hosts it already declared failed.
+func (inv *Inventory) HAHostsVersion(hosts []string) uint64 {
+	inv.ix.mu.RLock()
+	defer inv.ix.mu.RUnlock()
+	var v uint64
+	for _, h := range hosts {
+		v += inv.ix.ha.hostVer[h] // counters only grow: a sum changes when any does
+	}
+	return v
 }
