@@ -44,6 +44,9 @@ type HASnapshot struct {
 // leaves them where they are, and they must not hold up the VMs of lower
 // priorities as candidates that never start.
 func (s *HASnapshot) DropPinned(down func(host string) bool) []string {
+	if len(s.Pinned) == 0 {
+		return nil // nothing to drop: spare copying 50,000 VMs onto themselves
+	}
 	var dropped []string
 	vms := s.State.VMs[:0]
 	for _, v := range s.State.VMs {
