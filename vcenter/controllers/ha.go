@@ -76,9 +76,10 @@ type HA struct {
 	verdicts  map[string]string    // host path -> verdict last recorded
 	quiet     map[string]bool      // cluster path -> the last full pass found nothing to do
 	// settled is, per cluster, what the last full pass saw when its only
-	// silent hosts were failed ones with nothing left to restart: while
-	// it is unchanged there is nothing to plan either.
-	settled map[string]string
+	// silent hosts were failed ones with nothing left to restart, or ones
+	// still within their fencing time: while it is unchanged (and until
+	// the first of those fencing times runs out) there is nothing to plan.
+	settled map[string]settledState
 	passes  uint64
 	warned  bool // every datastore unreadable, said once
 }
@@ -96,7 +97,7 @@ func NewHA(inv *inventory.Inventory, opt HAOptions) *HA {
 	}
 	return &HA{inv: inv, opt: opt, log: opt.Logger, start: inv.Now(),
 		lastAlive: map[string]time.Time{}, verdicts: map[string]string{}, quiet: map[string]bool{},
-		settled: map[string]string{}}
+		settled: map[string]settledState{}}
 }
 
 // Run passes every Interval until ctx ends.
@@ -169,16 +170,18 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 	if h.quiet[path] && len(silentHosts) == 0 {
 		return nil // nothing failed, nothing in flight: no snapshot to take
 	}
-	// A host that stays failed for hours would otherwise cost a snapshot
-	// and a plan every pass (60 ms of CPU with 50,000 VMs). Once a pass
-	// found every silent host failed and nothing to do, the next passes
-	// skip until the silent hosts, a VM registered on one of them or the
-	// cluster's settings change. Heartbeat datastores can change a
-	// verdict without any of these: with them, every pass looks.
+	// A host that stays failed for hours, or the 10 s a silent host is
+	// given to fence itself, would otherwise cost a snapshot and a plan
+	// every pass (60 ms of CPU with 50,000 VMs). Once a pass found every
+	// silent host failed or within its fencing time and nothing else to
+	// do, the next passes skip until the silent hosts, a VM registered on
+	// one of them or the cluster's settings change, or the first fencing
+	// time runs out. Heartbeat datastores can change a verdict without any
+	// of these: with them, every pass looks.
 	fp := ""
 	if len(silentHosts) > 0 && len(h.opt.Datastores) == 0 {
 		fp = h.fingerprint(path, silentHosts)
-		if fp != "" && h.settled[path] == fp {
+		if s, ok := h.settled[path]; ok && fp != "" && s.fp == fp && (s.until.IsZero() || now.Before(s.until)) {
 			return nil
 		}
 	}
@@ -225,13 +228,7 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 	plan := ha.Decide(*st)
 	pass.Decide = time.Since(decideStart)
 	pass.VMs, pass.Restarts, pass.Waiting = len(st.VMs), len(plan.Restarts), len(plan.Waiting)
-	work := len(plan.Restarts) > 0 || len(plan.Waiting) > 0
-	allFailed := true
-	for _, v := range plan.Hosts {
-		if v.State != ha.HostLive && v.State != ha.HostFailed {
-			allFailed = false
-		}
-	}
+	work, settles, until := h.settles(st, plan)
 
 	live := map[string]bool{}
 	down := map[string]bool{}
@@ -297,8 +294,8 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 	}
 	parallel(acts)
 	h.quiet[path] = !silent && !work
-	if silent && !work && allFailed && fp != "" {
-		h.settled[path] = fp
+	if silent && !work && settles && fp != "" {
+		h.settled[path] = settledState{fp: fp, until: until}
 	}
 	return nil
 }
@@ -366,6 +363,56 @@ func (h *HA) silentHosts(cluster string, alive map[string]bool, now time.Time) [
 		h.lastAlive[o.Path] = now
 	}
 	return silent
+}
+
+type settledState struct {
+	fp    string
+	until time.Time // zero: until the fingerprint changes
+}
+
+// settles looks at a plan: work is whether it restarts anything or waits
+// for anything but a host's fencing time; settles whether every silent
+// host is failed or (without datastores) within its fencing time, the
+// first of which runs out at until (zero if none). Without datastores
+// nothing but time or an inventory write can end that wait.
+func (h *HA) settles(st *ha.State, plan ha.Plan) (work, settles bool, until time.Time) {
+	t := st.Config.Timings
+	fence := map[string]time.Time{} // unreachable host -> when its fencing time runs out
+	settles = true
+	for _, v := range plan.Hosts {
+		switch {
+		case v.State == ha.HostLive || v.State == ha.HostFailed:
+		case v.State == ha.HostUnreachable && !st.Config.Datastores:
+			fence[v.Host] = time.Time{}
+		default:
+			settles = false
+		}
+	}
+	for _, x := range st.Hosts {
+		if _, ok := fence[x.Name]; ok {
+			end := x.SilentSince.Add(t.FenceTime + t.FenceMargin)
+			fence[x.Name] = end
+			if until.IsZero() || end.Before(until) {
+				until = end
+			}
+		}
+	}
+	work = len(plan.Restarts) > 0
+	if len(plan.Waiting) == 0 || work {
+		return work, settles, until
+	}
+	waiting := make(map[string]bool, len(plan.Waiting))
+	for _, w := range plan.Waiting {
+		waiting[w.VM] = true
+	}
+	for _, v := range st.VMs {
+		if waiting[v.Name] {
+			if _, ok := fence[v.Host]; !ok {
+				return true, settles, until
+			}
+		}
+	}
+	return false, settles, until
 }
 
 // fingerprint is what a settled cluster's plan depends on: its settings

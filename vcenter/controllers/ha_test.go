@@ -274,3 +274,36 @@ func TestHASettlesWhileAFailedHostStaysDown(t *testing.T) {
 		t.Errorf("a second silent host did not end the settled state")
 	}
 }
+
+// TestHAWaitsOutTheFencingTimeWithoutPlanning: without heartbeat
+// datastores, a silent host's fate is known only once its fencing time
+// has run out; HA does not plan again meanwhile, and restarts its VMs at
+// the first pass after it.
+func TestHAWaitsOutTheFencingTimeWithoutPlanning(t *testing.T) {
+	b := newHABed(t)
+	b.cluster(api.ClusterSpec{HA: api.HAConfig{Enabled: true}}, map[string]string{"top": "high"})
+	b.join("esx-01")
+	snapshots := 0
+	h := NewHA(b.inv, HAOptions{Alive: func() []string { return b.alive }, Logger: log.New(io.Discard, "", 0),
+		Observe: func(HAPass) { snapshots++ }})
+	b.alive = []string{cluster + "/esx-01"} // esx-02 went silent
+	h.Pass()
+	if snapshots != 1 {
+		t.Fatalf("%d snapshots at the first silent pass, want 1", snapshots)
+	}
+	for range 9 {
+		b.clock.now = b.clock.now.Add(time.Second)
+		h.Pass()
+	}
+	if snapshots != 1 {
+		t.Errorf("%d snapshots within esx-02's fencing time (6 s + 4 s), want 1", snapshots)
+	}
+	if _, s, _ := b.vm("top"); s.Host != cluster+"/esx-02" {
+		t.Fatalf("top restarted on %s within esx-02's fencing time", s.Host)
+	}
+	b.clock.now = b.clock.now.Add(1100 * time.Millisecond) // 10.1 s silent
+	h.Pass()
+	if _, s, _ := b.vm("top"); s.Host != cluster+"/esx-01" || b.restarts("top") != 1 {
+		t.Fatalf("after esx-02's fencing time, top is on %s (%d restarts), want restarted on esx-01", s.Host, b.restarts("top"))
+	}
+}
