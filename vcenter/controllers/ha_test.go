@@ -231,3 +231,93 @@ func TestHALeavesPinnedVMs(t *testing.T) {
 		t.Errorf("ha.plan -fail esx-02: not restarted %+v, want agent (pinned)", plan.NotRestarted)
 	}
 }
+
+// TestHASettlesWhileAFailedHostStaysDown: once a failed host's VMs are
+// restarted (a disabled one left there), HA stops planning again at
+// every pass while nothing changes, and plans again as soon as
+// something does: the VM left behind given a restart priority is
+// restarted, and a host failing next is seen.
+func TestHASettlesWhileAFailedHostStaysDown(t *testing.T) {
+	b := newHABed(t)
+	b.cluster(api.ClusterSpec{HA: api.HAConfig{Enabled: true}}, map[string]string{"top": "high", "keep": "disabled"})
+	b.join("esx-01")
+	b.join("esx-03")
+	snapshots := 0
+	h := NewHA(b.inv, HAOptions{Alive: func() []string { return b.alive }, Logger: log.New(io.Discard, "", 0),
+		Observe: func(HAPass) { snapshots++ }})
+	b.alive = []string{cluster + "/esx-01", cluster + "/esx-03"} // esx-02 went silent
+	h.Pass()
+	b.clock.now = b.clock.now.Add(11 * time.Second) // past fence 6 s + margin 4 s
+	h.Pass()
+	if _, s, _ := b.vm("top"); s.Host == cluster+"/esx-02" {
+		t.Fatalf("top was not restarted off esx-02")
+	}
+	b.report("top")
+	for range 3 {
+		h.Pass() // clears top's record, then finds nothing to do
+	}
+	before := snapshots
+	for range 5 {
+		b.clock.now = b.clock.now.Add(time.Second)
+		h.Pass()
+	}
+	if snapshots != before {
+		t.Errorf("%d snapshots in 5 passes with esx-02 failed and nothing to do, want none", snapshots-before)
+	}
+
+	// keep, left on esx-02, is given a restart priority.
+	o, s, _ := b.vm("keep")
+	s.HA.RestartPriority = "medium"
+	o.SetSpec(s)
+	_, err := b.inv.Change("admin", o)
+	b.must(err)
+	h.Pass()
+	if _, s, _ := b.vm("keep"); s.Host == cluster+"/esx-02" || b.restarts("keep") != 1 {
+		t.Fatalf("keep given a restart priority on failed esx-02: still on %s, %d restarts", s.Host, b.restarts("keep"))
+	}
+	b.report("keep")
+	for range 3 {
+		h.Pass()
+	}
+
+	// esx-03 fails too: its silence is seen at once.
+	before = snapshots
+	b.alive = []string{cluster + "/esx-01"}
+	h.Pass()
+	if snapshots == before {
+		t.Errorf("a second silent host did not end the settled state")
+	}
+}
+
+// TestHAWaitsOutTheFencingTimeWithoutPlanning: without heartbeat
+// datastores, a silent host's fate is known only once its fencing time
+// has run out; HA does not plan again meanwhile, and restarts its VMs at
+// the first pass after it.
+func TestHAWaitsOutTheFencingTimeWithoutPlanning(t *testing.T) {
+	b := newHABed(t)
+	b.cluster(api.ClusterSpec{HA: api.HAConfig{Enabled: true}}, map[string]string{"top": "high"})
+	b.join("esx-01")
+	snapshots := 0
+	h := NewHA(b.inv, HAOptions{Alive: func() []string { return b.alive }, Logger: log.New(io.Discard, "", 0),
+		Observe: func(HAPass) { snapshots++ }})
+	b.alive = []string{cluster + "/esx-01"} // esx-02 went silent
+	h.Pass()
+	if snapshots != 1 {
+		t.Fatalf("%d snapshots at the first silent pass, want 1", snapshots)
+	}
+	for range 9 {
+		b.clock.now = b.clock.now.Add(time.Second)
+		h.Pass()
+	}
+	if snapshots != 1 {
+		t.Errorf("%d snapshots within esx-02's fencing time (6 s + 4 s), want 1", snapshots)
+	}
+	if _, s, _ := b.vm("top"); s.Host != cluster+"/esx-02" {
+		t.Fatalf("top restarted on %s within esx-02's fencing time", s.Host)
+	}
+	b.clock.now = b.clock.now.Add(1100 * time.Millisecond) // 10.1 s silent
+	h.Pass()
+	if _, s, _ := b.vm("top"); s.Host != cluster+"/esx-01" || b.restarts("top") != 1 {
+		t.Fatalf("after esx-02's fencing time, top is on %s (%d restarts), want restarted on esx-01", s.Host, b.restarts("top"))
+	}
+}

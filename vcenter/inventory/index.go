@@ -45,6 +45,7 @@ type index struct {
 	// reservations counts, per cluster, the powered-on placed VMs
 	// reserving each CPU and memory figure: HA's slot size is the largest.
 	cpuResCount, memResCount map[string]map[int64]int
+	ha                       haIndex  // HA's view of each cluster's VMs
 	events                   []string // event paths, oldest first
 	tasks                    []string
 	nextKey                  uint64 // next event/task key
@@ -88,6 +89,7 @@ type vmEntry struct {
 	on               bool
 	cpuRes, memRes   int64
 	cpuFoot, memFoot int64
+	ha               haVM // what HA's snapshot reads
 }
 
 func newIndex() *index {
@@ -104,6 +106,7 @@ func newIndex() *index {
 		memResCount: map[string]map[int64]int{},
 		nextKey:     1,
 
+		ha:           newHAIndex(),
 		clusterHosts: map[string]map[string]admission.Host{},
 		hostOrder:    map[string][]string{},
 	}
@@ -128,11 +131,12 @@ func vmEntryOf(o *api.Object) vmEntry {
 			}
 		}
 	}
+	var st api.VMStatus
+	_ = json.Unmarshal(o.Status, &st)
 	if e.on {
-		var st api.VMStatus
-		_ = json.Unmarshal(o.Status, &st)
 		e.cpuUse, e.memUse = st.CPUUsageMHz, st.MemUsageMB
 	}
+	e.ha = haVMOf(o, s, st)
 	return e
 }
 
@@ -202,8 +206,13 @@ func (ix *index) apply(old, new *api.Object) {
 		if old != nil {
 			ix.vmOut(old.Path)
 		}
+		if new == nil {
+			ix.ha.drop(old.Path)
+		}
 		if new != nil {
-			ix.vmIn(new.Path, vmEntryOf(new))
+			e := vmEntryOf(new)
+			ix.vmIn(new.Path, e)
+			ix.ha.put(new.Path, e)
 		}
 	case api.KindResourcePool:
 		parent := api.Parent(o.Path)

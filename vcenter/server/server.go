@@ -52,6 +52,9 @@ type Config struct {
 	// HATimings are HA's figures (zero: ha.DefaultTimings()); tests
 	// shorten them.
 	HATimings ha.Timings
+	// HAObserve, when set, is told the cost of each HA pass that took a
+	// snapshot (benchmarks).
+	HAObserve func(controllers.HAPass)
 }
 
 // Server is a running vcenter.
@@ -305,7 +308,7 @@ func (s *Server) hostLoop() {
 // word on hosts, and after a start it gives gossip twice the detection
 // bound to hear from every host again before it trusts a silence.
 func (s *Server) newHA() *controllers.HA {
-	opt := controllers.HAOptions{Datastores: s.cfg.HADatastores, Timings: s.cfg.HATimings, Logger: s.log}
+	opt := controllers.HAOptions{Datastores: s.cfg.HADatastores, Timings: s.cfg.HATimings, Logger: s.log, Observe: s.cfg.HAObserve}
 	if s.member != nil {
 		opt.Alive = s.member.Alive
 		opt.Grace = 2 * s.cfg.Timings.DetectionBound(len(s.inv.HostAddresses())+1)
