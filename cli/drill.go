@@ -128,7 +128,7 @@ func (o *drillOptions) Validate() error {
 type drillRun struct {
 	mu  sync.Mutex
 	in  drill.Input
-	uid map[string]bool // protected VM paths
+	paths map[string]bool // the protected VMs, by path
 }
 
 func (o *drillOptions) Run(ctx context.Context) error {
@@ -173,7 +173,7 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	if _, err := c.Get(ctx, path); err == nil {
 		return fmt.Errorf("ha.drill: a drill named %s exists already (psc ha.drill.info %s): %w", name, name, api.ErrConflict)
 	}
-	run := &drillRun{uid: map[string]bool{}}
+	run := &drillRun{paths: map[string]bool{}}
 	run.in = drill.Input{Name: name, Cluster: cluster, Mode: o.mode, Hosts: o.hosts, IsolationResponse: cs.HA.IsolationResponse,
 		SampleInterval: o.interval, DeclaredTypes: DrillEventTypes}
 	if err := o.protected(ctx, c, dc, cluster, cs, run); err != nil {
@@ -283,7 +283,7 @@ func (o *drillOptions) protected(ctx context.Context, c API, dc, cluster string,
 			continue
 		}
 		run.in.Protected = append(run.in.Protected, drill.Protected{VM: v.Path, UID: v.UID, Priority: prio, Host: api.Base(s.Host)})
-		run.uid[v.Path] = true
+		run.paths[v.Path] = true
 	}
 	if len(run.in.Protected) == 0 {
 		return fmt.Errorf("ha.drill: no VM HA protects runs on %s: nothing to measure (power on VMs there, or set a restart priority): %w",
@@ -337,13 +337,13 @@ func (o *drillOptions) sample(ctx context.Context, c API, inj Injector, dc, clus
 			for _, v := range vs.Items {
 				listed[v.Path] = true
 			}
-			for p := range run.uid {
+			for p := range run.paths {
 				if !listed[p] {
 					run.in.VMs = append(run.in.VMs, drill.VMObs{At: at, VM: p, Gone: true})
 				}
 			}
 			for _, v := range vs.Items {
-				if !run.uid[v.Path] {
+				if !run.paths[v.Path] {
 					continue
 				}
 				var s api.VMSpec
