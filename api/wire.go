@@ -90,6 +90,21 @@ type HostExecRequest struct {
 	Command   []string `json:"command"`
 }
 
+// HostVMList answers GET /vms on a host agent's API: what its runtime runs
+// at this moment (runtime.List), straight from the host and not from
+// vcenter's inventory. Lab drills on simulated hosts sample it.
+type HostVMList struct {
+	Host string   `json:"host"` // the agent's host name, esx-01
+	VMs  []HostVM `json:"vms"`  // sorted by ID; empty, not null, when nothing runs
+}
+
+// HostVM is one VM a host's runtime knows.
+type HostVM struct {
+	ID         string `json:"id"` // the VM's UID
+	Path       string `json:"path"`
+	PowerState string `json:"powerState"` // poweredOn, poweredOff, suspended
+}
+
 // ExecResult is a finished guest command: its output and exit code.
 type ExecResult struct {
 	Stdout   string `json:"stdout"`

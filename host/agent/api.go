@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,12 @@ import (
 //	GET  /logs?vm=ID&container=C&follow=true   the container's output, streamed
 //	POST /exec {vm, container, command}        -> api.ExecResult
 //	GET  /metrics?vm=ID                        -> {cpuUsageMHz, memUsageMB}
+//	GET  /vms                                  -> api.HostVMList
+//
+// GET /vms is what the runtime itself runs (runtime.List), whatever
+// vcenter's inventory says: a lab drill on simulated hosts, whose VMs live
+// only in the agent's memory, reads it from inside each host's network
+// namespace as it reads containerd on real hosts.
 
 // apiHandler is the agent's HTTP API.
 func (a *Agent) apiHandler() http.Handler {
@@ -42,6 +49,7 @@ func (a *Agent) apiHandler() http.Handler {
 	route("GET /logs", a.handleLogs)
 	route("POST /exec", a.handleExec)
 	route("GET /metrics", a.handleMetrics)
+	route("GET /vms", a.handleVMs)
 	return mux
 }
 
@@ -163,6 +171,20 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 		CPUUsageMHz int64 `json:"cpuUsageMHz"`
 		MemUsageMB  int64 `json:"memUsageMB"`
 	}{m.CPUUsageMHz, m.MemUsageMB})
+}
+
+func (a *Agent) handleVMs(w http.ResponseWriter, r *http.Request) error {
+	states, err := a.cfg.Runtime.List(r.Context())
+	if err != nil {
+		return fmt.Errorf("host %s: list the runtime's VMs: %w", a.cfg.Name, err)
+	}
+	out := api.HostVMList{Host: a.cfg.Name, VMs: make([]api.HostVM, 0, len(states))}
+	for _, st := range states {
+		out.VMs = append(out.VMs, api.HostVM{ID: st.ID, Path: st.Path, PowerState: st.PowerState})
+	}
+	slices.SortFunc(out.VMs, func(x, y api.HostVM) int { return strings.Compare(x.ID, y.ID) })
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(out)
 }
 
 // listenAPI binds the agent API: cfg.APIListen, else the gossip IP with any

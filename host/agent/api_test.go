@@ -1,12 +1,18 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/runtime"
+	"github.com/podsphere/podsphere/host/sim"
 )
 
 // The agent answers every sentinel as vcenter does (api.Sentinels).
@@ -28,5 +34,81 @@ func TestWriteAPIError(t *testing.T) {
 	_ = json.Unmarshal(rec.Body.Bytes(), &eb)
 	if eb.Error != "containerd: VM 42: not found" {
 		t.Errorf("not found message = %q", eb.Error)
+	}
+}
+
+// listFailing is a runtime that cannot say what it runs.
+type listFailing struct{ *sim.Driver }
+
+func (listFailing) List(context.Context) ([]runtime.VMState, error) {
+	return nil, fmt.Errorf("containerd: connection refused: %w", api.ErrUnavailable)
+}
+
+// GET /vms answers what the runtime runs, each VM with its power state,
+// only to a caller with the join token; a runtime that cannot list is an
+// error, never an empty list.
+func TestAPIListsVMs(t *testing.T) {
+	ctx := context.Background()
+	rt := sim.New(4000, 4096, "10.250.7")
+	for _, id := range []string{"uid-web", "uid-db"} {
+		spec := runtime.VMSpec{ID: id, Path: "/dc1/vm/" + strings.TrimPrefix(id, "uid-"), NumCPU: 1, MemoryMB: 64,
+			Containers: []api.Container{{Name: "main", Image: "busybox"}}}
+		if err := rt.Create(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Start(ctx, "uid-web"); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Name: "esx-01", Cluster: cluster, VCenter: "http://127.0.0.1:1", JoinToken: token, Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(a *Agent, bearer string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/vms", nil)
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		rec := httptest.NewRecorder()
+		a.apiHandler().ServeHTTP(rec, req)
+		return rec
+	}
+
+	rec := get(a, token)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /vms = %d %s", rec.Code, rec.Body)
+	}
+	var l api.HostVMList
+	if err := json.Unmarshal(rec.Body.Bytes(), &l); err != nil {
+		t.Fatal(err)
+	}
+	want := []api.HostVM{{ID: "uid-db", Path: "/dc1/vm/db", PowerState: api.PoweredOff}, {ID: "uid-web", Path: "/dc1/vm/web", PowerState: api.PoweredOn}}
+	if l.Host != "esx-01" || !slices.Equal(l.VMs, want) {
+		t.Errorf("GET /vms = %+v; want host esx-01 with %+v", l, want)
+	}
+
+	for _, bearer := range []string{"", "not-the-join-token"} {
+		if rec := get(a, bearer); rec.Code != http.StatusUnauthorized || strings.Contains(rec.Body.String(), "uid-web") {
+			t.Errorf("GET /vms with bearer %q = %d %s; want 401 and no VMs", bearer, rec.Code, rec.Body)
+		}
+	}
+
+	empty, err := New(Config{Name: "esx-02", Cluster: cluster, VCenter: "http://127.0.0.1:1", JoinToken: token, Runtime: sim.New(1, 1, "10.250.8")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := get(empty, token); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"vms":[]`) {
+		t.Errorf("GET /vms on a host running nothing = %d %s; want an empty list", rec.Code, rec.Body)
+	}
+
+	broken, err := New(Config{Name: "esx-03", Cluster: cluster, VCenter: "http://127.0.0.1:1", JoinToken: token, Runtime: listFailing{sim.New(1, 1, "10.250.9")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = get(broken, token)
+	var eb api.ErrorBody
+	_ = json.Unmarshal(rec.Body.Bytes(), &eb)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(eb.Error, "esx-03") || !strings.Contains(eb.Error, "connection refused") {
+		t.Errorf("GET /vms with a failing runtime = %d %+v; want 503 naming the host and the cause", rec.Code, eb)
 	}
 }
