@@ -179,13 +179,15 @@ func (s *State) build(ctx context.Context, opts Options) error {
 	for _, h := range s.Hosts {
 		args := []string{"host", "--name", h.Name, "--cluster", clusterPath(), "--vcenter", s.VCenterURL,
 			"--join", fmt.Sprintf("%s:%d", VCenterAddr, GossipPort), "--join-token", joinToken,
-			"--gossip-bind", fmt.Sprintf("%s:%d", h.Address, GossipPort)}
+			"--gossip-bind", fmt.Sprintf("%s:%d", h.Address, GossipPort),
+			// A fixed agent API address on every runtime: on sim hosts it is
+			// also how the lab's Sampler sees what runs (GET /vms).
+			"--listen", agentAPIAddr(h)}
 		args = append(args, ha.Host...)
 		switch opts.Runtime {
 		case "containerd":
 			args = append(args, "--runtime", "containerd", "--containerd-socket", s.Containerd.Socket,
-				"--containerd-namespace", h.Namespace, "--state-dir", filepath.Join(s.Dir, "hosts", h.Name),
-				"--listen", fmt.Sprintf("%s:%d", h.Address, AgentPort))
+				"--containerd-namespace", h.Namespace, "--state-dir", filepath.Join(s.Dir, "hosts", h.Name))
 		case "sim":
 			cpu, mem := opts.HostCPU, opts.HostMem
 			if cpu == 0 {
