@@ -98,6 +98,15 @@ type HostVMList struct {
 	VMs  []HostVM `json:"vms"`  // sorted by ID; empty, not null, when nothing runs
 }
 
+// HostStopRequest asks a host agent to stop one VM in its runtime (POST
+// /stop on the agent's API), killing it after TimeoutSeconds. The host's HA
+// process uses it on simulated hosts, whose VMs it cannot reach otherwise,
+// to apply the isolation response.
+type HostStopRequest struct {
+	VM             string `json:"vm"` // the VM's UID
+	TimeoutSeconds int64  `json:"timeoutSeconds,omitempty"`
+}
+
 // HostVM is one VM a host's runtime knows.
 type HostVM struct {
 	ID         string `json:"id"` // the VM's UID

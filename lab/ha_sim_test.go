@@ -11,8 +11,9 @@ import (
 // TestHADrillSim runs psc ha.drill on a lab of simulated hosts, whose VMs
 // live only in their agents: the Sampler reads each agent's GET /vms from
 // inside the host's netns and agrees with the inventory; crashing the host
-// of a VM restarts every protected VM elsewhere, never twice; and lab down
-// leaves nothing.
+// of a VM restarts every protected VM elsewhere, never twice; isolating one
+// with response powerOff stops its VMs there (the FDM through the agent)
+// before they run elsewhere; and lab down leaves nothing.
 func TestHADrillSim(t *testing.T) {
 	requireLabRuntime(t, "sim")
 	podsphere, psc := buildBinaries(t)
@@ -66,6 +67,18 @@ func TestHADrillSim(t *testing.T) {
 		}
 	}
 	t.Logf("sim crash of %s: every protected VM back in %.2f s, %d samples", victim, rep.RecoverySeconds, rep.Samples)
+	l.waitReady(c, 2)
+
+	// Isolation with response powerOff: the host's FDM stops db in its
+	// agent (POST /stop), and only then does it run elsewhere, never twice.
+	l.must(psc, "cluster.change", "-ha-isolation-response", "powerOff", "c1")
+	host := l.hostOf(c, "/dc1/vm/db")
+	rep = l.drill("-mode", "isolate", host)
+	for _, v := range rep.VMs {
+		if v.Outcome != "restarted" || v.Stopped.IsZero() || v.To == host {
+			t.Errorf("isolate powerOff: %s: %s to %q (stopped %v), want stopped on %s and restarted elsewhere", v.VM, v.Outcome, v.To, v.Stopped, host)
+		}
+	}
 
 	// Healed (host.restart): each VM runs once, where vcenter has it.
 	l.waitReady(c, 2)

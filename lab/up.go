@@ -465,6 +465,10 @@ func (s *State) haWiring(ctx context.Context, binary, rt string) haDaemons {
 			add("address", h.Address)
 			add("state-dir", filepath.Join(s.Dir, "fdm", h.Name))
 			add("runtime", rt)
+			if rt == "sim" {
+				// A sim host's VMs live in its agent: the FDM reads and stops them there.
+				add("agent-api", agentAPIAddr(h))
+			}
 			if rt == "containerd" && s.Containerd != nil {
 				add("containerd-socket", s.Containerd.Socket)
 				add("containerd-namespace", h.Namespace)

@@ -57,6 +57,8 @@ func fdmCmd() *cobra.Command {
 		cfg  fdm.Config
 		rt   string
 		ctrd containerdFlags
+		// agentAPI is the sim agent's own API (its --listen).
+		agentAPI string
 	)
 	cmd := &cobra.Command{
 		Use:   "fdm",
@@ -83,8 +85,13 @@ datastores), the VMs' fences stop them.`,
 				defer vms.Close() // VMs keep running
 				cfg.VMs = vms
 			case "sim":
+				if agentAPI != "" {
+					cfg.VMs = fdm.NewSimAgentVMs(agentAPI, cfg.JoinToken)
+					cfg.Logger.Printf("--runtime sim: the VMs live in the agent; read and stopped through its API at %s", agentAPI)
+					break
+				}
 				cfg.VMs = fdm.NewSimVMs()
-				cfg.Logger.Printf("--runtime sim: the VMs live in the agent; their state is taken from vcenter, and stopping one is only recorded")
+				cfg.Logger.Printf("--runtime sim: the VMs live in the agent; their state is taken from vcenter, and stopping one is only recorded (give --agent-api to stop them)")
 			default:
 				return fmt.Errorf("--runtime %q: want containerd or sim: %w", rt, api.ErrInvalid)
 			}
@@ -106,6 +113,7 @@ datastores), the VMs' fences stop them.`,
 	f.StringArrayVar(&cfg.IsolationAddresses, "isolation-address", nil, "address probed before the host calls itself isolated, ADDR or ADDR:PORT (repeatable; overrides the cluster's; default: the default gateway; vcenter and the peers are always probed)")
 	f.StringVar(&cfg.Address, "address", "", "this host's management IP, written into its heartbeat (default: the local address routing to vcenter)")
 	f.StringVar(&rt, "runtime", "containerd", "the agent's VM runtime: containerd (VMs read and stopped in containerd) or sim (VMs as vcenter reports them)")
+	f.StringVar(&agentAPI, "agent-api", "", "sim runtime: the agent's own API, its --listen ADDR:PORT: the VMs are read (GET /vms) and the isolation response stops them (POST /stop) there")
 	ctrd.register(f)
 	return cmd
 }

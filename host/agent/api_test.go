@@ -112,3 +112,61 @@ func TestAPIListsVMs(t *testing.T) {
 		t.Errorf("GET /vms with a failing runtime = %d %+v; want 503 naming the host and the cause", rec.Code, eb)
 	}
 }
+
+// POST /stop stops the VM in the runtime (the HA process's isolation
+// response on simulated hosts); a bad request or an unknown VM is refused
+// and stops nothing.
+func TestAPIStopsVM(t *testing.T) {
+	ctx := context.Background()
+	rt := sim.New(4000, 4096, "10.250.6")
+	for _, id := range []string{"uid-web", "uid-db"} {
+		if err := rt.Create(ctx, runtime.VMSpec{ID: id, Path: "/dc1/vm/" + id, NumCPU: 1, MemoryMB: 64,
+			Containers: []api.Container{{Name: "main", Image: "busybox"}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := New(Config{Name: "esx-01", Cluster: cluster, VCenter: "http://127.0.0.1:1", JoinToken: token, Runtime: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(bearer, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/stop", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		rec := httptest.NewRecorder()
+		a.apiHandler().ServeHTTP(rec, req)
+		return rec
+	}
+	power := func(id string) string {
+		st, err := rt.Status(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.PowerState
+	}
+	for _, tc := range []struct {
+		bearer, body string
+		code         int
+	}{
+		{"wrong", `{"vm":"uid-web"}`, http.StatusUnauthorized},
+		{token, `{"vm":""}`, http.StatusBadRequest},
+		{token, `{"vm":"uid-web","timeoutSeconds":-1}`, http.StatusBadRequest},
+		{token, `{"vm":"uid-web","force":true}`, http.StatusBadRequest},
+		{token, `{"vm":"uid-nope"}`, http.StatusNotFound},
+	} {
+		if rec := post(tc.bearer, tc.body); rec.Code != tc.code {
+			t.Errorf("POST /stop %s (bearer %s) = %d %s; want %d", tc.body, tc.bearer, rec.Code, rec.Body, tc.code)
+		}
+	}
+	if power("uid-web") != api.PoweredOn {
+		t.Fatal("a refused stop request stopped uid-web")
+	}
+	if rec := post(token, `{"vm":"uid-web"}`); rec.Code != http.StatusNoContent {
+		t.Fatalf("POST /stop uid-web = %d %s", rec.Code, rec.Body)
+	}
+	if power("uid-web") != api.PoweredOff || power("uid-db") != api.PoweredOn {
+		t.Errorf("after stopping uid-web: web %s, db %s; want only web powered off", power("uid-web"), power("uid-db"))
+	}
+}
