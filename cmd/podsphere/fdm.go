@@ -69,7 +69,8 @@ containerd flags and --ha-datastore. It keeps the host's heartbeat on each heart
 renews the lock of every VM the host runs, so the VMs keep running while the agent restarts; it
 probes vcenter, the peer hosts and the isolation addresses, and applies the cluster's isolation
 response when none answers. If it stops for longer than the lock lease (3 s; 6 s without
-datastores), the VMs' fences stop them.`,
+datastores), the VMs' fences stop them. Beside a --runtime sim agent, give --runtime sim and
+--agent-api (the agent's --listen): the simulated VMs are read and stopped through the agent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrd.defaults(cfg.Name)
