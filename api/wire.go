@@ -90,6 +90,30 @@ type HostExecRequest struct {
 	Command   []string `json:"command"`
 }
 
+// HostVMList answers GET /vms on a host agent's API: what its runtime runs
+// at this moment (runtime.List), straight from the host and not from
+// vcenter's inventory. Lab drills on simulated hosts sample it.
+type HostVMList struct {
+	Host string   `json:"host"` // the agent's host name, esx-01
+	VMs  []HostVM `json:"vms"`  // sorted by ID; empty, not null, when nothing runs
+}
+
+// HostStopRequest asks a host agent to stop one VM in its runtime (POST
+// /stop on the agent's API), killing it after TimeoutSeconds. The host's HA
+// process uses it on simulated hosts, whose VMs it cannot reach otherwise,
+// to apply the isolation response.
+type HostStopRequest struct {
+	VM             string `json:"vm"` // the VM's UID
+	TimeoutSeconds int64  `json:"timeoutSeconds,omitempty"`
+}
+
+// HostVM is one VM a host's runtime knows.
+type HostVM struct {
+	ID         string `json:"id"` // the VM's UID
+	Path       string `json:"path"`
+	PowerState string `json:"powerState"` // poweredOn, poweredOff, suspended
+}
+
 // ExecResult is a finished guest command: its output and exit code.
 type ExecResult struct {
 	Stdout   string `json:"stdout"`

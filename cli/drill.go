@@ -18,7 +18,8 @@ import (
 
 // Injector makes a drill's failure real. The lab's injector crashes,
 // isolates or partitions its hosts for real (podsphere lab host.crash ...)
-// and reads their containerd namespaces directly.
+// and reads their containerd namespaces directly (simulated hosts: each
+// agent's GET /vms, from inside the host's network namespace).
 type Injector interface {
 	// Inject puts the failure in effect on the named hosts.
 	Inject(ctx context.Context, mode string, hosts []string) error

@@ -77,6 +77,21 @@ func TestHAWiringWithHA(t *testing.T) {
 	if d := s.haWiring(context.Background(), bin, "sim"); d.FDM != nil {
 		t.Error("an FDM without --runtime is started on a sim lab")
 	}
+	// One that can is told where the sim agent's API is: its VMs live there.
+	simBin := fakeBinary(t, map[string]string{
+		"vcenter": "Flags:\n      --ha-datastore string",
+		"host":    "Flags:\n      --ha-datastore string",
+		"fdm":     "Flags:\n      --name string\n      --runtime string\n      --agent-api string\n      --join-token string",
+	})
+	d = s.haWiring(context.Background(), simBin, "sim")
+	if d.FDM == nil {
+		t.Fatal("an FDM with --runtime is not started on a sim lab")
+	}
+	got = d.FDM(Host{Name: "esx-01", Address: "10.99.0.11"}, "TOKEN")
+	wantFDM = []string{"fdm", "--name", "esx-01", "--join-token", "TOKEN", "--runtime", "sim", "--agent-api", "10.99.0.11:8990"}
+	if !slices.Equal(got, wantFDM) {
+		t.Errorf("sim fdm args\n got %v\nwant %v", got, wantFDM)
+	}
 }
 
 func TestSampleDuplicates(t *testing.T) {

@@ -31,7 +31,7 @@ const (
 	FirstHostOctet = 11             // esx-01 is 10.99.0.11
 	APIPort        = 8989           // vcenter's HTTP API
 	GossipPort     = 7946           // memberlist, vcenter and hosts
-	AgentPort      = 8990           // each host agent's own API (logs, exec)
+	AgentPort      = 8990           // each host agent's own API (logs, exec, GET /vms)
 	Datacenter     = "dc1"          // inventory the lab creates
 	Cluster        = "c1"           //
 	ImageName      = "busybox"      // Content Library item the lab imports

@@ -126,13 +126,20 @@ func TestProxyForwards(t *testing.T) {
 // requireLab skips unless the lab can run here: root and the Debian packages.
 func requireLab(t *testing.T) {
 	t.Helper()
+	requireLabRuntime(t, "containerd")
+}
+
+// requireLabRuntime skips unless a lab of hosts with runtime rt can run
+// here: root, and the Debian packages that runtime needs.
+func requireLabRuntime(t *testing.T, rt string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping lab end-to-end test in -short mode")
 	}
 	if os.Geteuid() != 0 {
 		testenv.Unavailable(t, "skipping lab end-to-end test: needs root (creates network namespaces, veths, bridges, cgroups; starts containerd)")
 	}
-	if err := preflight(Options{Runtime: "containerd"}); err != nil {
+	if err := preflight(Options{Runtime: rt}); err != nil {
 		testenv.Unavailable(t, "skipping lab end-to-end test: %v", err)
 	}
 }
@@ -270,10 +277,15 @@ func (l *labRun) must(bin string, args ...string) string {
 
 func (l *labRun) up(hosts int) {
 	l.t.Helper()
+	l.upWith(hosts, "--containerd-socket", machineContainerd())
+}
+
+// upWith brings the lab up with hosts hosts and the extra lab up flags.
+func (l *labRun) upWith(hosts int, extra ...string) {
+	l.t.Helper()
 	start := time.Now()
-	out := l.must(l.podsphere, "lab", "up", "--hosts", fmt.Sprint(hosts), "--dir", l.dir, "--prefix", l.prefix,
-		"--containerd-socket", machineContainerd())
-	l.t.Logf("lab up --hosts %d: %s\n%s", hosts, time.Since(start).Round(time.Millisecond), out)
+	out := l.must(l.podsphere, append([]string{"lab", "up", "--hosts", fmt.Sprint(hosts), "--dir", l.dir, "--prefix", l.prefix}, extra...)...)
+	l.t.Logf("lab up --hosts %d %v: %s\n%s", hosts, extra, time.Since(start).Round(time.Millisecond), out)
 	env, err := os.ReadFile(filepath.Join(l.dir, "env"))
 	if err != nil {
 		l.t.Fatal(err)

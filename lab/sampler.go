@@ -25,8 +25,13 @@ import (
 // connection and remembers which VM each container belongs to, so a sample
 // costs one task list per host (run side by side): cheap enough to take
 // every 100 ms during a drill. It is safe for concurrent use.
+//
+// In a lab of simulated hosts (--runtime sim) there is no containerd: a
+// sim host's VMs live only in its agent, so the Sampler asks each agent's
+// GET /vms from inside the host's network namespace instead (agentReader).
 type Sampler struct {
-	client *containerd.Client
+	client *containerd.Client      // containerd labs
+	agents map[string]*agentReader // sim labs, by host name
 	hosts  []Host
 
 	mu    sync.Mutex
@@ -39,7 +44,8 @@ type vmRef struct{ uid, path string }
 type Sample struct {
 	Time time.Time
 	// Running maps each host name to the UIDs of the VMs that have at least
-	// one task running (or paused) in its containerd namespace, sorted.
+	// one task running (or paused) in its containerd namespace, or, on a
+	// simulated host, that its agent has not powered off; sorted.
 	// Every lab host has an entry, empty when nothing runs there.
 	Running map[string][]string
 	// Paths maps each VM UID in Running to its inventory path.
@@ -65,8 +71,9 @@ func (s Sample) Duplicates() map[string][]string {
 	return dup
 }
 
-// NewSampler connects to the containerd of the lab in labDir. A lab of
-// simulated hosts has no containerd to read: ErrUnavailable.
+// NewSampler connects to the containerd of the lab in labDir, or, in a lab
+// of simulated hosts, prepares to ask each host's agent. A lab whose hosts
+// can be read neither way is ErrUnavailable.
 func NewSampler(labDir string) (*Sampler, error) {
 	s, err := LoadState(labDir)
 	if err != nil {
@@ -74,6 +81,13 @@ func NewSampler(labDir string) (*Sampler, error) {
 	}
 	if s == nil {
 		return nil, fmt.Errorf("no lab in %s: %w", labDir, api.ErrNotFound)
+	}
+	if s.Runtime == "sim" {
+		agents, err := newAgentReaders(s)
+		if err != nil {
+			return nil, err
+		}
+		return &Sampler{agents: agents, hosts: s.Hosts}, nil
 	}
 	if s.Containerd == nil || len(s.CtrdNamespaces) == 0 {
 		return nil, fmt.Errorf("the lab in %s runs %s hosts: no containerd to sample VMs from: %w", labDir, s.Runtime, api.ErrUnavailable)
@@ -85,12 +99,20 @@ func NewSampler(labDir string) (*Sampler, error) {
 	return &Sampler{client: c, hosts: s.Hosts, owner: map[string]vmRef{}}, nil
 }
 
-// Close drops the containerd connection.
-func (sm *Sampler) Close() error { return sm.client.Close() }
+// Close drops the containerd connection (or the agents' idle connections).
+func (sm *Sampler) Close() error {
+	for _, r := range sm.agents {
+		r.close()
+	}
+	if sm.client == nil {
+		return nil
+	}
+	return sm.client.Close()
+}
 
-// Sample reads every host's namespace. It fails as a whole when any host's
-// namespace cannot be read: a drill must not mistake "could not look" for
-// "not running".
+// Sample reads every host's namespace (or sim agent). It fails as a whole
+// when any host cannot be read: a drill must not mistake "could not look"
+// for "not running".
 func (sm *Sampler) Sample(ctx context.Context) (Sample, error) {
 	out := Sample{Time: time.Now(), Running: make(map[string][]string, len(sm.hosts)), Paths: map[string]string{}}
 	type result struct {
@@ -100,12 +122,17 @@ func (sm *Sampler) Sample(ctx context.Context) (Sample, error) {
 	res := make([]result, len(sm.hosts))
 	var wg sync.WaitGroup
 	for i, h := range sm.hosts {
-		if h.Namespace == "" {
+		agent := sm.agents[h.Name]
+		if h.Namespace == "" && agent == nil {
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if agent != nil {
+				res[i].refs, res[i].err = agent.running(ctx)
+				return
+			}
 			res[i].refs, res[i].err = sm.running(ctx, h.Namespace)
 		}()
 	}

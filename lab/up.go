@@ -179,13 +179,15 @@ func (s *State) build(ctx context.Context, opts Options) error {
 	for _, h := range s.Hosts {
 		args := []string{"host", "--name", h.Name, "--cluster", clusterPath(), "--vcenter", s.VCenterURL,
 			"--join", fmt.Sprintf("%s:%d", VCenterAddr, GossipPort), "--join-token", joinToken,
-			"--gossip-bind", fmt.Sprintf("%s:%d", h.Address, GossipPort)}
+			"--gossip-bind", fmt.Sprintf("%s:%d", h.Address, GossipPort),
+			// A fixed agent API address on every runtime: on sim hosts it is
+			// also how the lab's Sampler sees what runs (GET /vms).
+			"--listen", agentAPIAddr(h)}
 		args = append(args, ha.Host...)
 		switch opts.Runtime {
 		case "containerd":
 			args = append(args, "--runtime", "containerd", "--containerd-socket", s.Containerd.Socket,
-				"--containerd-namespace", h.Namespace, "--state-dir", filepath.Join(s.Dir, "hosts", h.Name),
-				"--listen", fmt.Sprintf("%s:%d", h.Address, AgentPort))
+				"--containerd-namespace", h.Namespace, "--state-dir", filepath.Join(s.Dir, "hosts", h.Name))
 		case "sim":
 			cpu, mem := opts.HostCPU, opts.HostMem
 			if cpu == 0 {
@@ -463,6 +465,10 @@ func (s *State) haWiring(ctx context.Context, binary, rt string) haDaemons {
 			add("address", h.Address)
 			add("state-dir", filepath.Join(s.Dir, "fdm", h.Name))
 			add("runtime", rt)
+			if rt == "sim" {
+				// A sim host's VMs live in its agent: the FDM reads and stops them there.
+				add("agent-api", agentAPIAddr(h))
+			}
 			if rt == "containerd" && s.Containerd != nil {
 				add("containerd-socket", s.Containerd.Socket)
 				add("containerd-namespace", h.Namespace)

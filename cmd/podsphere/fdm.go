@@ -57,6 +57,8 @@ func fdmCmd() *cobra.Command {
 		cfg  fdm.Config
 		rt   string
 		ctrd containerdFlags
+		// agentAPI is the sim agent's own API (its --listen).
+		agentAPI string
 	)
 	cmd := &cobra.Command{
 		Use:   "fdm",
@@ -67,7 +69,8 @@ containerd flags and --ha-datastore. It keeps the host's heartbeat on each heart
 renews the lock of every VM the host runs, so the VMs keep running while the agent restarts; it
 probes vcenter, the peer hosts and the isolation addresses, and applies the cluster's isolation
 response when none answers. If it stops for longer than the lock lease (3 s; 6 s without
-datastores), the VMs' fences stop them.`,
+datastores), the VMs' fences stop them. Beside a --runtime sim agent, give --runtime sim and
+--agent-api (the agent's --listen): the simulated VMs are read and stopped through the agent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrd.defaults(cfg.Name)
@@ -83,8 +86,13 @@ datastores), the VMs' fences stop them.`,
 				defer vms.Close() // VMs keep running
 				cfg.VMs = vms
 			case "sim":
+				if agentAPI != "" {
+					cfg.VMs = fdm.NewSimAgentVMs(agentAPI, cfg.JoinToken)
+					cfg.Logger.Printf("--runtime sim: the VMs live in the agent; read and stopped through its API at %s", agentAPI)
+					break
+				}
 				cfg.VMs = fdm.NewSimVMs()
-				cfg.Logger.Printf("--runtime sim: the VMs live in the agent; their state is taken from vcenter, and stopping one is only recorded")
+				cfg.Logger.Printf("--runtime sim: the VMs live in the agent; their state is taken from vcenter, and stopping one is only recorded (give --agent-api to stop them)")
 			default:
 				return fmt.Errorf("--runtime %q: want containerd or sim: %w", rt, api.ErrInvalid)
 			}
@@ -106,6 +114,7 @@ datastores), the VMs' fences stop them.`,
 	f.StringArrayVar(&cfg.IsolationAddresses, "isolation-address", nil, "address probed before the host calls itself isolated, ADDR or ADDR:PORT (repeatable; overrides the cluster's; default: the default gateway; vcenter and the peers are always probed)")
 	f.StringVar(&cfg.Address, "address", "", "this host's management IP, written into its heartbeat (default: the local address routing to vcenter)")
 	f.StringVar(&rt, "runtime", "containerd", "the agent's VM runtime: containerd (VMs read and stopped in containerd) or sim (VMs as vcenter reports them)")
+	f.StringVar(&agentAPI, "agent-api", "", "sim runtime: the agent's own API, its --listen ADDR:PORT: the VMs are read (GET /vms) and the isolation response stops them (POST /stop) there")
 	ctrd.register(f)
 	return cmd
 }

@@ -15,7 +15,8 @@ import (
 
 // labInjector makes ha.drill's failures real in a lab: the lab's fault
 // verbs crash, isolate or partition its hosts, and its sampler reads every
-// host's containerd namespace directly.
+// host's containerd namespace directly (on simulated hosts, each agent's
+// GET /vms from inside the host's network namespace).
 type labInjector struct {
 	opts    lab.Options
 	sampler *lab.Sampler

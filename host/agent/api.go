@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +24,17 @@ import (
 //	GET  /logs?vm=ID&container=C&follow=true   the container's output, streamed
 //	POST /exec {vm, container, command}        -> api.ExecResult
 //	GET  /metrics?vm=ID                        -> {cpuUsageMHz, memUsageMB}
+//	GET  /vms                                  -> api.HostVMList
+//	POST /stop {vm, timeoutSeconds}            -> 204 (api.HostStopRequest)
+//
+// GET /vms is what the runtime itself runs (runtime.List), whatever
+// vcenter's inventory says: a lab drill on simulated hosts, whose VMs live
+// only in the agent's memory, reads it from inside each host's network
+// namespace as it reads containerd on real hosts. POST /stop is how the
+// host's HA process (podsphere fdm) applies an isolation response to such
+// VMs, as it kills containerd tasks on real hosts: the runtime's VM stops,
+// and the agent, cut off from vcenter, does not start it again (its lock
+// is released, and only vcenter's word lets it take the lock back).
 
 // apiHandler is the agent's HTTP API.
 func (a *Agent) apiHandler() http.Handler {
@@ -42,6 +54,8 @@ func (a *Agent) apiHandler() http.Handler {
 	route("GET /logs", a.handleLogs)
 	route("POST /exec", a.handleExec)
 	route("GET /metrics", a.handleMetrics)
+	route("GET /vms", a.handleVMs)
+	route("POST /stop", a.handleStop)
 	return mux
 }
 
@@ -163,6 +177,41 @@ func (a *Agent) handleMetrics(w http.ResponseWriter, r *http.Request) error {
 		CPUUsageMHz int64 `json:"cpuUsageMHz"`
 		MemUsageMB  int64 `json:"memUsageMB"`
 	}{m.CPUUsageMHz, m.MemUsageMB})
+}
+
+func (a *Agent) handleVMs(w http.ResponseWriter, r *http.Request) error {
+	states, err := a.cfg.Runtime.List(r.Context())
+	if err != nil {
+		return fmt.Errorf("host %s: list the runtime's VMs: %w", a.cfg.Name, err)
+	}
+	out := api.HostVMList{Host: a.cfg.Name, VMs: make([]api.HostVM, 0, len(states))}
+	for _, st := range states {
+		out.VMs = append(out.VMs, api.HostVM{ID: st.ID, Path: st.Path, PowerState: st.PowerState})
+	}
+	slices.SortFunc(out.VMs, func(x, y api.HostVM) int { return strings.Compare(x.ID, y.ID) })
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(out)
+}
+
+func (a *Agent) handleStop(w http.ResponseWriter, r *http.Request) error {
+	var req api.HostStopRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return fmt.Errorf("stop request: %v: %w", err, api.ErrInvalid)
+	}
+	if req.VM == "" || req.TimeoutSeconds < 0 {
+		return fmt.Errorf("stop request needs vm (the VM's UID) and a timeoutSeconds of 0 or more: %w", api.ErrInvalid)
+	}
+	if _, err := a.cfg.Runtime.Status(r.Context(), req.VM); err != nil {
+		return fmt.Errorf("host %s: stop VM %s: %w", a.cfg.Name, req.VM, err)
+	}
+	if err := a.cfg.Runtime.Stop(r.Context(), req.VM, time.Duration(req.TimeoutSeconds)*time.Second); err != nil {
+		return fmt.Errorf("host %s: stop VM %s: %w", a.cfg.Name, req.VM, err)
+	}
+	a.log.Printf("VM %s stopped through the agent API (POST /stop)", req.VM)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // listenAPI binds the agent API: cfg.APIListen, else the gossip IP with any
