@@ -232,12 +232,12 @@ func Decide(st State) Plan {
 		hv := verdict[vm.Host]
 		lastError, avoid := vm.LastError, ""
 		switch {
-		case hv.State == HostLive && startFailed(vm):
+		case hv.State == HostLive && StartFailed(vm):
 			// HA restarted it on a host that could not power it on: that
 			// attempt failed, the next goes to another host.
 			avoid = vm.Host
 			if lastError == "" {
-				lastError = startFailure(vm)
+				lastError = StartFailure(vm)
 			}
 		case hv.State == HostLive:
 			if !vm.RestartedAt.IsZero() && !isReady(vm) && st.Now.Sub(vm.RestartedAt) < t.ReadyTimeout {
@@ -364,7 +364,7 @@ func Decide(st State) Plan {
 		if err != nil {
 			rs.Reason = strings.TrimSuffix(err.Error(), ": "+api.ErrInsufficientResources.Error())
 			if c.avoid != "" {
-				rs.Reason = fmt.Sprintf("%s; %s", startFailure(vm), rs.Reason)
+				rs.Reason = fmt.Sprintf("%s; %s", StartFailure(vm), rs.Reason)
 			}
 			plan.Restarts = append(plan.Restarts, rs)
 			continue
@@ -373,7 +373,7 @@ func Decide(st State) Plan {
 		rs.Reason = fmt.Sprintf("host %s failed", vm.Host)
 		switch {
 		case c.avoid != "":
-			rs.Reason = startFailure(vm)
+			rs.Reason = StartFailure(vm)
 		case vm.Released:
 			rs.Reason = fmt.Sprintf("host %s's isolation response stopped it", vm.Host)
 		}
@@ -392,16 +392,16 @@ func Decide(st State) Plan {
 	return plan
 }
 
-// startFailed says whether HA restarted vm on its (live) host and that
-// host could not power it on: an attempt that failed. Attempts is cleared
-// once the VM runs, so an old restart does not make a later power-on
-// failure HA's.
-func startFailed(vm VM) bool {
+// StartFailed says whether HA restarted vm on its host and that host
+// could not power it on: an attempt that failed (when the host is live).
+// Attempts is cleared once the VM runs, so an old restart does not make a
+// later power-on failure HA's.
+func StartFailed(vm VM) bool {
 	return !vm.Running && vm.PowerOnFailed != "" && !vm.RestartedAt.IsZero() && vm.Attempts > 0
 }
 
-// startFailure is why vm's last attempt failed, in the host's words.
-func startFailure(vm VM) string {
+// StartFailure is why vm's last attempt failed, in the host's words.
+func StartFailure(vm VM) string {
 	return fmt.Sprintf("host %s could not start it: %s", vm.Host, vm.PowerOnFailed)
 }
 
