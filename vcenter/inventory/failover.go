@@ -14,8 +14,9 @@ import (
 const HAUser = "vSphere HA"
 
 // Failover restarts the VM at path, registered on host from (a path),
-// which HA found failed (or whose isolation response stopped it), because
-// reason. In one transaction it checks that the VM is still registered on
+// which HA found failed (or whose isolation response stopped it), or a
+// live host (not in down) that reports it could not power the VM on that
+// HA restarted there (status.powerOnFailed), because reason. In one transaction it checks that the VM is still registered on
 // from and should run (if not, someone else moved, powered off or removed
 // it: nothing is done and ok is false), re-places it as a power-on is
 // placed (DRS with the cluster's rules and the VM's, the pool tree)
@@ -41,6 +42,11 @@ func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[
 		_ = vm.DecodeStatus(&st)
 		out = vm
 		if spec.Host != from || spec.PowerState != api.PoweredOn || spec.Removing {
+			return nil
+		}
+		if !down[from] && (st.Host != from || st.PowerState == api.PoweredOn || st.PowerOnFailed == "") {
+			// from is live: HA moves the VM only while from says it could
+			// not power it on, never once it runs there.
 			return nil
 		}
 		pref, _ := api.ParsePath(spec.Pool)
