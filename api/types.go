@@ -408,6 +408,13 @@ type VMStatus struct {
 	// for which the host stopped the VM: the host's word that it no longer
 	// runs it, which vcenter waits for before starting it elsewhere.
 	MigrationStopped string `json:"migrationStopped,omitempty"`
+	// PowerOnFailed is the host's word that it could not power the VM on
+	// ("create: ..." or "start: ...": the step and its error, e.g. an
+	// image missing from the content library) while the VM should run. It
+	// stays while the host keeps failing and is cleared once the VM runs:
+	// vSphere HA counts it as a failed restart of a VM it restarted there
+	// and tries another host.
+	PowerOnFailed string `json:"powerOnFailed,omitempty"`
 }
 
 // VMHAStatus is vSphere HA's record of a VM's failover: the attempts to

@@ -368,6 +368,9 @@ func writeVMInfo(w io.Writer, vm *api.Object, owner string, cs *api.ClusterSpec,
 	if st.Message != "" {
 		b.add("Message", "%s", st.Message)
 	}
+	if st.PowerOnFailed != "" {
+		b.add("Power-on failed", "%s (host %s)", st.PowerOnFailed, orDash(api.Base(st.Host)))
+	}
 	if cs != nil {
 		b.add("HA protection", "%s", haProtection(cs, s))
 	}

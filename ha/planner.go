@@ -100,6 +100,11 @@ type VM struct {
 	LastError   string
 	// RestartedAt is when HA last restarted it (it is in flight until ready).
 	RestartedAt time.Time
+	// PowerOnFailed is its host's word that it could not power it on
+	// ("create: image ... not found"). A VM HA restarted on a live host
+	// (Attempts > 0) that says so is a failed attempt: HA tries another
+	// host after the backoff delay.
+	PowerOnFailed string
 	// Groups are the VM groups it belongs to (dependency rules name groups).
 	Groups []string
 }
@@ -202,6 +207,8 @@ func Decide(st State) Plan {
 	type cand struct {
 		vm   VM
 		rank int
+		// avoid is the live host that could not start it ("" for none).
+		avoid string
 	}
 	var cands []cand
 	inFlight := map[string]bool{}
@@ -223,7 +230,15 @@ func Decide(st State) Plan {
 		}
 		r := rank(prio(vm))
 		hv := verdict[vm.Host]
+		lastError, avoid := vm.LastError, ""
 		switch {
+		case hv.State == HostLive && StartFailed(vm):
+			// HA restarted it on a host that could not power it on: that
+			// attempt failed, the next goes to another host.
+			avoid = vm.Host
+			if lastError == "" {
+				lastError = StartFailure(vm)
+			}
 		case hv.State == HostLive:
 			if !vm.RestartedAt.IsZero() && !isReady(vm) && st.Now.Sub(vm.RestartedAt) < t.ReadyTimeout {
 				inFlight[vm.Name] = true
@@ -254,17 +269,17 @@ func Decide(st State) Plan {
 			groupBusy[g] = vm.Name
 		}
 		if vm.Attempts >= len(t.RestartDelays) {
-			plan.GivenUp = append(plan.GivenUp, Wait{vm.Name, fmt.Sprintf("not restarted after %d attempts: %s", vm.Attempts, orNone(vm.LastError))})
+			plan.GivenUp = append(plan.GivenUp, Wait{vm.Name, fmt.Sprintf("not restarted after %d attempts: %s", vm.Attempts, orNone(lastError))})
 			continue
 		}
 		if vm.Attempts > 0 {
 			if next := vm.LastAttempt.Add(t.RestartDelays[vm.Attempts]); st.Now.Before(next) {
 				plan.Waiting = append(plan.Waiting, Wait{vm.Name, fmt.Sprintf("attempt %d of %d in %s (last: %s)", vm.Attempts+1, len(t.RestartDelays),
-					next.Sub(st.Now).Round(time.Millisecond), orNone(vm.LastError))})
+					next.Sub(st.Now).Round(time.Millisecond), orNone(lastError))})
 				continue
 			}
 		}
-		cands = append(cands, cand{vm, r})
+		cands = append(cands, cand{vm, r, avoid})
 	}
 	// Highest priority first, then by name.
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].rank > cands[j].rank })
@@ -328,7 +343,19 @@ func Decide(st State) Plan {
 				saved[i] = true
 			}
 		}
-		d, err := placement.Place(ps, placement.VM{Name: vm.Name, CPUReservation: vm.CPUReservation, MemReservation: vm.MemReservation,
+		on := ps
+		if c.avoid != "" {
+			// Placed anywhere but the host that could not start it.
+			cp := *ps
+			cp.Hosts = make([]placement.Host, 0, len(ps.Hosts))
+			for _, x := range ps.Hosts {
+				if x.Name != c.avoid {
+					cp.Hosts = append(cp.Hosts, x)
+				}
+			}
+			on = &cp
+		}
+		d, err := placement.Place(on, placement.VM{Name: vm.Name, CPUReservation: vm.CPUReservation, MemReservation: vm.MemReservation,
 			NumCPU: vm.NumCPU, MemoryMB: vm.MemoryMB})
 		for i := range saved {
 			ps.Hosts[i].Maintenance = false
@@ -336,12 +363,18 @@ func Decide(st State) Plan {
 		rs := Restart{VM: vm.Name, Priority: prio(vm), Attempt: vm.Attempts + 1}
 		if err != nil {
 			rs.Reason = strings.TrimSuffix(err.Error(), ": "+api.ErrInsufficientResources.Error())
+			if c.avoid != "" {
+				rs.Reason = fmt.Sprintf("%s; %s", StartFailure(vm), rs.Reason)
+			}
 			plan.Restarts = append(plan.Restarts, rs)
 			continue
 		}
 		rs.Host = d.Host
 		rs.Reason = fmt.Sprintf("host %s failed", vm.Host)
-		if vm.Released {
+		switch {
+		case c.avoid != "":
+			rs.Reason = StartFailure(vm)
+		case vm.Released:
 			rs.Reason = fmt.Sprintf("host %s's isolation response stopped it", vm.Host)
 		}
 		plan.Restarts = append(plan.Restarts, rs)
@@ -357,6 +390,19 @@ func Decide(st State) Plan {
 		}
 	}
 	return plan
+}
+
+// StartFailed says whether HA restarted vm on its host and that host
+// could not power it on: an attempt that failed (when the host is live).
+// Attempts is cleared once the VM runs, so an old restart does not make a
+// later power-on failure HA's.
+func StartFailed(vm VM) bool {
+	return !vm.Running && vm.PowerOnFailed != "" && !vm.RestartedAt.IsZero() && vm.Attempts > 0
+}
+
+// StartFailure is why vm's last attempt failed, in the host's words.
+func StartFailure(vm VM) string {
+	return fmt.Sprintf("host %s could not start it: %s", vm.Host, vm.PowerOnFailed)
 }
 
 // judge decides what a host's silence means.

@@ -30,6 +30,7 @@ import (
 //	partition HOST        gossip lost, the host and its VMs run on, heartbeats continue
 //	isolate HOST RESPONSE the host is isolated; powerOff stops and releases its VMs, disabled leaves them
 //	heal HOST             gossip is back (a crashed host comes back empty)
+//	startfail HOST ERROR  the host cannot power VMs on: what HA restarts there stays off, the host reporting ERROR
 //	ready VM              the VM's readiness probe passes
 //	tick DURATION         time passes in 1 s steps; each step's plan is applied
 //	plan                  the plan now, not applied
@@ -49,6 +50,8 @@ func TestScenarios(t *testing.T) {
 type simHost struct {
 	Host
 	crashed, partitioned bool
+	// startFail is the error the host reports for every VM it is to power on ("" = it can).
+	startFail string
 }
 
 type simVM struct {
@@ -117,7 +120,13 @@ func (h *harness) apply(p Plan) {
 		h.log = append(h.log, fmt.Sprintf("%s restart %s on %s (%s, attempt %d): %s", h.at(), r.VM, r.Host, r.Priority, r.Attempt, r.Reason))
 		delete(v.runsOn, v.Host)
 		v.Host, v.Running, v.Ready, v.Released, v.RestartedAt = r.Host, true, false, false, h.now
-		v.Attempts, v.LastError = 0, ""
+		v.LastError, v.PowerOnFailed = "", ""
+		if e := h.hosts[r.Host].startFail; e != "" {
+			// The attempt stands (vcenter keeps it until the VM runs); the host says why it is off.
+			v.Running, v.PowerOnFailed = false, e
+			continue
+		}
+		v.Attempts = 0 // it runs: vcenter's HA controller clears the record
 		v.runsOn[r.Host] = true
 	}
 	for _, g := range p.GivenUp {
@@ -249,6 +258,8 @@ func (h *harness) do(line string) string {
 				v.runsOn[x.Name] = true
 			}
 		}
+	case "startfail":
+		h.hosts[rest[0]].startFail = strings.Join(args[1:], " ")
 	case "ready":
 		v := h.vms[rest[0]]
 		v.Ready, v.ReadySince, v.slow = true, h.now, false

@@ -453,6 +453,32 @@ func TestRuntimeErrorInStatus(t *testing.T) {
 	})
 }
 
+// TestPowerOnFailedInStatus: a VM its host cannot create is reported
+// with status.powerOnFailed (what vSphere HA retries elsewhere on), kept
+// while the host retries, and cleared once the VM runs.
+func TestPowerOnFailedInStatus(t *testing.T) {
+	f, srv := newFakeVCenter(t)
+	vc, err := membership.Start("vcenter", "127.0.0.1:0", token, fastTimings(), &hosts{alive: map[string]string{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Close()
+	f.seed = vc.Addr()
+	f.put(vmObj("web", me, api.PoweredOn, 0))
+	rt := sim.New(1000, 1024, "10.250.9")
+	rt.SetCreateError(func(runtime.VMSpec) error { return fmt.Errorf("image web:1 not found: %w", api.ErrNotFound) })
+	startAgent(t, srv.URL, rt, token)
+	eventually(t, "status.powerOnFailed set", func() bool {
+		s := status(f.obj("/dc1/vm/web"))
+		return s.PowerState == api.PoweredOff && strings.HasPrefix(s.PowerOnFailed, "create: image web:1 not found")
+	})
+	rt.SetCreateError(nil)
+	eventually(t, "web running, powerOnFailed cleared", func() bool {
+		s := status(f.obj("/dc1/vm/web"))
+		return s.PowerState == api.PoweredOn && s.PowerOnFailed == ""
+	})
+}
+
 func TestNewValidates(t *testing.T) {
 	ok := Config{Name: "esx-01", Cluster: cluster, VCenter: "http://127.0.0.1:1", JoinToken: "t", Runtime: sim.New(1, 1, "10.250.0")}
 	if _, err := New(ok); err != nil {

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -86,9 +85,10 @@ func (j *job) frees() bool { return j.steps[0].Kind == Stop || j.steps[0].Kind =
 // jobResult is what a job did and the VM's state afterwards.
 type jobResult struct {
 	job      *job
-	canceled bool   // the agent is stopping: report nothing
-	failed   string // "step: error" of the step that failed; later steps did not run
-	booted   bool   // a Start or Restart succeeded, carrying out reset generation resetGen
+	canceled bool       // the agent is stopping: report nothing
+	failed   string     // "step: error" of the step that failed; later steps did not run
+	step     ActionKind // the step that failed
+	booted   bool       // a Start or Restart succeeded, carrying out reset generation resetGen
 	resetGen int64
 	deleted  bool // a Delete ran
 	state    runtime.VMState
@@ -152,7 +152,7 @@ func (r *reconciler) reportNoticed(ctx context.Context) {
 		if err != nil {
 			continue // gone, or the runtime cannot say: the next pass sorts it out
 		}
-		r.report(ctx, r.desiredOf(o), &st, "")
+		r.report(ctx, r.desiredOf(o), &st, "", "")
 	}
 }
 
@@ -424,7 +424,7 @@ func (r *reconciler) pass(ctx context.Context) {
 		if st, ok := have[d.ID]; ok {
 			s = &st
 		}
-		r.report(ctx, d, s, "")
+		r.report(ctx, d, s, "", "")
 	}
 }
 
@@ -463,7 +463,7 @@ func (r *reconciler) runJob(ctx context.Context, j *job) jobResult {
 				res.canceled = true
 				return res
 			}
-			res.failed = fmt.Sprintf("%s: %v", act.Kind, err)
+			res.failed, res.step = fmt.Sprintf("%s: %v", act.Kind, err), act.Kind
 			r.a.log.Printf("vm %s: %s: %v", act.Path, act.Kind, err)
 			break
 		}
@@ -524,7 +524,7 @@ func (r *reconciler) finish(ctx context.Context, res jobResult) {
 	if res.exists {
 		s = &res.state
 	}
-	r.report(ctx, r.desiredOf(o), s, res.failed)
+	r.report(ctx, r.desiredOf(o), s, res.failed, res.step)
 }
 
 // apply runs one step on the runtime.
@@ -569,126 +569,5 @@ func (r *reconciler) apply(ctx context.Context, act Action) error {
 		return r.rt.Create(ctx, *act.Spec)
 	default:
 		return fmt.Errorf("unknown step %q", act.Kind)
-	}
-}
-
-// report writes the status of a desired VM if it changed. s is what the
-// runtime has of it (nil: nothing); failed, a step that just failed.
-func (r *reconciler) report(ctx context.Context, d DesiredVM, s *runtime.VMState, failed string) {
-	st := api.VMStatus{
-		PowerState:      api.PoweredOff,
-		Host:            r.a.host,
-		ResetGeneration: d.ResetDone,
-		Message:         failed,
-	}
-	if g, ok := r.resetDone[d.ID]; ok {
-		st.ResetGeneration = g
-	}
-	if s != nil {
-		st.PowerState = s.PowerState
-		st.BootTime = s.BootTime
-		st.IP = s.IP
-		st.Restarts = s.Restarts
-		st.Containers = s.Containers
-		st.Ready = s.Ready && s.PowerState == api.PoweredOn
-		if st.Ready {
-			st.ReadySince = s.ReadySince
-		}
-		st.Phase = s.Phase
-		if st.Message == "" {
-			st.Message = s.Message
-		}
-		if s.PowerState == api.PoweredOn {
-			m := r.a.usage.get(d.ID)
-			st.CPUUsageMHz, st.MemUsageMB = m.CPUUsageMHz, m.MemUsageMB
-		}
-	}
-	if d.Migration != "" && st.PowerState != api.PoweredOn && failed == "" {
-		// This host's word that it stopped the VM for the migration: what
-		// vcenter waits for before the VM starts on its destination.
-		st.MigrationStopped = d.Migration
-	}
-	o := r.vms[d.Path]
-	if o == nil {
-		return
-	}
-	// A VM that vcenter already sees ready, and that stayed ready, keeps
-	// its ReadySince (a restarted agent re-probes and would move it on).
-	cur := r.statusOf(o)
-	if st.Ready && cur.Ready && !cur.ReadySince.IsZero() && cur.BootTime.Equal(st.BootTime) &&
-		(st.ReadySince.IsZero() || cur.ReadySince.Before(st.ReadySince)) {
-		st.ReadySince = cur.ReadySince
-	}
-	if st.Ready && st.ReadySince.IsZero() {
-		st.ReadySince = time.Now().UTC()
-	}
-	if sameStatus(o, cur, st) {
-		return
-	}
-	if err := r.writeStatus(ctx, o, st); err != nil && ctx.Err() == nil {
-		r.a.log.Printf("vm %s: report status: %v", d.Path, err)
-	}
-}
-
-// sameStatus compares in JSON form, which is what vcenter stores.
-func sameStatus(o *api.Object, cur, st api.VMStatus) bool {
-	b, _ := json.Marshal(st)
-	if bytes.Equal(o.Status, b) {
-		return true // what this host wrote last, as it wrote it: the usual case
-	}
-	a, _ := json.Marshal(cur)
-	return bytes.Equal(a, b)
-}
-
-// statusOf is o's status, decoded once per version (desiredOf's cache).
-func (r *reconciler) statusOf(o *api.Object) api.VMStatus {
-	if dv, ok := r.decoded[o.Path]; ok && dv.uid == o.UID && dv.rv == o.ResourceVersion && o.ResourceVersion != 0 {
-		return dv.st
-	}
-	var st api.VMStatus
-	_ = o.DecodeStatus(&st)
-	return st
-}
-
-// writeStatus puts st on the VM, re-reading it after a conflict. A VM that
-// was deleted or moved off this host meanwhile is dropped from the mirror.
-func (r *reconciler) writeStatus(ctx context.Context, o *api.Object, st api.VMStatus) error {
-	const tries = 5
-	for i := 0; ; i++ {
-		w := o.Clone()
-		w.SetStatus(st)
-		out, err := r.c.UpdateStatus(ctx, w)
-		if err == nil {
-			if out.Path == "" {
-				out = w // a bare answer: keep what we wrote
-			}
-			r.vms[o.Path] = out
-			return nil
-		}
-		switch {
-		case errors.Is(err, api.ErrNotFound):
-			delete(r.vms, o.Path)
-			return nil
-		case !errors.Is(err, api.ErrConflict) || i == tries-1:
-			return err
-		}
-		fresh, err := r.c.Get(ctx, o.Path)
-		if errors.Is(err, api.ErrNotFound) {
-			delete(r.vms, o.Path)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		r.observe(api.WatchEvent{Type: api.Modified, Object: fresh})
-		if r.vms[o.Path] == nil || vmID(fresh) != vmID(o) {
-			// Moved elsewhere (vSphere HA restarted it on another host while
-			// this one was cut off) or replaced: the next pass stops our copy.
-			var spec api.VMSpec
-			_ = fresh.DecodeSpec(&spec)
-			r.a.log.Printf("vm %s: now registered on %s, not here: its status is no longer ours to report", o.Path, spec.Host)
-			return nil
-		}
-		o = fresh
 	}
 }

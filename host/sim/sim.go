@@ -47,6 +47,8 @@ type Driver struct {
 	mu     sync.Mutex
 	vms    map[string]*vm
 	notify func(vmID string)
+	// createErr, when set, refuses creates (SetCreateError).
+	createErr func(spec runtime.VMSpec) error
 }
 
 type vm struct {
@@ -126,6 +128,16 @@ func (d *Driver) List(ctx context.Context) ([]runtime.VMState, error) {
 	return out, nil
 }
 
+// SetCreateError makes Create fail with what fn returns for a spec (nil:
+// create it), as a real host fails on an image missing from its content
+// library; a nil fn lifts it. Tests use it to make a host unable to power
+// a VM on.
+func (d *Driver) SetCreateError(fn func(spec runtime.VMSpec) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.createErr = fn
+}
+
 // Create registers a powered-off VM, recording runtime.SpecHash of its spec
 // (reported in VMState.SpecHash). Creating an existing VM keeps it as it is.
 func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
@@ -136,6 +148,11 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	defer d.mu.Unlock()
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
+	}
+	if d.createErr != nil {
+		if err := d.createErr(spec); err != nil {
+			return err
+		}
 	}
 	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec),
 		Grace: spec.TerminationGracePeriodSeconds}}

@@ -270,9 +270,32 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 	// one after another, each waiting for its own fsync, 500 restarts
 	// took 5 s. Placement still sees every earlier restart, as the index
 	// follows each write when it is staged.
+	// A VM a live host could not start after HA restarted it there is a
+	// failed attempt, recorded (with its event) as soon as the host says
+	// so, before any retry.
+	startFailed := func(name string) func() {
+		rec, v := snap.Records[name], vms[name]
+		if rec == nil || rec.LastError != "" || rec.GaveUp || !live[v.Host] || !ha.StartFailed(v) {
+			return nil
+		}
+		vp, hp, n := snap.VMPaths[name], snap.HostPaths[v.Host], rec.Attempts
+		return func() {
+			if err := h.inv.FailoverStartFailed(vp, hp, n, attempts); err != nil {
+				h.log.Printf("vSphere HA: recording that %s could not start %s: %v", hp, vp, err)
+			}
+		}
+	}
 	var acts []func()
+	restarting := make(map[string]bool, len(plan.Restarts))
 	for _, r := range plan.Restarts {
-		acts = append(acts, func() { h.restart(r, snap.VMPaths[r.VM], snap.HostPaths[vms[r.VM].Host], attempts, down) })
+		restarting[r.VM] = true
+		record := startFailed(r.VM)
+		acts = append(acts, func() {
+			if record != nil {
+				record()
+			}
+			h.restart(r, snap.VMPaths[r.VM], snap.HostPaths[vms[r.VM].Host], attempts, down)
+		})
 	}
 
 	// A VM that runs again on a live host starts afresh.
@@ -282,6 +305,12 @@ func (h *HA) cluster(path string, alive map[string]bool) error {
 			continue
 		}
 		work = true
+		if record := startFailed(name); record != nil {
+			if !restarting[name] {
+				acts = append(acts, record)
+			}
+			continue
+		}
 		if !live[v.Host] || !v.Running || (needsReady(st.Config.ReadyCondition) && !v.Ready) {
 			continue
 		}

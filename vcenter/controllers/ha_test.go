@@ -321,3 +321,80 @@ func TestHAWaitsOutTheFencingTimeWithoutPlanning(t *testing.T) {
 		t.Fatalf("after esx-02's fencing time, top is on %s (%d restarts), want restarted on esx-01", s.Host, b.restarts("top"))
 	}
 }
+
+// reportFailed says, as the VM's host would, that it could not power it on.
+func (b *haBed) reportFailed(name, why string) {
+	o, s, _ := b.vm(name)
+	o.SetStatus(api.VMStatus{PowerState: api.PoweredOff, Host: s.Host, Message: why, PowerOnFailed: why})
+	_, err := b.inv.SetStatus("host", o)
+	b.must(err)
+}
+
+func (b *haBed) events(name, typ string) []api.EventSpec {
+	var out []api.EventSpec
+	for _, o := range b.inv.List(store.Query{Kind: api.KindEvent}).Items {
+		var ev api.EventSpec
+		_ = o.DecodeSpec(&ev)
+		if ev.Target == dc+"/vm/"+name && ev.Type == typ {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// TestHARetriesWhereTheHostCouldNotStartIt: a VM HA restarted on a host
+// that reports it could not power it on is a failed attempt, recorded
+// once (also across a vcenter restart) and retried on another host after
+// the backoff delay; a host that does start it in the meantime keeps it.
+func TestHARetriesWhereTheHostCouldNotStartIt(t *testing.T) {
+	b := newHABed(t)
+	b.cluster(api.ClusterSpec{HA: api.HAConfig{Enabled: true}}, map[string]string{"db": "high"})
+	b.join("esx-01")
+	b.join("esx-03")
+	b.alive = []string{cluster + "/esx-01", cluster + "/esx-03"}
+	b.clock.now = b.clock.now.Add(11 * time.Second)
+	b.ha.Pass()
+	_, s, _ := b.vm("db")
+	first := s.Host
+	if first == cluster+"/esx-02" {
+		t.Fatal("db not restarted once esx-02 failed")
+	}
+	b.reportFailed("db", "create: image db:2 not found in the content library")
+	b.ha.Pass()
+	b.ha.Pass()
+	b.must(b.inv.Close()) // vcenter restarts: the failure is recorded once
+	b.open()
+	b.ha.Pass()
+	_, s, st := b.vm("db")
+	if s.Host != first || st.HA == nil || st.HA.Attempts != 1 || st.HA.GaveUp ||
+		st.HA.LastError != "host "+api.Base(first)+" could not start it: create: image db:2 not found in the content library" {
+		t.Fatalf("db within the backoff delay: on %s, HA %+v", s.Host, st.HA)
+	}
+	if evs := b.events("db", "VmFailoverFailed"); len(evs) != 1 || evs[0].Category != "warning" || evs[0].User != inventory.HAUser ||
+		!strings.Contains(evs[0].Message, "could not start db on "+api.Base(first)+" (attempt 1 of 5): create: image db:2 not found in the content library; trying another host") {
+		t.Fatalf("failure events: %+v", evs)
+	}
+
+	b.clock.now = b.clock.now.Add(3 * time.Second) // past the 2 s before attempt 2
+	b.ha.Pass()
+	_, s, st = b.vm("db")
+	if s.Host == first || s.Host == cluster+"/esx-02" || st.HA == nil || st.HA.Attempts != 2 || st.HA.RestartedFrom != first {
+		t.Fatalf("db's second attempt: on %s (first %s), HA %+v", s.Host, first, st.HA)
+	}
+	if n := b.restarts("db"); n != 2 {
+		t.Errorf("%d restart events, want 2", n)
+	}
+	// The second host fails too, but starts it before the next attempt is due.
+	second := s.Host
+	b.reportFailed("db", "start: exec format error")
+	b.ha.Pass()
+	b.report("db")
+	b.clock.now = b.clock.now.Add(7 * time.Second) // past the 6 s before attempt 3
+	b.ha.Pass()
+	if _, s, st = b.vm("db"); s.Host != second || st.HA == nil || st.HA.Attempts != 0 || st.HA.LastError != "" {
+		t.Errorf("db running on %s: now on %s, HA %+v", second, s.Host, st.HA)
+	}
+	if n := b.restarts("db"); n != 2 {
+		t.Errorf("%d restart events, want 2", n)
+	}
+}

@@ -14,8 +14,9 @@ import (
 const HAUser = "vSphere HA"
 
 // Failover restarts the VM at path, registered on host from (a path),
-// which HA found failed (or whose isolation response stopped it), because
-// reason. In one transaction it checks that the VM is still registered on
+// which HA found failed (or whose isolation response stopped it), or a
+// live host (not in down) that reports it could not power the VM on that
+// HA restarted there (status.powerOnFailed), because reason. In one transaction it checks that the VM is still registered on
 // from and should run (if not, someone else moved, powered off or removed
 // it: nothing is done and ok is false), re-places it as a power-on is
 // placed (DRS with the cluster's rules and the VM's, the pool tree)
@@ -41,6 +42,11 @@ func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[
 		_ = vm.DecodeStatus(&st)
 		out = vm
 		if spec.Host != from || spec.PowerState != api.PoweredOn || spec.Removing {
+			return nil
+		}
+		if !down[from] && (st.Host != from || st.PowerState == api.PoweredOn || st.PowerOnFailed == "") {
+			// from is live: HA moves the VM only while from says it could
+			// not power it on, never once it runs there.
 			return nil
 		}
 		pref, _ := api.ParsePath(spec.Pool)
@@ -104,19 +110,69 @@ func (inv *Inventory) FailoverFailed(path, from, why string, attempt, attempts i
 		rec.Attempts, rec.LastAttempt, rec.LastError = attempt, t.Now, why
 		rec.GaveUp = attempt >= attempts
 		st.HA = &rec
+		// The cause: from failed, or (live, reporting it) could not start
+		// the VM HA restarted there.
+		cause := fmt.Sprintf("host %s failed", api.Base(from))
+		if st.PowerOnFailed != "" && st.Host == from {
+			cause = fmt.Sprintf("host %s could not start it", api.Base(from))
+		}
 		st.PowerState, st.Ready, st.ReadySince = api.PoweredOff, false, time.Time{}
 		st.Host = spec.Host
-		st.Message = fmt.Sprintf("host %s failed; vSphere HA could not restart it: %s", api.Base(from), why)
+		st.Message = fmt.Sprintf("%s; vSphere HA could not restart it: %s", cause, why)
 		vm.SetStatus(st)
 		if _, err := t.Update(vm); err != nil {
 			return err
 		}
 		if rec.GaveUp {
-			return t.Event("error", "VmFailoverFailed", path, "vSphere HA gave up restarting %s after %d attempts (host %s failed): %s",
-				vm.Name(), attempt, api.Base(from), why)
+			return t.Event("error", "VmFailoverFailed", path, "vSphere HA gave up restarting %s after %d attempts (%s): %s",
+				vm.Name(), attempt, cause, why)
 		}
-		return t.Event("warning", "VmFailoverFailed", path, "vSphere HA could not restart %s (attempt %d of %d; host %s failed): %s",
-			vm.Name(), attempt, attempts, api.Base(from), why)
+		return t.Event("warning", "VmFailoverFailed", path, "vSphere HA could not restart %s (attempt %d of %d; %s): %s",
+			vm.Name(), attempt, attempts, cause, why)
+	})
+}
+
+// FailoverStartFailed records that host (a path), on which HA restarted
+// the VM at path as its attempt (of attempts), reports it could not power
+// it on: the attempt failed. The VM's HA record keeps the count and says
+// why (the host's error), and an event says so: a warning while HA will
+// try another host, an error once that was the last attempt (gaveUp).
+// Nothing is written if the VM left host, should not run, the host no
+// longer says so, or the failure is recorded already.
+func (inv *Inventory) FailoverStartFailed(path, host string, attempt, attempts int) error {
+	return inv.Update(HAUser, func(t *Txn) error {
+		vm, err := t.Get(path)
+		if err != nil {
+			if isNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		var spec api.VMSpec
+		var st api.VMStatus
+		_ = vm.DecodeSpec(&spec)
+		_ = vm.DecodeStatus(&st)
+		if spec.Host != host || spec.PowerState != api.PoweredOn || spec.Removing || st.Host != host ||
+			st.PowerState == api.PoweredOn || st.PowerOnFailed == "" || st.HA == nil {
+			return nil
+		}
+		rec := *st.HA
+		if rec.Attempts != attempt || rec.LastError != "" || rec.GaveUp {
+			return nil
+		}
+		rec.LastError = ha.StartFailure(ha.VM{Host: api.Base(host), PowerOnFailed: st.PowerOnFailed})
+		rec.GaveUp = attempt >= attempts
+		st.HA = &rec
+		vm.SetStatus(st)
+		if _, err := t.Update(vm); err != nil {
+			return err
+		}
+		if rec.GaveUp {
+			return t.Event("error", "VmFailoverFailed", path, "vSphere HA gave up restarting %s after %d attempts: %s",
+				vm.Name(), attempt, rec.LastError)
+		}
+		return t.Event("warning", "VmFailoverFailed", path, "vSphere HA could not start %s on %s (attempt %d of %d): %s; trying another host",
+			vm.Name(), api.Base(host), attempt, attempts, st.PowerOnFailed)
 	})
 }
 

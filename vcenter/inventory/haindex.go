@@ -25,7 +25,9 @@ type haVM struct {
 	running    bool // its registered host reports it poweredOn
 	ready      bool
 	readySince time.Time
-	rec        *api.VMHAStatus // shared with every snapshot: never changed in place
+	// powerOnFailed is its registered host's word that it could not power it on.
+	powerOnFailed string
+	rec           *api.VMHAStatus // shared with every snapshot: never changed in place
 }
 
 func haVMOf(o *api.Object, s api.VMSpec, st api.VMStatus) haVM {
@@ -34,7 +36,11 @@ func haVMOf(o *api.Object, s api.VMSpec, st api.VMStatus) haVM {
 		name = vr.Namespace + "/" + name
 	}
 	running := st.PowerState == api.PoweredOn && st.Host == s.Host
-	return haVM{name: name, uid: o.UID, priority: s.HA.RestartPriority, pinned: s.Pinned, removing: s.Removing,
+	failed := ""
+	if st.Host == s.Host && !running {
+		failed = st.PowerOnFailed
+	}
+	return haVM{powerOnFailed: failed, name: name, uid: o.UID, priority: s.HA.RestartPriority, pinned: s.Pinned, removing: s.Removing,
 		numCPU: s.NumCPU, memoryMB: s.MemoryMB, running: running, ready: running && st.Ready, readySince: st.ReadySince, rec: st.HA}
 }
 

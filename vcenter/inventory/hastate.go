@@ -22,7 +22,7 @@ type HASnapshot struct {
 	Spec    api.ClusterSpec
 	// State has Now, Config (Datastores false), Hosts (Gossip from the
 	// inventory's connection state, SilentSince its lastSeen), VMs
-	// (Running and Ready from their hosts' reports, HA's attempts),
+	// (Running, Ready and PowerOnFailed from their hosts' reports, HA's attempts),
 	// Dependencies and Rules.
 	State ha.State
 	// HostPaths and VMPaths map the planner's names to inventory paths;
@@ -134,7 +134,7 @@ func (inv *Inventory) HASnapshot(cluster string, base ha.Timings) (*HASnapshot, 
 		v := ha.VM{Name: name, Host: api.Base(it.host), Priority: prio, On: it.on && !x.removing,
 			Running: x.running, Ready: x.ready, ReadySince: x.readySince,
 			CPUReservation: it.cpuRes, MemReservation: it.memRes,
-			NumCPU: x.numCPU, MemoryMB: x.memoryMB, Groups: groups[name]}
+			NumCPU: x.numCPU, MemoryMB: x.memoryMB, Groups: groups[name], PowerOnFailed: x.powerOnFailed}
 		if r := x.rec; r != nil {
 			snap.Records[name] = r
 			v.Attempts, v.LastAttempt, v.LastError, v.RestartedAt = r.Attempts, r.LastAttempt, r.LastError, r.RestartedAt
