@@ -31,6 +31,16 @@ type Injector interface {
 	Running(ctx context.Context) (map[string][]string, error)
 }
 
+// Prober sends requests through a Service that selects the drill's VMs
+// while the drill runs, and counts what failed: the load-balancing work
+// plugs in here (Env.DrillProber); the report keeps the counts as
+// requests.
+type Prober interface {
+	// Start begins sending; Stop ends it and says what was sent.
+	Start(ctx context.Context) error
+	Stop() api.DrillRequests
+}
+
 // HeartbeatReader is an injector that also reads the hosts' HA
 // heartbeats on the heartbeat datastore (by host name): the drill waits
 // until each failed host's HA process has the cluster's current settings,
@@ -188,6 +198,21 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	run.in.CapacityBefore = capacityOf(hosts.Items)
 	run.in.CapacityBefore.Failover = failoverOf(ctx, c, cluster)
 
+	var prober Prober
+	if o.env.DrillProber != nil {
+		paths := make([]string, 0, len(run.in.Protected))
+		for _, p := range run.in.Protected {
+			paths = append(paths, p.VM)
+		}
+		if prober, err = o.env.DrillProber(ctx, cluster, paths); err != nil {
+			return err
+		}
+	}
+	if prober != nil {
+		if err := prober.Start(ctx); err != nil {
+			return err
+		}
+	}
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -235,6 +260,10 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	}
 	stop()
 	wg.Wait()
+	if prober != nil {
+		r := prober.Stop()
+		run.in.Requests = &r
+	}
 	run.in.Ended = time.Now()
 	rep := drill.Build(run.in)
 	if injectErr != nil {

@@ -77,6 +77,18 @@ func (s *simInjector) Running(ctx context.Context) (map[string][]string, error) 
 	return out, nil
 }
 
+// countingProber stands in for requests sent through a Service: it says
+// it sent 10, none failed.
+type countingProber struct {
+	started bool
+	vms     []string
+}
+
+func (p *countingProber) Start(context.Context) error { p.started = true; return nil }
+func (p *countingProber) Stop() api.DrillRequests {
+	return api.DrillRequests{Service: "web", Sent: 10}
+}
+
 // TestHADrill: psc ha.drill refuses what it cannot drill (bad mode, no HA,
 // an unknown host, no injector) and, on simulated hosts whose crash the
 // sim injector makes real, reports every protected VM restarted elsewhere,
@@ -100,11 +112,18 @@ func TestHADrill(t *testing.T) {
 	victim := api.Base(spec.Host)
 
 	inj := &simInjector{l: l, down: map[string]bool{}}
+	var prober *countingProber
 	drill := func(injector bool, args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
 		e := &Env{In: strings.NewReader(""), Out: &out, Err: &errb, Now: time.Now, Location: time.UTC, NewAPI: newClient}
 		if injector {
 			e.Injector = func(context.Context) (Injector, error) { return inj, nil }
+		}
+		if prober != nil {
+			e.DrillProber = func(_ context.Context, _ string, vms []string) (Prober, error) {
+				prober.vms = vms
+				return prober, nil
+			}
 		}
 		vars := map[string]string{"PSC_URL": l.url, "PSC_TOKEN": l.token, "PSC_DATACENTER": "dc1", "PSC_CLUSTER": "c1"}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -137,6 +156,7 @@ func TestHADrill(t *testing.T) {
 		t.Fatalf("a refused drill was kept:\n%s", ls)
 	}
 
+	prober = &countingProber{}
 	out, errOut, code := drill(true, "ha.drill", "-json", "-mode", "crash", "-name", "sim-crash", victim)
 	var rep api.HADrillReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
@@ -145,6 +165,9 @@ func TestHADrill(t *testing.T) {
 	if !rep.Passed || rep.Samples == 0 || rep.Detected.IsZero() || rep.Declared.IsZero() || rep.Healed.IsZero() {
 		t.Errorf("report: passed %v, %d samples, detected %v, declared %v, healed %v, failures %v",
 			rep.Passed, rep.Samples, rep.Detected, rep.Declared, rep.Healed, rep.Failures)
+	}
+	if !prober.started || rep.Requests == nil || rep.Requests.Sent != 10 || len(prober.vms) != len(rep.VMs) {
+		t.Errorf("the drill's prober: started %v, given %v, report %+v", prober.started, prober.vms, rep.Requests)
 	}
 	moved := 0
 	for _, v := range rep.VMs {

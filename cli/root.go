@@ -64,6 +64,10 @@ type Env struct {
 	// Injector makes ha.drill's failures real (the lab's, set by cmd/psc
 	// when PSC_LAB names a lab); nil where there is none.
 	Injector func(ctx context.Context) (Injector, error)
+	// DrillProber, when set, gives ha.drill a Prober sending requests
+	// through a Service that selects the protected VMs (paths) of cluster;
+	// nil prober: none selects them.
+	DrillProber func(ctx context.Context, cluster string, vms []string) (Prober, error)
 
 	api API
 }
