@@ -137,8 +137,8 @@ func (o *drillOptions) Validate() error {
 
 // drillRun is one drill's recording.
 type drillRun struct {
-	mu  sync.Mutex
-	in  drill.Input
+	mu    sync.Mutex
+	in    drill.Input
 	paths map[string]bool // the protected VMs, by path
 }
 
