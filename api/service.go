@@ -1,6 +1,5 @@
 package api
 
-
 // KindService is a load-balanced name for the VMs its selector picks, at
 // /DC/service/[NS/]NAME: what a vSphere shop buys an NSX or F5 virtual
 // server for. Its spec has Kubernetes' v1 Service fields, so manifests from

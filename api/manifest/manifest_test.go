@@ -482,7 +482,7 @@ func TestErrors(t *testing.T) {
 		{"path of the wrong kind", "apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {path: /dc1/vm/x}\n", ctx,
 			`document 1 (ResourcePool "/dc1/vm/x"): metadata.path: /dc1/vm/x is a VirtualMachine path, not a ResourcePool path`},
 		{"invalid path", "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata: {path: /dc1/vms/x}\n", ctx,
-			`document 1 (VirtualMachine "/dc1/vms/x"): metadata.path: path "/dc1/vms/x": unknown folder "vms" (want host, vm, replicaset, deployment, daemonset, job, hpa or drill)`},
+			`document 1 (VirtualMachine "/dc1/vms/x"): metadata.path: path "/dc1/vms/x": unknown folder "vms" (want host, vm, replicaset, deployment, daemonset, job, hpa, service or drill)`},
 		{"root pool", "apiVersion: podsphere.io/v1\nkind: ResourcePool\nmetadata: {path: /dc1/host/c1/Resources}\n", ctx,
 			`document 1 (ResourcePool "/dc1/host/c1/Resources"): metadata: /dc1/host/c1/Resources is the cluster's root pool, which is made with the cluster and sized by its hosts`},
 		{"path and name", "apiVersion: podsphere.io/v1\nkind: Datacenter\nmetadata: {path: /a, name: a}\n", ctx,
