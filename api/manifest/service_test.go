@@ -15,7 +15,7 @@ func TestServiceFiles(t *testing.T) {
 	}{
 		{"service.yaml", want{kind: "Service", path: "/dc1/service/datagrand/my-nginx", labels: map[string]string{"run": "my-nginx"},
 			spec: api.ServiceSpec{Type: api.ServiceNodePort, Selector: map[string]string{"run": "my-nginx"},
-				Ports: []api.ServicePort{{Name: "http", Protocol: "TCP", Port: 8080, TargetPort: api.Int(80)}, {Name: "https", Protocol: "TCP", Port: 443}},
+				Ports:           []api.ServicePort{{Name: "http", Protocol: "TCP", Port: 8080, TargetPort: api.Int(80)}, {Name: "https", Protocol: "TCP", Port: 443}},
 				SessionAffinity: "None", ExternalTrafficPolicy: "Cluster"}}},
 		{"service-exported.yaml", want{kind: "Service", path: "/dc1/service/web",
 			spec: api.ServiceSpec{Type: api.ServiceClusterIP, Selector: map[string]string{"app": "web"}, ClusterIP: "10.96.12.7",
