@@ -40,6 +40,9 @@ spec:
 	if !strings.Contains(out, "web") {
 		t.Errorf("apply says %q, want the Service named", out)
 	}
+	if out, _, code := l.psc(svc, nil, "apply", "-f", "-"); code != 0 || !strings.Contains(out, "unchanged") {
+		t.Errorf("applying the same Service again: exit %d: %q, want unchanged", code, out)
+	}
 	l.eventually("3 of 3 endpoints ready", func() bool {
 		var st api.ServiceStatus
 		_ = l.get("/dc1/service/team-a/web").DecodeStatus(&st)
