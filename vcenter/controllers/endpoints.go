@@ -119,8 +119,13 @@ func (c *Endpoints) Reconcile(_ context.Context, key string) (Result, error) {
 		}
 		var vms []lb.VM
 		sel := svcSel{dc: ref.Datacenter, ns: ref.Namespace, selector: spec.Selector}
-		for _, v := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Prefix: "/" + ref.Datacenter + "/vm",
-			Filter: sel.selects}).Items {
+		// The namespace's folder (the default namespace's is the whole vm
+		// folder; selects keeps its top level only).
+		folder := "/" + ref.Datacenter + "/vm"
+		if ref.Namespace != "" {
+			folder += "/" + ref.Namespace
+		}
+		for _, v := range c.inv.List(store.Query{Kind: api.KindVirtualMachine, Prefix: folder, Filter: sel.selects}).Items {
 			vms = append(vms, c.view(v))
 		}
 		subsets = lb.Endpoints(ref.Namespace, spec, vms, hosts)
