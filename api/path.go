@@ -16,7 +16,7 @@ import (
 //	/DC/vm/NAME                 VirtualMachine (default namespace)
 //	/DC/vm/NS/NAME              VirtualMachine in namespace NS
 //	/DC/replicaset/[NS/]NAME    ReplicaSet, and likewise deployment,
-//	                            daemonset, job, hpa (see workloads.go)
+//	                            daemonset, job, hpa, service (see workloads.go)
 //	/DC/drill/NAME              HADrill (a failover drill's report)
 //	/library/NAME               Image (Content Library)
 //	/events/KEY, /tasks/KEY     Event, Task
@@ -126,7 +126,7 @@ func ParsePath(p string) (Ref, error) {
 			return bad("expected /DC/host/CLUSTER")
 		}
 	default:
-		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job, hpa or drill)", parts[1]))
+		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job, hpa, service or drill)", parts[1]))
 	}
 	r.Cluster = parts[2]
 	switch {

@@ -16,6 +16,7 @@ import (
 //	/DC/daemonset/[NS/]NAME    DaemonSet: one VM per matching host
 //	/DC/job/[NS/]NAME          Job: VMs that run to completion
 //	/DC/hpa/[NS/]NAME          HorizontalPodAutoscaler: scales a Deployment or ReplicaSet
+//	/DC/service/[NS/]NAME      Service: a load-balanced name for VMs (service.go)
 const (
 	KindReplicaSet = "ReplicaSet"
 	KindDeployment = "Deployment"
@@ -31,6 +32,7 @@ var workloadFolders = map[string]string{
 	"daemonset":  KindDaemonSet,
 	"job":        KindJob,
 	"hpa":        KindAutoscaler,
+	"service":    KindService,
 }
 
 // FolderOf is the datacenter folder that holds objects of a namespaced kind

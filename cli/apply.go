@@ -38,7 +38,7 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 	o := &manifestOptions{env: env, delete: del}
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
-		Short: "Create or update the objects of a YAML manifest (podsphere kinds; Kubernetes Namespace, ResourceQuota, Pod, Deployment, ReplicaSet, DaemonSet, Job, HorizontalPodAutoscaler)",
+		Short: "Create or update the objects of a YAML manifest (podsphere kinds; Kubernetes Namespace, ResourceQuota, Pod, Service, Deployment, ReplicaSet, DaemonSet, Job, HorizontalPodAutoscaler)",
 		Example: `  psc apply -f dev.yaml
   cat dev.yaml | psc apply -f -`,
 		Args: exactArgs(0, "no arguments (the manifest comes from -f)"),

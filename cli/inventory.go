@@ -47,6 +47,7 @@ var typeAliases = map[string]string{
 	"ds": api.KindDaemonSet, "daemonset": api.KindDaemonSet,
 	"job": api.KindJob,
 	"hpa": api.KindAutoscaler, "horizontalpodautoscaler": api.KindAutoscaler,
+	"svc": api.KindService, "service": api.KindService,
 }
 
 // parseType reads a -t / -type value.
@@ -57,7 +58,7 @@ func parseType(t string) (string, error) {
 	if k, ok := typeAliases[strings.ToLower(t)]; ok {
 		return k, nil
 	}
-	return "", usagef("unknown type %q (want d, c, h, p, m, f, rs, deploy, ds, job, hpa or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset)", t)
+	return "", usagef("unknown type %q (want d, c, h, p, m, f, rs, deploy, ds, job, hpa, svc or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset, service)", t)
 }
 
 // inventory is a snapshot of the inventory objects under one prefix, with

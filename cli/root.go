@@ -277,6 +277,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		root.AddCommand(cmd)
 	}
 	addWorkloadCommands(env, root)
+	addLBCommands(env, root)
 	addDataPlaneCommands(env, root)
 	return root
 }

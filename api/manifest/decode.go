@@ -30,7 +30,7 @@ var kubeKinds = []struct {
 	apiVersion string
 	kinds      []string
 }{
-	{"v1", []string{"Namespace", "ResourceQuota", "Pod"}},
+	{"v1", []string{"Namespace", "ResourceQuota", "Pod", api.KindService}},
 	{"apps/v1", []string{api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet}},
 	{"batch/v1", []string{api.KindJob}},
 	{"autoscaling/v2", []string{api.KindAutoscaler}},
@@ -71,7 +71,7 @@ func kubeKindList() string {
 var notYetSupported = map[string]string{
 	"StatefulSet": "a StatefulSet's members keep stable names and storage, and stable storage arrives with podsphere's storage work (a Deployment runs stateless members)",
 	"CronJob":     "podsphere has no schedules yet (apply the jobTemplate as a Job)",
-	"Service":     "", "Ingress": "", "ConfigMap": "", "Secret": "", "PersistentVolumeClaim": "", "List": "",
+	"Ingress":     "", "ConfigMap": "", "Secret": "", "PersistentVolumeClaim": "", "List": "",
 }
 
 // ignoredMeta lists the Kubernetes metadata fields users commonly carry
@@ -144,6 +144,10 @@ func decodeDoc(doc int, v any, ctx Context) ([]Item, error) {
 		items, ferr = d.resourceQuota()
 	case apiVersion == "v1" && kind == "Pod":
 		items, ferr = d.pod()
+	case apiVersion == "v1" && kind == api.KindService:
+		items, ferr = d.service()
+	case kubeEndpointsKinds[kind] == apiVersion:
+		return nil, &Error{Doc: doc, Kind: kind, Msg: fmt.Sprintf("%s objects are kept by vcenter from each Service's selector, not applied: read them with psc svc.info (a Service without a selector has no endpoints in podsphere yet)", kind)}
 	case apiVersion == "apps/v1" && kind == api.KindDeployment:
 		items, ferr = d.deployment()
 	case apiVersion == "apps/v1" && kind == api.KindReplicaSet:

@@ -96,6 +96,16 @@ func FuzzDecode(f *testing.F) {
 						t.Fatalf("item %d: target %q is not a Deployment or ReplicaSet path", i, s.Target)
 					}
 				}()
+			case api.KindService:
+				var s api.ServiceSpec
+				spec = &s
+				defer func() {
+					// What apply sends is already what vcenter would store.
+					n := s
+					if err := n.Normalize(); err != nil {
+						t.Fatalf("item %d: Service spec %+v does not pass Normalize: %v", i, s, err)
+					}
+				}()
 			case api.KindResourcePool:
 				spec = &api.PoolSpec{}
 			case api.KindCluster:

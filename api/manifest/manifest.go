@@ -1,7 +1,7 @@
 // Package manifest decodes the files admins hand to `psc apply -f` and
 // `psc delete -f` into api.Objects: podsphere's own kinds (apiVersion
 // podsphere.io/v1) and the Kubernetes kinds podsphere maps onto its
-// inventory (Namespace, ResourceQuota, Pod; Deployment, ReplicaSet,
+// inventory (Namespace, ResourceQuota, Pod, Service; Deployment, ReplicaSet,
 // DaemonSet, Job and HorizontalPodAutoscaler).
 //
 // Decoding is strict: unknown fields, duplicate keys and wrong types are

@@ -58,6 +58,8 @@ type vm struct {
 	booted bool // started at least once
 	// timer tells the agent when the probes' delays run out (nil: none pending).
 	timer *time.Timer
+	// unready: its readiness probes fail (FailReadiness) while it keeps running.
+	unready bool
 }
 
 var (
@@ -368,6 +370,24 @@ func (d *Driver) Crash(id string, exitCode int) error {
 	return nil
 }
 
+// FailReadiness makes the running VM's readiness probes fail (failing
+// true) or pass again, as an application that stops answering would,
+// without stopping it; the agent is told at once. Tests drive load
+// balancing with it (a VM that is not ready leaves its Services).
+func (d *Driver) FailReadiness(id string, failing bool) error {
+	d.mu.Lock()
+	v, err := d.get(id)
+	if err == nil {
+		v.unready = failing
+	}
+	notify := d.notify
+	d.mu.Unlock()
+	if err == nil && notify != nil {
+		notify(id)
+	}
+	return err
+}
+
 func (v *vm) stop(exitCode int) {
 	v.stopTimer()
 	if v.state.PowerState != api.PoweredOn {
@@ -496,7 +516,7 @@ func (v *vm) snapshot(now time.Time) runtime.VMState {
 		}
 		started, ready := probeDelays(v.spec.Containers[i-nInit])
 		c.Started = !now.Before(c.StartedAt.Add(started))
-		c.Ready = c.Started && !now.Before(c.StartedAt.Add(ready))
+		c.Ready = c.Started && !now.Before(c.StartedAt.Add(ready)) && !v.unready
 	}
 	if s.PowerState == api.PoweredOn && len(v.spec.Containers) > 0 {
 		s.Ready = true

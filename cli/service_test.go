@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// A tutorial's Deployment and a Service in front of it, applied with psc:
+// svc.ls shows the Service with 3 of 3 endpoints ready once the VMs are,
+// svc.info lists each member with its VM, address and host, and delete -f
+// removes the Service.
+func TestApplyServiceAndSvcVerbs(t *testing.T) {
+	t.Parallel()
+	l := labBase(t, "esx-01", "esx-02", "esx-03")
+	k8s := func(name string) string { return filepath.Join("..", "api", "manifest", "testdata", "k8s", name) }
+	if _, errOut, code := l.psc("apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n", nil, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("namespace: exit %d: %s", code, errOut)
+	}
+	if out, errOut, code := l.psc("", nil, "apply", "-f", k8s("deployment.yaml")); code != 0 {
+		t.Fatalf("deployment: exit %d: %s%s", code, out, errOut)
+	}
+	const svc = `apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: team-a}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 8080, targetPort: http, nodePort: 30080}
+`
+	out, errOut, code := l.psc(svc, nil, "apply", "-f", "-")
+	if code != 0 {
+		t.Fatalf("apply Service: exit %d: %s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "web") {
+		t.Errorf("apply says %q, want the Service named", out)
+	}
+	if out, _, code := l.psc(svc, nil, "apply", "-f", "-"); code != 0 || !strings.Contains(out, "unchanged") {
+		t.Errorf("applying the same Service again: exit %d: %q, want unchanged", code, out)
+	}
+	l.eventually("3 of 3 endpoints ready", func() bool {
+		var st api.ServiceStatus
+		_ = l.get("/dc1/service/team-a/web").DecodeStatus(&st)
+		return st.Ready == 3 && st.Total == 3
+	})
+	out, errOut, code = l.psc("", nil, "svc.ls", "-namespace", "team-a")
+	if code != 0 {
+		t.Fatalf("svc.ls: exit %d: %s", code, errOut)
+	}
+	t.Logf("psc svc.ls -namespace team-a:\n%s", out)
+	row := regexp.MustCompile(`(?m)^web\s+NodePort\s+<pending>\s+8080:30080/TCP\s+3/3\s+\S+\s*$`)
+	if !strings.HasPrefix(out, "Name") || !strings.Contains(out, "Cluster-IP") || !row.MatchString(out) {
+		t.Errorf("svc.ls:\n%s\nwant a header and the row web NodePort <pending> 8080:30080/TCP 3/3 AGE", out)
+	}
+	if out, _, _ := l.psc("", nil, "svc.ls"); strings.Contains(out, "web") {
+		t.Errorf("svc.ls of the default namespace shows team-a's Service:\n%s", out)
+	}
+	out, _, code = l.psc("", nil, "svc.ls", "-namespace", "team-a", "-json")
+	var objs []*api.Object
+	if err := json.Unmarshal([]byte(out), &objs); code != 0 || err != nil || len(objs) != 1 || objs[0].Path != "/dc1/service/team-a/web" {
+		t.Errorf("svc.ls -json: exit %d, %v: %s", code, err, out)
+	}
+	out, errOut, code = l.psc("", nil, "svc.info", "-namespace", "team-a", "web")
+	if code != 0 {
+		t.Fatalf("svc.info: exit %d: %s", code, errOut)
+	}
+	t.Logf("psc svc.info -namespace team-a web:\n%s", out)
+	member := regexp.MustCompile(`team-a/web-\S+ \d+\.\d+\.\d+\.\d+ on esx-0[123], ready \(http 80/TCP\)`)
+	if n := len(member.FindAllString(out, -1)); n != 3 || !strings.Contains(out, "http 8080/TCP -> http (node port 30080)") {
+		t.Errorf("svc.info shows %d ready members, want 3 with the named port resolved to nginx's 80:\n%s", n, out)
+	}
+	if _, errOut, code := l.psc(svc, nil, "delete", "-f", "-"); code != 0 {
+		t.Fatalf("delete -f: exit %d: %s", code, errOut)
+	}
+	if l.exists("/dc1/service/team-a/web") {
+		t.Error("the Service is still there after delete -f")
+	}
+}

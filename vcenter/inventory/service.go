@@ -1,0 +1,55 @@
+package inventory
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/podsphere/podsphere/api"
+)
+
+// service is a load-balanced name for the VMs of its namespace that its
+// selector picks. Its status (the endpoints) is the endpoints
+// controller's: clients write only the spec, and no client reports it.
+type service struct{ base }
+
+func init() { register(api.KindService, service{}) }
+
+func (service) names() kindNames {
+	return kindNames{word: "Service", createTask: "CreateService", changeTask: "ReconfigureService", removeTask: "Destroy_Task",
+		createdEvent: "ServiceCreatedEvent", changedEvent: "ServiceReconfiguredEvent", goneEvent: "ServiceRemovedEvent"}
+}
+
+func (service) prepare(_ api.Ref, o *api.Object) error {
+	var s api.ServiceSpec
+	if err := decodeStrict(o.Spec, &s, "spec"); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(s.Selector))
+	for k := range s.Selector {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := validLabel(k, s.Selector[k]); err != nil {
+			return fmt.Errorf("spec.selector: %w", err)
+		}
+	}
+	if err := s.Normalize(); err != nil {
+		return err
+	}
+	o.SetSpec(s)
+	return nil
+}
+
+// admitChange keeps what Kubernetes keeps immutable: an assigned cluster
+// IP (clients reach the Service by it) cannot move.
+func (service) admitChange(_ *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
+	var was, now api.ServiceSpec
+	_ = cur.DecodeSpec(&was)
+	_ = o.DecodeSpec(&now)
+	if was.ClusterIP != "" && now.ClusterIP != was.ClusterIP && now.Type != api.ServiceExternalName {
+		return "", fmt.Errorf("spec.clusterIP: %q cannot change to %q: clients reach the Service by it; delete and re-create the Service to move it: %w",
+			was.ClusterIP, now.ClusterIP, api.ErrInvalid)
+	}
+	return "", nil
+}
