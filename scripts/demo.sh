@@ -140,8 +140,9 @@ VICTIM=$(host_of "$SITE")
 run psc ha.plan -fail "$VICTIM"
 note "the mandatory spread rule leaves the web VM of $VICTIM nowhere to go (as vSphere HA honours it): relax it"
 run psc cluster.rule.remove -name web-spread
-run psc ha.drill -mode crash -svg "$LAB_DIR/drill.svg" "$VICTIM"
-note "timeline picture: $LAB_DIR/drill.svg"
+SVG=${TMPDIR:-/tmp}/podsphere-drill.svg
+run psc ha.drill -mode crash -svg "$SVG" "$VICTIM"
+note "timeline picture: $SVG"
 run psc ha.drill.ls
 
 cat <<EOF
