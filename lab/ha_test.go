@@ -395,7 +395,12 @@ func (l *labRun) restartProcess(p Process) {
 	l.t.Helper()
 	// A killed process holds its files (vcenter's database lock) until it
 	// is gone: wait for that, as a supervisor does.
-	if err := waitUntil(context.Background(), 10*time.Second, p.Name+" gone", func() (bool, error) { return !p.Alive(), nil }); err != nil {
+	// A Go process's main thread can be a zombie while its other threads
+	// still hold the open files: gone means no open descriptor left.
+	if err := waitUntil(context.Background(), 10*time.Second, p.Name+" gone", func() (bool, error) {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.PID))
+		return !p.Alive() && (err != nil || len(fds) == 0), nil
+	}); err != nil {
 		l.t.Fatal(err)
 	}
 	np, err := startDaemon(p.Name, p.NetNS, p.Args, p.Log)

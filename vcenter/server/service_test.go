@@ -76,9 +76,10 @@ func TestServiceEndpointsFollowReadinessAndHosts(t *testing.T) {
 			t.Errorf("endpoint %+v: the VM reports ip %s on %s", a, vs.IP, vs.Host)
 		}
 	}
-	if !hasEvent(e.eventsFor(t, svc), "EndpointsChangedEvent", "3 of 3 endpoints ready") {
-		t.Errorf("no EndpointsChangedEvent saying 3 of 3 ready: %v", eventTypes(e.eventsFor(t, svc)))
-	}
+	// The controller records the event right after the status it reports.
+	eventually(t, "an EndpointsChangedEvent saying 3 of 3 ready", 5*time.Second, func() bool {
+		return hasEvent(e.eventsFor(t, svc), "EndpointsChangedEvent", "3 of 3 endpoints ready")
+	})
 
 	// Readiness fails on one VM: it moves to notReadyAddresses.
 	var victim api.EndpointAddress
@@ -97,9 +98,9 @@ func TestServiceEndpointsFollowReadinessAndHosts(t *testing.T) {
 		return !in && st.Ready == 2 && st.Total == 3
 	})
 	t.Logf("a VM whose readiness failed left the Service's ready endpoints after %v", time.Since(start).Round(time.Millisecond))
-	if !hasEvent(e.eventsFor(t, svc), "EndpointsChangedEvent", "left "+api.Base(victim.VM)) {
-		t.Errorf("no event naming %s leaving", api.Base(victim.VM))
-	}
+	eventually(t, "an event naming "+api.Base(victim.VM)+" leaving", 5*time.Second, func() bool {
+		return hasEvent(e.eventsFor(t, svc), "EndpointsChangedEvent", "left "+api.Base(victim.VM))
+	})
 	if err := drivers[victim.Host].FailReadiness(o.UID, false); err != nil {
 		t.Fatal(err)
 	}
