@@ -15,6 +15,7 @@ import (
 	"log"
 	"maps"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,6 +152,10 @@ func newTree() *btree.BTreeG[*api.Object] {
 	return btree.NewG(32, func(a, b *api.Object) bool { return a.Path < b.Path })
 }
 
+// lockWait is how long Open waits for another process to release the
+// database's directory lock before it gives up.
+const lockWait = 3 * time.Second
+
 // Open opens (or creates) the store in dir and loads every object into memory.
 func Open(dir string, opt Options) (*Store, error) {
 	opt.setDefaults()
@@ -159,6 +164,14 @@ func Open(dir string, opt Options) (*Store, error) {
 		WithDetectConflicts(false). // a single committer goroutine writes; nothing to detect
 		WithLogger(badgerLogger{opt.Logger})
 	db, err := badger.Open(bopt)
+	// A vcenter restarted at once after a crash (a supervisor with no
+	// restart delay) can find the old process still releasing the
+	// database's directory lock: its last threads are exiting. Wait a
+	// little for it rather than fail; a live second vcenter still fails.
+	for deadline := time.Now().Add(lockWait); err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		db, err = badger.Open(bopt)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening inventory database in %s: %w", dir, err)
 	}
