@@ -339,8 +339,12 @@ func TestLabFaults(t *testing.T) {
 	}
 	lab("host.heal", "esx-01")
 	lab("host.heal", "esx-02")
-	if !l.reaches("esx-01", vcAPI) || !l.reaches("esx-02", agent(3)) {
-		t.Error("after host.heal the hosts do not reach vcenter and esx-03")
+	// The port goes back on the bridge at once; a first packet may wait
+	// for the bridge to learn it again.
+	if err := waitUntil(context.Background(), 10*time.Second, "healed hosts reaching vcenter and esx-03", func() (bool, error) {
+		return l.reaches("esx-01", vcAPI) && l.reaches("esx-02", agent(3)), nil
+	}); err != nil {
+		t.Error(err)
 	}
 	l.waitHosts(c, 30*time.Second, map[string]string{"esx-01": api.HostConnected, "esx-02": api.HostConnected, "esx-03": api.HostConnected})
 
