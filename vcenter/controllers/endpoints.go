@@ -137,16 +137,24 @@ func (c *Endpoints) Reconcile(_ context.Context, key string) (Result, error) {
 	if reflect.DeepEqual(was, st) {
 		return Result{}, nil
 	}
-	if _, err := c.inv.WriteStatus(EndpointsUser, key, func(cur *api.Object) (bool, error) {
+	// The status and the event saying who joined or left are one write:
+	// a vcenter killed between them loses neither alone.
+	msg := membersChange(was, st)
+	if err := c.inv.Update(EndpointsUser, func(t *inventory.Txn) error {
+		cur, err := t.Get(key)
+		if err != nil {
+			return err
+		}
 		cur.SetStatus(st)
-		return true, nil
+		if _, err := t.Update(cur); err != nil {
+			return err
+		}
+		if msg == "" {
+			return nil
+		}
+		return t.Event("info", "EndpointsChangedEvent", key, "%s: %d of %d endpoints ready", msg, ready, total)
 	}); err != nil {
 		return Result{}, err
-	}
-	if msg := membersChange(was, st); msg != "" {
-		if err := c.inv.Record(EndpointsUser, "info", "EndpointsChangedEvent", key, "%s: %d of %d endpoints ready", msg, ready, total); err != nil {
-			return Result{}, err
-		}
 	}
 	return Result{}, nil
 }

@@ -76,7 +76,6 @@ func TestServiceEndpointsFollowReadinessAndHosts(t *testing.T) {
 			t.Errorf("endpoint %+v: the VM reports ip %s on %s", a, vs.IP, vs.Host)
 		}
 	}
-	// The controller records the event right after the status it reports.
 	eventually(t, "an EndpointsChangedEvent saying 3 of 3 ready", 5*time.Second, func() bool {
 		return hasEvent(e.eventsFor(t, svc), "EndpointsChangedEvent", "3 of 3 endpoints ready")
 	})
