@@ -29,20 +29,10 @@ const HAUser = "vSphere HA"
 // (Refusal) with nothing written: record it with FailoverFailed.
 func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[string]bool) (out *api.Object, ok bool, err error) {
 	err = inv.Update(HAUser, func(t *Txn) error {
-		vm, err := t.Get(path)
-		if err != nil {
-			if isNotFound(err) {
-				return nil
-			}
-			return err
-		}
-		var spec api.VMSpec
-		var st api.VMStatus
-		_ = vm.DecodeSpec(&spec)
-		_ = vm.DecodeStatus(&st)
+		vm, spec, st, ours, err := failoverVM(t, path, from)
 		out = vm
-		if spec.Host != from || spec.PowerState != api.PoweredOn || spec.Removing {
-			return nil
+		if !ours {
+			return err
 		}
 		if !down[from] && (st.Host != from || st.PowerState == api.PoweredOn || st.PowerOnFailed == "") {
 			// from is live: HA moves the VM only while from says it could
@@ -78,6 +68,23 @@ func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[
 	return out, ok, err
 }
 
+// failoverVM reads the VM at path inside t for one of HA's writes about it on
+// host (a path). ours is false, with no error, when the VM is gone or has
+// left host, should not run or is being removed: someone else acted first,
+// and HA writes nothing.
+func failoverVM(t *Txn, path, host string) (vm *api.Object, spec api.VMSpec, st api.VMStatus, ours bool, err error) {
+	vm, err = t.Get(path)
+	if err != nil {
+		if isNotFound(err) {
+			err = nil
+		}
+		return nil, spec, st, false, err
+	}
+	_ = vm.DecodeSpec(&spec)
+	_ = vm.DecodeStatus(&st)
+	return vm, spec, st, spec.Host == host && spec.PowerState == api.PoweredOn && !spec.Removing, nil
+}
+
 // FailoverFailed records that HA's attempt (1-based, of attempts) to
 // restart the VM at path, registered on host from, failed because why:
 // the VM's HA record counts it, its status says it is off (its host
@@ -86,19 +93,9 @@ func (inv *Inventory) Failover(path, from, reason string, attempt int, down map[
 // attempt is already recorded.
 func (inv *Inventory) FailoverFailed(path, from, why string, attempt, attempts int) error {
 	return inv.Update(HAUser, func(t *Txn) error {
-		vm, err := t.Get(path)
-		if err != nil {
-			if isNotFound(err) {
-				return nil
-			}
+		vm, spec, st, ours, err := failoverVM(t, path, from)
+		if !ours {
 			return err
-		}
-		var spec api.VMSpec
-		var st api.VMStatus
-		_ = vm.DecodeSpec(&spec)
-		_ = vm.DecodeStatus(&st)
-		if spec.Host != from || spec.PowerState != api.PoweredOn || spec.Removing {
-			return nil
 		}
 		rec := api.VMHAStatus{}
 		if st.HA != nil {
@@ -141,20 +138,9 @@ func (inv *Inventory) FailoverFailed(path, from, why string, attempt, attempts i
 // longer says so, or the failure is recorded already.
 func (inv *Inventory) FailoverStartFailed(path, host string, attempt, attempts int) error {
 	return inv.Update(HAUser, func(t *Txn) error {
-		vm, err := t.Get(path)
-		if err != nil {
-			if isNotFound(err) {
-				return nil
-			}
+		vm, _, st, ours, err := failoverVM(t, path, host)
+		if !ours || st.Host != host || st.PowerState == api.PoweredOn || st.PowerOnFailed == "" || st.HA == nil {
 			return err
-		}
-		var spec api.VMSpec
-		var st api.VMStatus
-		_ = vm.DecodeSpec(&spec)
-		_ = vm.DecodeStatus(&st)
-		if spec.Host != host || spec.PowerState != api.PoweredOn || spec.Removing || st.Host != host ||
-			st.PowerState == api.PoweredOn || st.PowerOnFailed == "" || st.HA == nil {
-			return nil
 		}
 		rec := *st.HA
 		if rec.Attempts != attempt || rec.LastError != "" || rec.GaveUp {
