@@ -233,18 +233,11 @@ func killTasks(ctx context.Context, sock, ns string) (int, error) {
 // daemons and VMs keep running and it keeps the shared directory (storage),
 // as an ESXi host whose management network failed. host.heal ends it.
 func IsolateHost(ctx context.Context, opts Options, name string) error {
-	s, unlock, err := faultState(&opts)
+	s, h, unlock, err := upHost(&opts, name, "is crashed")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	h, err := s.labHost(name)
-	if err != nil {
-		return err
-	}
-	if h.Fault == FaultCrashed {
-		return fmt.Errorf("%s is crashed: boot it with podsphere lab host.restart %s: %w", h.Name, h.Name, api.ErrConflict)
-	}
 	if err := ipIn(mgmtNS(s.Prefix), "link", "set", hostPort(h), "down"); err != nil {
 		return fmt.Errorf("isolate %s: %w", h.Name, err)
 	}
@@ -361,21 +354,33 @@ func (s *State) reconnect(h *Host) error {
 	return errors.Join(errs...)
 }
 
+// upHost locks the lab's state for a fault verb on host name, which must
+// not be crashed (why completes the refusal: "esx-01 is crashed"); the
+// caller runs unlock.
+func upHost(opts *Options, name, why string) (*State, *Host, func(), error) {
+	s, unlock, err := faultState(opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := s.labHost(name)
+	if err == nil && h.Fault == FaultCrashed {
+		err = fmt.Errorf("%s %s: boot it with podsphere lab host.restart %s: %w", h.Name, why, h.Name, api.ErrConflict)
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return s, h, unlock, nil
+}
+
 // HealHost ends an isolation or a partition: the host's port goes back on
 // the management bridge, up. A crashed host needs host.restart instead.
 func HealHost(ctx context.Context, opts Options, name string) error {
-	s, unlock, err := faultState(&opts)
+	s, h, unlock, err := upHost(&opts, name, "is crashed, not cut off")
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	h, err := s.labHost(name)
-	if err != nil {
-		return err
-	}
-	if h.Fault == FaultCrashed {
-		return fmt.Errorf("%s is crashed, not cut off: boot it with podsphere lab host.restart %s: %w", h.Name, h.Name, api.ErrConflict)
-	}
 	was := h.Fault
 	if err := s.reconnect(h); err != nil {
 		return fmt.Errorf("heal %s: %w", h.Name, err)
