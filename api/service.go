@@ -22,12 +22,17 @@ var ServiceTypes = []string{ServiceClusterIP, ServiceNodePort, ServiceLoadBalanc
 // address, clients get the endpoints' own addresses.
 const ClusterIPNone = "None"
 
-// ServiceSpec is Kubernetes' ServiceSpec, the fields users paste. ClusterIP
-// empty means "allocate one": allocation from the cluster's service range
-// comes with the data plane (virtual IPs), which is not there yet, so until
-// then an empty clusterIP stays empty.
+// ServiceSpec is Kubernetes' ServiceSpec, the fields users paste, plus the
+// cluster it lives in. ClusterIP empty means "allocate one" from the
+// cluster's service range; NodePort 0 means allocate one from the
+// cluster's node port range.
 type ServiceSpec struct {
-	Type string `json:"type"`
+	// Cluster is the inventory path of the cluster whose hosts carry the
+	// Service and whose ranges its addresses come from (podsphere's, not
+	// Kubernetes': one datacenter may hold several clusters). psc apply
+	// sets it from PSC_CLUSTER; "" is the datacenter's only cluster.
+	Cluster string `json:"cluster,omitempty"`
+	Type    string `json:"type"`
 	// Selector picks the VMs of the Service's namespace by their labels
 	// (equality only, as Kubernetes' Service selector). A Service without
 	// one has no endpoints kept by vcenter.
@@ -45,6 +50,14 @@ type ServiceSpec struct {
 	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
 	// ExternalName is the DNS name an ExternalName Service aliases.
 	ExternalName string `json:"externalName,omitempty"`
+	// HealthCheckNodePort is the port, on every host, that answers 200
+	// only where the Service has a local endpoint (externalTrafficPolicy
+	// Local of a LoadBalancer Service; allocated from the node port range
+	// when 0).
+	HealthCheckNodePort int `json:"healthCheckNodePort,omitempty"`
+	// LoadBalancerIP asks for a particular address of the cluster's
+	// LoadBalancerAddresses ("" = the next free one).
+	LoadBalancerIP string `json:"loadBalancerIP,omitempty"`
 }
 
 // SessionAffinityConfig is Kubernetes' sessionAffinityConfig.
@@ -91,6 +104,29 @@ type ServiceStatus struct {
 	// not ready), for tables.
 	Ready int `json:"ready"`
 	Total int `json:"total"`
+	// LoadBalancer is where a LoadBalancer Service is reached from outside.
+	LoadBalancer LoadBalancerStatus `json:"loadBalancer,omitzero"`
+}
+
+// LoadBalancerStatus is Kubernetes' status.loadBalancer.
+type LoadBalancerStatus struct {
+	Ingress []LoadBalancerIngress `json:"ingress,omitempty"`
+}
+
+// LoadBalancerIngress is one outside address. Host is podsphere's: the
+// host that answers for the address on the hosts' network (ARP); another
+// takes it over when that host fails or enters maintenance.
+type LoadBalancerIngress struct {
+	IP    string       `json:"ip,omitempty"`
+	Host  string       `json:"host,omitempty"`
+	Ports []PortStatus `json:"ports,omitempty"`
+}
+
+// PortStatus is Kubernetes' status.loadBalancer.ingress[].ports[]: listed
+// when the address is reached on a port other than the usual one.
+type PortStatus struct {
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol"`
 }
 
 // EndpointSubset is a set of addresses sharing the same ports.

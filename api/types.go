@@ -17,6 +17,21 @@ type ClusterSpec struct {
 	Groups []ClusterGroup `json:"groups,omitempty"`
 	// PodCIDR is the block from which each host gets its pod /24.
 	PodCIDR string `json:"podCIDR,omitempty"`
+	// ServiceCIDR is the block Services' cluster IPs come from: virtual
+	// addresses that exist only in the hosts' rules. It must not overlap
+	// any cluster's pod CIDR ("" = vcenter picks one, as for PodCIDR).
+	ServiceCIDR string `json:"serviceCIDR,omitempty"`
+	// NodePortRange is "FIRST-LAST", the ports NodePort Services are
+	// given on every host's address ("" = Kubernetes' 30000-32767).
+	NodePortRange string `json:"nodePortRange,omitempty"`
+	// LoadBalancerAddresses are the addresses on the hosts' network that
+	// LoadBalancer Services (and the cluster's Ingress) are given, as
+	// CIDRs or "FIRST-LAST" ranges; one healthy host answers for each.
+	// Empty: LoadBalancer Services get no address (and say so).
+	LoadBalancerAddresses []string `json:"loadBalancerAddresses,omitempty"`
+	// ClusterDomain is the DNS suffix of Service names
+	// (NAME.NAMESPACE.svc.CLUSTER-DOMAIN; "" = cluster.local).
+	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
 type DRSConfig struct {
