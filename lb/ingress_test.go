@@ -116,11 +116,11 @@ func TestRoutesHosts(t *testing.T) {
 		{"sphinx-v1.esxcloud.net", "v1"},
 		{"sphinx-v1.esxcloud.net:8080", "v1"},
 		{"SPHINX-V1.esxcloud.net", "v1"},
-		{"other.esxcloud.net", "wild"},     // wildcard: one label
-		{"a.b.esxcloud.net", "any"},        // two labels: not the wildcard
-		{"esxcloud.net", "any"},            // no label: not the wildcard
-		{"10.99.0.50", "any"},              // by address
-		{"[fd00::1]:80", "any"},            // by IPv6 address
+		{"other.esxcloud.net", "wild"}, // wildcard: one label
+		{"a.b.esxcloud.net", "any"},    // two labels: not the wildcard
+		{"esxcloud.net", "any"},        // no label: not the wildcard
+		{"10.99.0.50", "any"},          // by address
+		{"[fd00::1]:80", "any"},        // by IPv6 address
 		{"sphinx-v1.esxcloud.net.evil", "any"},
 	} {
 		if got := served(tb, c.host, "/x"); got != c.want {
