@@ -44,7 +44,8 @@ const (
 // Proxy is the Ingress proxy. Its zero value is not usable: use New.
 type Proxy struct {
 	routes    atomic.Pointer[lb.RouteTable]
-	transport *http.Transport
+	transport *http.Transport // upgrades and Expect: 100-continue
+	conns     *endpointConns  // everything else (transport.go)
 	rp        *httputil.ReverseProxy
 	health    *Health
 	log       *AccessLog
@@ -94,6 +95,7 @@ func New(o Options) *Proxy {
 		WriteBufferSize:    32 << 10,
 		ReadBufferSize:     32 << 10,
 	}
+	p.conns = newEndpointConns(MaxIdlePerEndpoint, IdleTimeout, now)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
 		Transport:    roundTripper{p},
@@ -131,6 +133,12 @@ func (p *Proxy) ApplyLB(_ context.Context, st *lb.State) error {
 		return p.certs.Reload()
 	}
 	return nil
+}
+
+// Close closes the idle connections to endpoints.
+func (p *Proxy) Close() {
+	p.conns.Close()
+	p.transport.CloseIdleConnections()
 }
 
 // Log is the access log (newest last).
@@ -287,7 +295,13 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			out = req.Clone(req.Context())
 			out.URL.Host = ep
 		}
-		resp, err := p.transport.RoundTrip(out)
+		var resp *http.Response
+		var err error
+		if handles(out) {
+			resp, err = p.conns.RoundTrip(out)
+		} else {
+			resp, err = p.transport.RoundTrip(out)
+		}
 		if err == nil {
 			p.health.Success(ep)
 			return resp, nil
