@@ -197,6 +197,9 @@ func startGoProxy(b *testing.B, addr string, r benchRoutes, reconfig bool) func(
 	spec, _ := json.Marshal(map[string]any{"Addr": addr, "Routes": r, "Reconfig": reconfig})
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchProxyProcess$", "-test.bench", "^$")
 	cmd.Env = append(os.Environ(), proxyEnv+"="+string(spec))
+	if n := os.Getenv("PODSPHERE_BENCH_PROXY_PROCS"); n != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+n)
+	}
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
