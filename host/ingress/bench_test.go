@@ -168,11 +168,25 @@ func TestBenchProxyProcess(t *testing.T) {
 	}
 	p := New(Options{})
 	p.SetRoutes(cfg.Routes.table(0))
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		t.Fatal(err)
+	if os.Getenv("PODSPHERE_BENCH_NETHTTP") != "" {
+		// net/http's server and ReverseProxy (ServeHTTP), for comparison.
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.Server(false).Serve(ln)
+	} else {
+		go p.ListenAndServe(context.Background(), Listeners{HTTP: cfg.Addr})
+		for i := 0; ; i++ {
+			if c, err := net.Dial("tcp", cfg.Addr); err == nil {
+				c.Close()
+				break
+			} else if i == 200 {
+				t.Fatal(err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
-	go p.Server(false).Serve(ln)
 	if cfg.Reconfig {
 		go func() {
 			for i := 1; ; i++ {

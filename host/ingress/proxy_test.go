@@ -90,13 +90,39 @@ func oneRoute(svc lb.Service) *lb.RouteTable {
 	return table([]api.IngressRule{{HTTP: &api.HTTPIngressRuleValue{Paths: []api.HTTPIngressPath{path("Prefix", "/", svc.Name)}}}}, svc)
 }
 
-// front serves p on loopback.
+// front serves p on loopback with the plain-HTTP listener's own HTTP/1.1
+// loop, as ListenAndServe does.
 func front(t *testing.T, p *Proxy) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &h1Server{p: p, conns: map[*h1Conn]struct{}{}}
+	go s.serve(ln)
+	t.Cleanup(func() {
+		s.stopping.Store(true)
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// frontStd serves p with net/http's server (ServeHTTP), as the TLS listener does.
+func frontStd(t *testing.T, p *Proxy) string {
 	t.Helper()
 	s := httptest.NewServer(p)
 	t.Cleanup(s.Close)
 	return s.URL
 }
+
+// fronts are both ways of serving a proxy, for tests that run on each.
+var fronts = []struct {
+	name string
+	fn   func(*testing.T, *Proxy) string
+}{{"http1", front}, {"net/http", frontStd}}
 
 func get(t *testing.T, c *http.Client, url, host string) (int, string, http.Header) {
 	t.Helper()
@@ -114,6 +140,12 @@ func get(t *testing.T, c *http.Client, url, host string) (int, string, http.Head
 }
 
 func TestProxyRoutesByHostAndPath(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testRoutesByHostAndPath(t, f.fn) })
+	}
+}
+
+func testRoutesByHostAndPath(t *testing.T, front func(*testing.T, *Proxy) string) {
 	v1, _ := backend(t, "v1")
 	v2, _ := backend(t, "v2")
 	api_, _ := backend(t, "api")
@@ -148,13 +180,24 @@ func TestProxyRoutesByHostAndPath(t *testing.T) {
 	if code != 404 || !strings.Contains(body, "no Ingress rule matches host") {
 		t.Errorf("no route: %d %q, want 404", code, body)
 	}
+	// The answer can reach the client just before its log entry is kept.
 	entries, total := p.Log().Last(0)
+	for i := 0; i < 100 && total < 6; i++ {
+		time.Sleep(10 * time.Millisecond)
+		entries, total = p.Log().Last(0)
+	}
 	if total != 6 || entries[0].Host != "sphinx-v1.esxcloud.net" || entries[0].Status != 200 || entries[0].Upstream != v1 || entries[4].Status != 503 {
 		t.Errorf("access log (%d): %+v", total, entries)
 	}
 }
 
 func TestProxyRetriesAnotherEndpointWhenOneRefuses(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testProxyRetriesAnotherEndpointWhenOneRefuses(t, f.fn) })
+	}
+}
+
+func testProxyRetriesAnotherEndpointWhenOneRefuses(t *testing.T, front func(*testing.T, *Proxy) string) {
 	live, hits := backend(t, "live")
 	dead := deadAddr(t)
 	p := New(Options{})
@@ -186,6 +229,12 @@ func TestProxyRetriesAnotherEndpointWhenOneRefuses(t *testing.T) {
 }
 
 func TestProxyEjectsAndReadmits(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testProxyEjectsAndReadmits(t, f.fn) })
+	}
+}
+
+func testProxyEjectsAndReadmits(t *testing.T, front func(*testing.T, *Proxy) string) {
 	var now atomic.Pointer[time.Time]
 	t0 := time.Unix(1_000_000, 0)
 	now.Store(&t0)
@@ -263,6 +312,12 @@ func TestHealthBackoffDoubles(t *testing.T) {
 // A WebSocket (any Upgrade) passes through: the proxy hands the two
 // connections to each other and bytes flow both ways.
 func TestProxyWebSocketEcho(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testProxyWebSocketEcho(t, f.fn) })
+	}
+}
+
+func testProxyWebSocketEcho(t *testing.T, front func(*testing.T, *Proxy) string) {
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			http.Error(w, "want upgrade", 400)
@@ -305,6 +360,12 @@ func TestProxyWebSocketEcho(t *testing.T) {
 // A stream (server-sent events) reaches the client as it is written, not
 // when the backend finishes.
 func TestProxyStreamsAsWritten(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testProxyStreamsAsWritten(t, f.fn) })
+	}
+}
+
+func testProxyStreamsAsWritten(t *testing.T, front func(*testing.T, *Proxy) string) {
 	release := make(chan struct{})
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -331,6 +392,12 @@ func TestProxyStreamsAsWritten(t *testing.T) {
 // Swapping the route table ten times a second under steady load loses no
 // request: every one is answered 200 by one of the two backends.
 func TestProxyReconfigureUnderLoadLosesNothing(t *testing.T) {
+	for _, f := range fronts {
+		t.Run(f.name, func(t *testing.T) { testProxyReconfigureUnderLoadLosesNothing(t, f.fn) })
+	}
+}
+
+func testProxyReconfigureUnderLoadLosesNothing(t *testing.T, front func(*testing.T, *Proxy) string) {
 	a, aHits := backend(t, "a")
 	b, bHits := backend(t, "b")
 	tables := []*lb.RouteTable{oneRoute(service("web", a)), oneRoute(service("web", b)), oneRoute(service("web", a, b))}

@@ -42,23 +42,23 @@ func (p *Proxy) Server(h2c bool) *http.Server {
 }
 
 // ListenAndServe answers on l until ctx ends, then lets requests in
-// flight finish (up to ShutdownGrace).
+// flight finish (up to ShutdownGrace). Plain HTTP is served by the
+// proxy's own HTTP/1.1 loop (http1.go), TLS by net/http's server (HTTP/2
+// and HTTP/1.1).
 func (p *Proxy) ListenAndServe(ctx context.Context, l Listeners) error {
-	var lns []net.Listener
-	var servers []*http.Server
-	tlsAt := -1
+	var plain, secure net.Listener
 	closeAll := func() {
-		for _, ln := range lns {
-			ln.Close()
+		for _, ln := range []net.Listener{plain, secure} {
+			if ln != nil {
+				ln.Close()
+			}
 		}
 	}
+	var err error
 	if l.HTTP != "" {
-		ln, err := net.Listen("tcp", l.HTTP)
-		if err != nil {
+		if plain, err = net.Listen("tcp", l.HTTP); err != nil {
 			return fmt.Errorf("ingress: listen on %s: %w", l.HTTP, err)
 		}
-		lns = append(lns, ln)
-		servers = append(servers, p.Server(l.H2C))
 	}
 	if l.HTTPS != "" && p.certs != nil {
 		if err := p.certs.Reload(); err != nil && !p.certs.Any() {
@@ -66,39 +66,55 @@ func (p *Proxy) ListenAndServe(ctx context.Context, l Listeners) error {
 			return err
 		}
 		if p.certs.Any() {
-			ln, err := net.Listen("tcp", l.HTTPS)
-			if err != nil {
+			if secure, err = net.Listen("tcp", l.HTTPS); err != nil {
 				closeAll()
 				return fmt.Errorf("ingress: listen on %s: %w", l.HTTPS, err)
 			}
-			lns = append(lns, ln)
-			servers = append(servers, p.Server(false))
-			tlsAt = len(servers) - 1
 		}
 	}
-	errs := make(chan error, len(servers))
-	for i, s := range servers {
-		if i == tlsAt {
-			// ServeTLS offers h2 and http/1.1 (ALPN): HTTP/2 to TLS clients.
-			go func() { errs <- s.ServeTLS(lns[i], "", "") }()
-			continue
+	errs := make(chan error, 3)
+	var h1 *h1Server
+	var servers []*http.Server
+	if plain != nil {
+		h1 = &h1Server{p: p, conns: map[*h1Conn]struct{}{}}
+		if l.H2C {
+			h1.h2c = newHandoff(plain.Addr())
+			s := p.Server(true)
+			s.Protocols = new(http.Protocols)
+			s.Protocols.SetUnencryptedHTTP2(true)
+			servers = append(servers, s)
+			go func() { errs <- s.Serve(h1.h2c) }()
 		}
-		go func() { errs <- s.Serve(lns[i]) }()
+		go func() { errs <- h1.serve(plain) }()
 	}
+	if secure != nil {
+		// ServeTLS offers h2 and http/1.1 (ALPN): HTTP/2 to TLS clients.
+		s := p.Server(false)
+		servers = append(servers, s)
+		go func() { errs <- s.ServeTLS(secure, "", "") }()
+	}
+	var failed error
 	select {
 	case <-ctx.Done():
 	case err := <-errs:
-		if !errors.Is(err, http.ErrServerClosed) {
-			for _, s := range servers {
-				s.Close()
-			}
-			return fmt.Errorf("ingress: %w", err)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed = fmt.Errorf("ingress: %w", err)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
+	if h1 != nil {
+		h1.stopping.Store(true)
+		plain.Close()
+		if h1.h2c != nil {
+			h1.h2c.Close()
+		}
+	}
 	for _, s := range servers {
 		_ = s.Shutdown(sctx)
 	}
-	return nil
+	if h1 != nil {
+		h1.shutdown(sctx)
+	}
+	return failed
 }
