@@ -200,10 +200,9 @@ func (p *Proxy) serveH1(c *h1Conn, req *http.Request) bool {
 		if !connectFailed(err) {
 			break
 		}
+		// Nothing of the request reached the endpoint (nor was its body
+		// read): any request may go to another, as nginx does.
 		p.health.Failure(ep, p.now())
-		if req.Body != http.NoBody && req.Body != nil {
-			break // the body is gone: a request that had one is not sent again
-		}
 	}
 	if err != nil {
 		e.Status = http.StatusBadGateway
@@ -415,8 +414,11 @@ func (p *Proxy) respond(c *h1Conn, req *http.Request, ec *endpointConn, resp *ht
 	default:
 		keep = false // an HTTP/1.0 client reads to the end of the connection
 	}
-	if !keep || resp.Close {
+	switch {
+	case !keep || resp.Close:
 		w.WriteString("Connection: close\r\n")
+	case !req.ProtoAtLeast(1, 1):
+		w.WriteString("Connection: keep-alive\r\n") // an HTTP/1.0 client that asked for it
 	}
 	w.WriteString("\r\n")
 	body := resp.Body
@@ -505,6 +507,9 @@ func (p *Proxy) pipe(c *h1Conn, ec *endpointConn, resp *http.Response, e *Entry)
 		tc.CloseWrite()
 	}
 	e.Bytes = n
+	// The endpoint is done: a client that keeps its side open is not
+	// waited for.
+	c.SetReadDeadline(aLongTimeAgo)
 	<-done
 	ec.Close()
 }

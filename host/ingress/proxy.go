@@ -310,7 +310,10 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		p.health.Failure(ep, p.now())
-		if !replayable(req) || e.tries >= MaxTries {
+		// The hand transport failed before reading the body: any request
+		// may go elsewhere. net/http's Transport closes the body on errors,
+		// so only requests without one (or with GetBody) are sent again.
+		if (!handles(out) && !replayable(req)) || e.tries >= MaxTries {
 			return nil, err
 		}
 		next := p.pick(e.backend.Endpoints, e.tried[:e.tries])

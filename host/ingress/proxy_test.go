@@ -214,7 +214,7 @@ func testProxyRetriesAnotherEndpointWhenOneRefuses(t *testing.T, front func(*tes
 	if !p.Health().Ejected(dead, time.Now()) {
 		t.Errorf("the refusing endpoint is not ejected: %+v", p.Health().Failing())
 	}
-	// A POST may have been read by the endpoint: it is not sent twice.
+	// A POST that no endpoint took gets 502 naming what was tried.
 	p2 := New(Options{})
 	p2.SetRoutes(oneRoute(service("web", dead)))
 	resp, err := http.Post(front(t, p2)+"/", "text/plain", strings.NewReader("x"))
