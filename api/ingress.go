@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // KindIngress routes HTTP by host name and path to Services, at
@@ -213,4 +214,36 @@ func checkIngressHost(h string) error {
 		return fmt.Errorf("%q is an IP address, not a host name: a rule without a host matches requests by address", h)
 	}
 	return nil
+}
+
+// IngressLog is a host's Ingress access log, as the agent serves it at
+// GET /ingress/log and vcenter relays it (GET /api/v1/ingress/log?host=).
+type IngressLog struct {
+	Host    string                 `json:"host"`
+	Total   uint64                 `json:"total"` // requests served since the proxy started
+	Entries []IngressLogEntry      `json:"entries"`
+	Failing []IngressEndpointState `json:"failingEndpoints,omitempty"`
+}
+
+// IngressLogEntry is one request the proxy served.
+type IngressLogEntry struct {
+	Time     time.Time     `json:"time"`
+	Client   string        `json:"client"`
+	Method   string        `json:"method"`
+	Host     string        `json:"host"`
+	Path     string        `json:"path"`
+	Proto    string        `json:"proto"`
+	Status   int           `json:"status"`
+	Bytes    int64         `json:"bytes"`
+	Duration time.Duration `json:"durationNs"`
+	Ingress  string        `json:"ingress,omitempty"`
+	Upstream string        `json:"upstream,omitempty"` // the endpoint that answered (or was tried last)
+	Tries    int           `json:"tries,omitempty"`
+}
+
+// IngressEndpointState is an endpoint the proxy skips after failures.
+type IngressEndpointState struct {
+	Endpoint string    `json:"endpoint"`
+	Until    time.Time `json:"ejectedUntil"`
+	Failures int       `json:"failures"`
 }

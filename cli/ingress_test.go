@@ -2,12 +2,16 @@ package cli
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/agent"
+	"github.com/podsphere/podsphere/host/ingress"
 )
 
 // The issue's Ingress (two host rules, a wildcard, TLS) applied before one
@@ -64,5 +68,64 @@ func TestApplyIngressAndIngressVerbs(t *testing.T) {
 	}
 	if l.exists("/dc1/ingress/datagrand/sphinx") {
 		t.Error("the Ingress is still there after delete -f")
+	}
+}
+
+// psc ingress.log shows, relayed by vcenter from the host's agent, the
+// requests its Ingress proxy answered: here 503 for a route whose Service
+// is missing, and 404 where no rule matches.
+func TestIngressLog(t *testing.T) {
+	t.Parallel()
+	l := labBase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	l.startHostWith("esx-01", func(c *agent.Config) {
+		c.APIListen = "127.0.0.1:0"
+		c.Ingress = ingress.New(ingress.Options{})
+		c.IngressListen = ingress.Listeners{HTTP: addr}
+	})
+	const ing = `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop}
+spec:
+  rules:
+  - host: shop.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}]}
+`
+	if _, errOut, code := l.psc(ing, nil, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: exit %d: %s", code, errOut)
+	}
+	get := func(host string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/cart", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	l.eventually("the proxy serves the Ingress (503: no Service)", func() bool { return get("shop.example.com") == 503 })
+	if code := get("other.example.com"); code != 404 {
+		t.Errorf("no rule: %d, want 404", code)
+	}
+	out, errOut, code := l.psc("", nil, "ingress.log", "-n", "2")
+	if code != 0 {
+		t.Fatalf("ingress.log: exit %d: %s", code, errOut)
+	}
+	t.Logf("psc ingress.log -n 2:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "esx-01") || !strings.Contains(lines[0], "GET shop.example.com/cart 503") ||
+		!strings.Contains(lines[0], "ingress/shop") || !strings.Contains(lines[1], "GET other.example.com/cart 404") {
+		t.Errorf("ingress.log -n 2:\n%s\nwant the 503 of shop.example.com then the 404, both on esx-01", out)
+	}
+	out, _, code = l.psc("", nil, "ingress.log", "-json", "esx-01")
+	var entries []map[string]any
+	if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil || len(entries) < 2 || entries[0]["hostSystem"] != "esx-01" || entries[0]["host"] != "shop.example.com" {
+		t.Errorf("ingress.log -json esx-01: exit %d %v: %s", code, err, out)
 	}
 }

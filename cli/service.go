@@ -79,7 +79,7 @@ var serviceKind = registerWorkload(&workloadKind{
 func addLBCommands(env *Env, root *cobra.Command) {
 	root.AddGroup(&cobra.Group{ID: groupLB, Title: "Load balancing (Services and their endpoints, Ingresses):"})
 	for _, cmd := range []*cobra.Command{serviceKind.lsCommand(env), serviceKind.infoCommand(env), serviceKind.destroyCommand(env),
-		ingressKind.lsCommand(env), ingressKind.infoCommand(env), ingressKind.destroyCommand(env)} {
+		ingressKind.lsCommand(env), ingressKind.infoCommand(env), ingressKind.destroyCommand(env), newIngressLogCommand(env)} {
 		cmd.GroupID = groupLB
 		root.AddCommand(cmd)
 	}

@@ -8,18 +8,7 @@ import (
 	"strconv"
 
 	"github.com/podsphere/podsphere/api"
-	"github.com/podsphere/podsphere/host/ingress"
 )
-
-// IngressLog is what GET /ingress/log answers: the newest requests the
-// host's Ingress proxy served (oldest first), how many it served since it
-// started, and the endpoints it is skipping after failures.
-type IngressLog struct {
-	Host    string                  `json:"host"`
-	Total   uint64                  `json:"total"`
-	Entries []ingress.Entry         `json:"entries"`
-	Failing []ingress.EndpointState `json:"failingEndpoints,omitempty"`
-}
 
 // serveIngress runs the proxy's listeners until ctx ends. A listener that
 // cannot open (port 80 taken) is logged, not fatal: the host's VMs matter
@@ -58,5 +47,5 @@ func (a *Agent) handleIngressLog(w http.ResponseWriter, r *http.Request) error {
 	}
 	entries, total := a.cfg.Ingress.Log().Last(n)
 	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(IngressLog{Host: a.host, Total: total, Entries: entries, Failing: a.cfg.Ingress.Health().Failing()})
+	return json.NewEncoder(w).Encode(api.IngressLog{Host: a.host, Total: total, Entries: entries, Failing: a.cfg.Ingress.Health().Failing()})
 }

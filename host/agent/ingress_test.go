@@ -82,7 +82,7 @@ func TestAgentIngressProxyServesTheClustersIngresses(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	rec := httptest.NewRecorder()
 	a.agent.apiHandler().ServeHTTP(rec, req)
-	var l IngressLog
+	var l api.IngressLog
 	if err := json.NewDecoder(rec.Body).Decode(&l); err != nil || len(l.Entries) != 2 || l.Entries[1].Status != 503 || l.Total < 3 {
 		t.Errorf("GET /ingress/log: %d %v %+v", rec.Code, err, l)
 	}

@@ -2,24 +2,12 @@ package ingress
 
 import (
 	"sync"
-	"time"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // Entry is one request in the access log.
-type Entry struct {
-	Time     time.Time     `json:"time"`
-	Client   string        `json:"client"`
-	Method   string        `json:"method"`
-	Host     string        `json:"host"`
-	Path     string        `json:"path"`
-	Proto    string        `json:"proto"`
-	Status   int           `json:"status"`
-	Bytes    int64         `json:"bytes"`
-	Duration time.Duration `json:"durationNs"`
-	Ingress  string        `json:"ingress,omitempty"`
-	Upstream string        `json:"upstream,omitempty"` // the endpoint that answered (or was tried last)
-	Tries    int           `json:"tries,omitempty"`
-}
+type Entry = api.IngressLogEntry
 
 // AccessLog keeps the last requests in a ring: memory stays bounded
 // whatever the traffic, and psc ingress.log reads it from the agent.

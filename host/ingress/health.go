@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // Passive health, as nginx's max_fails/fail_timeout and Envoy's outlier
@@ -85,11 +87,7 @@ func (h *Health) Success(ep string) {
 }
 
 // EndpointState is what psc shows of one failing endpoint.
-type EndpointState struct {
-	Endpoint string    `json:"endpoint"`
-	Until    time.Time `json:"ejectedUntil"`
-	Failures int       `json:"failures"`
-}
+type EndpointState = api.IngressEndpointState
 
 // Failing lists the endpoints with failures not yet cleared by a success.
 func (h *Health) Failing() []EndpointState {
