@@ -210,3 +210,26 @@ func FreePort(r PortRange, from int, taken func(int) bool) (int, bool) {
 	}
 	return 0, false
 }
+
+// CheckServiceNetwork checks the shape of a cluster's service network
+// fields (what needs no other cluster), naming the first that is wrong;
+// psc apply runs it before sending anything, vcenter again on write.
+func CheckServiceNetwork(s api.ClusterSpec) error {
+	if s.ServiceCIDR != "" {
+		if _, err := ParseServiceCIDR(s.ServiceCIDR); err != nil {
+			return err
+		}
+	}
+	if _, err := ParsePortRange(s.NodePortRange); err != nil {
+		return err
+	}
+	if _, err := ParseAddressRanges(s.LoadBalancerAddresses); err != nil {
+		return err
+	}
+	if s.ClusterDomain != "" {
+		if err := api.CheckDNSName(s.ClusterDomain); err != nil {
+			return fmt.Errorf("spec.clusterDomain: %v: %w", err, api.ErrInvalid)
+		}
+	}
+	return nil
+}
