@@ -167,9 +167,6 @@ func FirstFree(rs []AddressRange, from netip.Addr, taken func(netip.Addr) bool) 
 	return netip.Addr{}, false
 }
 
-// Next is the address after a (the cursor after an allocation).
-func Next(a netip.Addr) netip.Addr { return a.Next() }
-
 // PortRange is an inclusive range of ports (nodePortRange).
 type PortRange struct{ First, Last int }
 

@@ -3,7 +3,6 @@ package inventory
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
@@ -379,21 +378,4 @@ func (inv *Inventory) AssignLoadBalancerAddress(user, path string) (bool, error)
 		return t.Event("info", "LoadBalancerAssignedEvent", path, "Service %s got load balancer address %s", path, st.LoadBalancer.Ingress[0].IP)
 	})
 	return got, err
-}
-
-// PendingLoadBalancers lists the LoadBalancer Services of cluster without
-// an address, sorted.
-func (inv *Inventory) PendingLoadBalancers(cluster string) []string {
-	var out []string
-	for _, o := range inv.store.List(store.Query{Kind: api.KindService, Filter: func(o *api.Object) bool {
-		var s api.ServiceSpec
-		var st api.ServiceStatus
-		_ = o.DecodeSpec(&s)
-		_ = o.DecodeStatus(&st)
-		return s.Type == api.ServiceLoadBalancer && s.Cluster == cluster && len(st.LoadBalancer.Ingress) == 0
-	}}).Items {
-		out = append(out, o.Path)
-	}
-	slices.Sort(out)
-	return out
 }

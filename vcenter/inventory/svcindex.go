@@ -185,8 +185,8 @@ func (a *allocs) withCluster(cluster string, fn func(c *clusterAllocs)) {
 	fn(a.cluster(cluster))
 }
 
-// services lists the Services (and the cluster itself, for its Ingress
-// address) holding anything of cluster's network, sorted.
+// holders lists the Services holding anything of cluster's network
+// (not the cluster itself, for its Ingress address), sorted.
 func (a *allocs) holders(cluster string) []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -13,32 +13,21 @@ import (
 // and loadBalancerAddresses, checked against every other cluster's blocks
 // and against what the cluster's Services already hold.
 
-// prepareServiceNetwork fills in the defaults that need no other object
-// and checks the shape of each field.
+// prepareServiceNetwork checks the shape of each field and writes the
+// service CIDR and node port range in their canonical form. Defaults wait
+// for admitServiceNetwork: an empty field in a change keeps the cluster's
+// value, which only the transaction sees.
 func prepareServiceNetwork(s *api.ClusterSpec) error {
+	if err := lb.CheckServiceNetwork(*s); err != nil {
+		return err
+	}
 	if s.ServiceCIDR != "" {
-		p, err := lb.ParseServiceCIDR(s.ServiceCIDR)
-		if err != nil {
-			return err
-		}
+		p, _ := lb.ParseServiceCIDR(s.ServiceCIDR)
 		s.ServiceCIDR = p.String()
 	}
-	if s.NodePortRange == "" {
-		s.NodePortRange = lb.DefaultNodePortRange
-	}
-	r, err := lb.ParsePortRange(s.NodePortRange)
-	if err != nil {
-		return err
-	}
-	s.NodePortRange = r.String()
-	if _, err := lb.ParseAddressRanges(s.LoadBalancerAddresses); err != nil {
-		return err
-	}
-	if s.ClusterDomain == "" {
-		s.ClusterDomain = lb.DefaultClusterDomain
-	}
-	if err := api.CheckDNSName(s.ClusterDomain); err != nil {
-		return fmt.Errorf("spec.clusterDomain: %v: %w", err, api.ErrInvalid)
+	if s.NodePortRange != "" {
+		r, _ := lb.ParsePortRange(s.NodePortRange)
+		s.NodePortRange = r.String()
 	}
 	return nil
 }
@@ -81,9 +70,15 @@ func admitServiceNetwork(t *Txn, cluster string, old *api.ClusterSpec, spec *api
 		_ = c.DecodeSpec(&cs)
 		others = append(others, blocksOf(c.Path, cs)...)
 	}
-	if spec.ServiceCIDR == "" && old != nil {
-		spec.ServiceCIDR = old.ServiceCIDR
+	if old != nil {
+		// An empty field keeps what the cluster has (a manifest that does
+		// not mention it must not reset a range the admin chose).
+		spec.ServiceCIDR = orDefault(spec.ServiceCIDR, old.ServiceCIDR)
+		spec.NodePortRange = orDefault(spec.NodePortRange, old.NodePortRange)
+		spec.ClusterDomain = orDefault(spec.ClusterDomain, old.ClusterDomain)
 	}
+	spec.NodePortRange = orDefault(spec.NodePortRange, lb.DefaultNodePortRange)
+	spec.ClusterDomain = orDefault(spec.ClusterDomain, lb.DefaultClusterDomain)
 	if spec.ServiceCIDR == "" {
 		own := blocksOf(cluster, *spec)
 		for b := 96; b <= 127 && spec.ServiceCIDR == ""; b++ {
