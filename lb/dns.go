@@ -247,6 +247,23 @@ func (t *DNSTable) InDomain(name string) bool {
 	return name == t.Domain || strings.HasSuffix(name, "."+t.Domain)
 }
 
+// Namespaced is the cluster FQDN of NAME.NAMESPACE (asked as such, not
+// through a search path: busybox nslookup sends a dotted name as it is),
+// or "" when name is not two labels or no such Service exists. A Service
+// found this way shadows an outside name of the same spelling only when
+// its namespace is named like a top-level domain.
+func (t *DNSTable) Namespaced(name string) string {
+	name = fqdnLower(name)
+	if strings.Count(name, ".") != 2 {
+		return ""
+	}
+	fqdn := strings.TrimSuffix(name, ".") + ".svc." + t.Domain
+	if _, ok := t.Names[fqdn]; !ok {
+		return ""
+	}
+	return fqdn
+}
+
 // PTR is the name of a reverse-lookup FQDN, "" if it is no cluster address.
 func (t *DNSTable) PTR(name string) string { return t.Reverse[fqdnLower(name)] }
 

@@ -94,6 +94,18 @@ func TestDNSRecords(t *testing.T) {
 			t.Errorf("PTR(%s) = %q, want %q", rev, got, want)
 		}
 	}
+	for name, want := range map[string]string{
+		"my-nginx.datagrand.": "my-nginx.datagrand.svc.cluster.local.",
+		"DB.default":          "db.default.svc.cluster.local.",
+		"nope.datagrand.":     "",
+		"my-nginx.":           "",
+		"www.example.com.":    "",
+		"svc.cluster.":        "",
+	} {
+		if got := tab.Namespaced(name); got != want {
+			t.Errorf("Namespaced(%s) = %q, want %q", name, got, want)
+		}
+	}
 	for name, in := range map[string]bool{
 		"cluster.local": true, "x.y.svc.cluster.local.": true, "www.example.com.": false, "notcluster.local.": false,
 	} {

@@ -51,6 +51,22 @@ func (r *Resolver) answer(w mdns.ResponseWriter, req *mdns.Msg) *mdns.Msg {
 	if t.InDomain(q.Name) {
 		return r.authoritative(w, t, req)
 	}
+	if fqdn := t.Namespaced(q.Name); fqdn != "" && q.Qclass == mdns.ClassINET {
+		// NAME.NAMESPACE from a client that applies no search path:
+		// an alias to the Service's name, as if the search had been done.
+		resp := reply(req)
+		resp.Authoritative = false
+		resp.Answer = append(resp.Answer, &mdns.CNAME{Hdr: hdr(q.Name, mdns.TypeCNAME), Target: fqdn})
+		if rr, ok := t.Lookup(fqdn); ok && q.Qtype != mdns.TypeCNAME {
+			if rr.CNAME != "" {
+				resp.Answer = append(resp.Answer, &mdns.CNAME{Hdr: hdr(fqdn, mdns.TypeCNAME), Target: rr.CNAME})
+				r.chase(w, t, req, rr.CNAME, resp)
+			} else {
+				resp.Answer = append(resp.Answer, records(fqdn, q.Qtype, rr)...)
+			}
+		}
+		return resp
+	}
 	if q.Qtype == mdns.TypePTR && q.Qclass == mdns.ClassINET {
 		if name := t.PTR(q.Name); name != "" {
 			resp := reply(req)

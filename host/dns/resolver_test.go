@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,6 +142,9 @@ func TestResolverAnswersClusterNames(t *testing.T) {
 		{"datagrand.svc.cluster.local.", mdns.TypeA, mdns.RcodeSuccess, nil},
 		{"nope.datagrand.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, nil},
 		{"my-nginx.default.svc.cluster.local.", mdns.TypeA, mdns.RcodeNameError, nil},
+		// NAME.NAMESPACE asked as it is (busybox nslookup applies no search to dotted names).
+		{"my-nginx.datagrand.", mdns.TypeA, mdns.RcodeSuccess, []string{"CNAME my-nginx.datagrand.svc.cluster.local.", "A 10.96.0.10"}},
+		{"web.default.", mdns.TypeA, mdns.RcodeSuccess, []string{"CNAME web.default.svc.cluster.local.", "CNAME my-nginx.datagrand.svc.cluster.local.", "A 10.96.0.10"}},
 		// Names outside the cluster go upstream.
 		{"external.test.", mdns.TypeA, mdns.RcodeSuccess, []string{"A 192.0.2.80"}},
 		{"missing.test.", mdns.TypeA, mdns.RcodeNameError, nil},
@@ -152,7 +156,7 @@ func TestResolverAnswersClusterNames(t *testing.T) {
 				t.Errorf("%s %s over %s: %s %v; want %s %v", c.name, mdns.TypeToString[c.qtype], network,
 					mdns.RcodeToString[resp.Rcode], answers(resp), mdns.RcodeToString[c.rcode], c.want)
 			}
-			inCluster := c.name != "external.test." && c.name != "missing.test."
+			inCluster := strings.Contains(c.name, "cluster.local") || strings.HasSuffix(c.name, ".arpa.")
 			if resp.Authoritative != inCluster {
 				t.Errorf("%s: authoritative = %v, want %v", c.name, resp.Authoritative, inCluster)
 			}
