@@ -2,8 +2,8 @@ package containerd
 
 import (
 	"bufio"
-	"cmp"
 	"bytes"
+	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
