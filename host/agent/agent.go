@@ -215,6 +215,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fail(fmt.Errorf("host %s: network for pod subnet %s: %w", a.host, reply.PodSubnet, err))
 		}
 	}
+	// Before any VM is made: their resolv.conf names this resolver.
+	if dns := a.startDNS(ctx, c); dns != nil {
+		defer dns.res.Close()
+	}
 	seeds := slices.Clone(a.cfg.Join)
 	for _, s := range reply.GossipSeed {
 		if !slices.Contains(seeds, s) {
