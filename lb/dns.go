@@ -106,7 +106,9 @@ func ServiceFQDN(svc Service, domain string) string {
 // name; ports whose name is none get no SRV.
 func DNSRecords(st *State) *DNSTable {
 	domain := ClusterDomain(st.Spec)
-	t := &DNSTable{Domain: domain + ".", Names: map[string]DNSName{}, Reverse: map[string]string{}}
+	// Sized for a Service with a few named ports or members: growing a map
+	// of 10,000 Services step by step costs more than building it.
+	t := &DNSTable{Domain: domain + ".", Names: make(map[string]DNSName, 4*len(st.Services)), Reverse: make(map[string]string, 2*len(st.Services))}
 	paths := make([]string, 0, len(st.Services))
 	for p := range st.Services {
 		paths = append(paths, p)

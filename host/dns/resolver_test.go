@@ -294,3 +294,30 @@ func TestReadUpstreams(t *testing.T) {
 		t.Fatalf("upstreams = %v", got)
 	}
 }
+
+// BenchmarkResolverA is one A query for a cluster name over loopback UDP,
+// client and server in this process.
+func BenchmarkResolverA(b *testing.B) {
+	r, err := New(Config{Listen: "127.0.0.1:0", Upstreams: []string{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	_ = r.ApplyLB(context.Background(), state())
+	c := &mdns.Client{Timeout: time.Second}
+	conn, err := c.Dial(r.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	m := new(mdns.Msg).SetQuestion("my-nginx.datagrand.svc.cluster.local.", mdns.TypeA)
+	for b.Loop() {
+		resp, _, err := c.ExchangeWithConn(m, conn)
+		if err != nil || len(resp.Answer) != 1 {
+			b.Fatalf("%v %v", resp, err)
+		}
+	}
+}
