@@ -29,6 +29,8 @@ type dnsConsumer struct {
 	rt  nameserverRuntime
 }
 
+var _ LBConsumer = (*dnsConsumer)(nil)
+
 func (d *dnsConsumer) Name() string { return d.res.Name() }
 
 func (d *dnsConsumer) ApplyLB(ctx context.Context, st *lb.State) error {
