@@ -13,11 +13,11 @@ import (
 // of serviceCIDR, nodePortRange and loadBalancerAddresses, parsed once so
 // vcenter's admission and the host agent read them the same way.
 
-// Defaults of a cluster's service network, Kubernetes' own.
+// Defaults of a cluster's service network, Kubernetes' own
+// (DefaultClusterDomain is in dns.go).
 const (
 	DefaultServiceCIDR   = "10.96.0.0/16"
 	DefaultNodePortRange = "30000-32767"
-	DefaultClusterDomain = "cluster.local"
 )
 
 // AddressRange is an inclusive range of IPv4 addresses.
