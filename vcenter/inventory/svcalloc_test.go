@@ -419,3 +419,38 @@ func TestClusterChangeKeepsServiceNetwork(t *testing.T) {
 		t.Errorf("after a DRS change: %+v", s)
 	}
 }
+
+// Exhausted ranges: a cluster IP refusal names the range to widen; a
+// LoadBalancer Service without a free address is accepted pending, with
+// an event saying they are all taken.
+func TestServiceRangesExhausted(t *testing.T) {
+	inv := openSvcInventory(t, api.ClusterSpec{ServiceCIDR: "10.50.0.0/29", LoadBalancerAddresses: []string{"10.99.0.200-10.99.0.201"}})
+	for i := range 5 { // .2 to .6: not the network, first or broadcast address
+		mustSvc(t, inv, fmt.Sprintf("s%d", i), api.ServiceSpec{Ports: port80})
+	}
+	_, _, err := svc(t, inv, "s5", api.ServiceSpec{Ports: port80})
+	wantErr(t, err, api.ErrInsufficientResources, "10.50.0.2-10.50.0.6", "spec.serviceCIDR")
+	if err := inv.Remove("admin", "/dc1/service/s4", RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, st := mustSvc(t, inv, "lb1", api.ServiceSpec{Type: api.ServiceLoadBalancer, Ports: port80})
+	if len(st.LoadBalancer.Ingress) != 1 || st.LoadBalancer.Ingress[0].IP != "10.99.0.201" {
+		t.Fatalf("lb1: %+v, want 10.99.0.201", st.LoadBalancer)
+	}
+	if err := inv.Remove("admin", "/dc1/service/s3", RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, st = mustSvc(t, inv, "lb2", api.ServiceSpec{Type: api.ServiceLoadBalancer, Ports: port80})
+	if len(st.LoadBalancer.Ingress) != 0 {
+		t.Fatalf("lb2 got %+v with every address taken", st.LoadBalancer)
+	}
+	var found bool
+	for _, e := range inv.List(store.Query{Kind: api.KindEvent}).Items {
+		var ev api.EventSpec
+		_ = e.DecodeSpec(&ev)
+		found = found || ev.Target == "/dc1/service/lb2" && ev.Type == "LoadBalancerPendingEvent" && strings.Contains(ev.Message, "is taken")
+	}
+	if !found {
+		t.Error("no LoadBalancerPendingEvent on lb2 saying every address is taken")
+	}
+}

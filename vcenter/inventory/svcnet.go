@@ -35,6 +35,7 @@ func prepareServiceNetwork(s *api.ClusterSpec) error {
 // networkBlock is one block of addresses some cluster uses.
 type networkBlock struct {
 	cluster, field string
+	text           string // as the admin wrote it (a CIDR) or the range
 	r              lb.AddressRange
 }
 
@@ -43,12 +44,12 @@ func blocksOf(cluster string, s api.ClusterSpec) []networkBlock {
 	var out []networkBlock
 	for _, x := range []struct{ field, cidr string }{{"podCIDR", s.PodCIDR}, {"serviceCIDR", s.ServiceCIDR}} {
 		if p, err := netip.ParsePrefix(x.cidr); err == nil && p.Addr().Is4() {
-			out = append(out, networkBlock{cluster, x.field, lb.PrefixRange(p)})
+			out = append(out, networkBlock{cluster, x.field, p.Masked().String(), lb.PrefixRange(p)})
 		}
 	}
 	rs, _ := lb.ParseAddressRanges(s.LoadBalancerAddresses)
 	for _, r := range rs {
-		out = append(out, networkBlock{cluster, "loadBalancerAddresses", r})
+		out = append(out, networkBlock{cluster, "loadBalancerAddresses", r.String(), r})
 	}
 	return out
 }
@@ -95,11 +96,11 @@ func admitServiceNetwork(t *Txn, cluster string, old *api.ClusterSpec, spec *api
 	for i, b := range own {
 		for _, o := range own[i+1:] {
 			if b.r.Overlaps(o.r) {
-				return fmt.Errorf("spec.%s %s overlaps the cluster's own %s %s: %w", o.field, o.r, b.field, b.r, api.ErrInvalid)
+				return fmt.Errorf("spec.%s %s overlaps the cluster's own %s %s: %w", o.field, o.text, b.field, b.text, api.ErrInvalid)
 			}
 		}
 		if o := overlapping(b.r, others); o != nil {
-			return fmt.Errorf("spec.%s %s overlaps the %s %s of cluster %s: every address must have one meaning: %w", b.field, b.r, o.field, o.r, o.cluster, api.ErrConflict)
+			return fmt.Errorf("spec.%s %s overlaps the %s %s of cluster %s: every address must have one meaning: %w", b.field, b.text, o.field, o.text, o.cluster, api.ErrConflict)
 		}
 	}
 	if old == nil {
