@@ -159,12 +159,10 @@ func (c *LoadBalancer) Reconcile(_ context.Context, key string) (Result, error) 
 		pending := slices.Sorted(maps.Keys(c.pending[key]))
 		c.mu.Unlock()
 		for _, p := range pending {
-			got, err := c.inv.AssignLoadBalancerAddress(LoadBalancerUser, p)
-			if err != nil {
+			// Not getting one (none free, or no longer pending) is not an
+			// error: the next release or range change looks again.
+			if _, err := c.inv.AssignLoadBalancerAddress(LoadBalancerUser, p); err != nil {
 				return Result{}, err
-			}
-			if !got {
-				break // none free: the next release or range change looks again
 			}
 		}
 	}
