@@ -34,6 +34,14 @@ type ClusterSpec struct {
 	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
+// ClusterStatus is what vcenter decided for a cluster.
+type ClusterStatus struct {
+	// Ingress is the load balancer address kept for the cluster's Ingress
+	// proxy (the first free one of spec.loadBalancerAddresses, empty
+	// without any) and the host answering for it.
+	Ingress LoadBalancerIngress `json:"ingress,omitzero"`
+}
+
 type DRSConfig struct {
 	Enabled bool   `json:"enabled"`
 	Mode    string `json:"mode"` // manual, partiallyAutomated, fullyAutomated
@@ -251,6 +259,11 @@ type VMSpec struct {
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 	// Hostname is the guest's host name (default: the VM's name).
 	Hostname string `json:"hostname,omitempty"`
+	// DNSPolicy and DNSConfig are Kubernetes' Pod dnsPolicy and dnsConfig:
+	// what the VM's resolv.conf says ("" = ClusterFirst, the host's
+	// resolver with the cluster's search path; see dns.go).
+	DNSPolicy string        `json:"dnsPolicy,omitempty"`
+	DNSConfig *PodDNSConfig `json:"dnsConfig,omitempty"`
 	// Removing is set by the VM's owner (a replica set scaling down): the
 	// VM is powered off and removed once its host reports it off, so it is
 	// counted until it has really stopped.
