@@ -216,7 +216,7 @@ func (p *Proxy) serveH1(c *h1Conn, req *http.Request) bool {
 	}
 	ok, n := p.respond(c, req, ec, resp, keep)
 	e.Bytes = n
-	return ok && keep && !resp.Close
+	return ok && keep
 }
 
 func entryOf(req *http.Request, t time.Time) Entry {
@@ -374,7 +374,8 @@ func (p *Proxy) exchangeH1(ec *endpointConn, req *http.Request, c *h1Conn, upgra
 // framing the client needs; streams (no length) are flushed at every
 // write. It returns whether the client connection is still usable and
 // the body bytes written.
-func (p *Proxy) respond(c *h1Conn, req *http.Request, ec *endpointConn, resp *http.Response, keep bool) (bool, int64) {
+func (p *Proxy) respond(c *h1Conn, req *http.Request, ec *endpointConn, resp *http.Response, keep bool) (ok bool, n int64) {
+	defer func() { ok = ok && keep }()
 	w := c.bw
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(resp.Status)
@@ -414,8 +415,10 @@ func (p *Proxy) respond(c *h1Conn, req *http.Request, ec *endpointConn, resp *ht
 	default:
 		keep = false // an HTTP/1.0 client reads to the end of the connection
 	}
+	// The endpoint closing its connection (resp.Close) concerns that
+	// connection only: the client's stays open, its body framed here.
 	switch {
-	case !keep || resp.Close:
+	case !keep:
 		w.WriteString("Connection: close\r\n")
 	case !req.ProtoAtLeast(1, 1):
 		w.WriteString("Connection: keep-alive\r\n") // an HTTP/1.0 client that asked for it

@@ -123,3 +123,27 @@ func TestHTTP1HandsH2COver(t *testing.T) {
 		t.Errorf("HTTP/1.1 next to h2c: %d %q", code, body)
 	}
 }
+
+// An endpoint that closes after each answer (busybox httpd) does not close
+// the client's connection: the proxy frames the body itself.
+func TestHTTP1EndpointCloseKeepsTheClient(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "once")
+	}))
+	t.Cleanup(s.Close)
+	p := New(Options{})
+	p.SetRoutes(oneRoute(service("web", s.Listener.Addr().String())))
+	url := front(t, p)
+	for i := range 3 {
+		resp, err := http.Get(url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "once" || resp.Close {
+			t.Errorf("request %d: %q, close %v: want the body and a kept-alive client connection", i, b, resp.Close)
+		}
+	}
+}
