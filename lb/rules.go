@@ -204,10 +204,17 @@ func (g *gen) servicePort(s *Service, sp api.ServicePort) {
 	}
 
 	if len(eps) == 0 {
-		// Refused at once (ICMP port unreachable: ECONNREFUSED), not left to time out.
-		g.add("filter", ChainFilter, fmt.Sprintf("-d %s %s -m comment --comment %s -j REJECT --reject-with icmp-port-unreachable", cip, match, quote(name+" has no endpoints")))
+		// Refused at once, not left to time out. TCP gets a reset rather
+		// than kube-proxy's ICMP port unreachable: the kernel rate-limits
+		// ICMP errors per client, and a limited one leaves the client
+		// retrying its SYN for seconds.
+		reject := "REJECT --reject-with icmp-port-unreachable"
+		if proto == "tcp" {
+			reject = "REJECT --reject-with tcp-reset"
+		}
+		g.add("filter", ChainFilter, fmt.Sprintf("-d %s %s -m comment --comment %s -j %s", cip, match, quote(name+" has no endpoints"), reject))
 		for _, m := range external {
-			g.add("filter", ChainFilter, fmt.Sprintf("%s -m comment --comment %s -j REJECT --reject-with icmp-port-unreachable", m, quote(name+" has no endpoints")))
+			g.add("filter", ChainFilter, fmt.Sprintf("%s -m comment --comment %s -j %s", m, quote(name+" has no endpoints"), reject))
 		}
 		return
 	}
