@@ -24,9 +24,9 @@ import (
 	ctrdriver "github.com/podsphere/podsphere/host/containerd"
 	"github.com/podsphere/podsphere/host/halock"
 	"github.com/podsphere/podsphere/host/network"
-	"github.com/podsphere/podsphere/host/svcproxy"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/host/svcproxy"
 	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/server"
 )
