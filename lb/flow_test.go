@@ -57,7 +57,7 @@ type flowEval struct {
 
 func newEval(t *testing.T, rs *Ruleset) *flowEval {
 	e := &flowEval{t: t, chains: map[ID][]string{}}
-	for _, c := range rs.Chains {
+	for _, c := range rs.Chains() {
 		e.chains[c.ID()] = c.Rules
 	}
 	return e

@@ -7,28 +7,51 @@ import (
 
 // Diff is what turns the rules in place (was) into want: the chains of
 // want that are new or differ, and the chains of was that want lacks. A
-// chain is only ever referenced by chains of the same Service port or by
-// the fixed chains, and those change with it, so writing the first and
-// deleting the second in one transaction never leaves a dangling jump.
+// Service's chains are referenced only by each other and by the fixed
+// chains, which change with them, so writing the first and deleting the
+// second in one transaction never leaves a dangling jump. A Service whose
+// rules the Generator reused is skipped unread.
 func Diff(was, want *Ruleset) (write []Chain, remove []ID) {
-	old := map[ID][]string{}
-	if was != nil {
-		for _, c := range was.Chains {
-			old[c.ID()] = c.Rules
+	if was == nil {
+		return want.Chains(), nil
+	}
+	write, remove = diffChains(was.Fixed, want.Fixed, write, remove)
+	i, j := 0, 0
+	for i < len(was.Services) || j < len(want.Services) {
+		switch {
+		case j == len(want.Services) || (i < len(was.Services) && was.Services[i].Path < want.Services[j].Path):
+			write, remove = diffChains(was.Services[i].Chains, nil, write, remove)
+			i++
+		case i == len(was.Services) || want.Services[j].Path < was.Services[i].Path:
+			write = append(write, want.Services[j].Chains...)
+			j++
+		default:
+			if was.Services[i] != want.Services[j] {
+				write, remove = diffChains(was.Services[i].Chains, want.Services[j].Chains, write, remove)
+			}
+			i++
+			j++
 		}
 	}
-	keep := map[ID]bool{}
-	for _, c := range want.Chains {
-		keep[c.ID()] = true
-		if r, ok := old[c.ID()]; !ok || !slices.Equal(r, c.Rules) {
+	return write, remove
+}
+
+// diffChains adds what turns chains old into new to write and remove.
+func diffChains(old, new []Chain, write []Chain, remove []ID) ([]Chain, []ID) {
+	had := make(map[ID][]string, len(old))
+	for _, c := range old {
+		had[c.ID()] = c.Rules
+	}
+	for _, c := range new {
+		r, ok := had[c.ID()]
+		if !ok || !slices.Equal(r, c.Rules) {
 			write = append(write, c)
 		}
+		delete(had, c.ID())
 	}
-	if was != nil {
-		for _, c := range was.Chains {
-			if !keep[c.ID()] {
-				remove = append(remove, c.ID())
-			}
+	for _, c := range old {
+		if _, gone := had[c.ID()]; gone {
+			remove = append(remove, c.ID())
 		}
 	}
 	return write, remove

@@ -100,7 +100,7 @@ func TestRulesGolden(t *testing.T) {
 	if again := Restore(Diff(nil, Rules(testState()))); string(again) != string(got) {
 		t.Error("the same state gave different rules")
 	}
-	for _, c := range rs.Chains {
+	for _, c := range rs.Chains() {
 		if !strings.HasPrefix(c.Name, ChainPrefix) || len(c.Name) > 28 {
 			t.Errorf("chain %s: not podsphere's or longer than iptables' 28 characters", c.Name)
 		}
@@ -146,4 +146,43 @@ func names(cs []Chain) []string {
 		out = append(out, c.Table+"/"+c.Name)
 	}
 	return out
+}
+
+// A Generator that reuses unchanged Services' rules writes what a fresh
+// one does, through additions, changes and removals; and Diff between
+// two of its rule sets names only what changed.
+func TestGeneratorReuses(t *testing.T) {
+	gn := NewGenerator()
+	st := testState()
+	was := gn.Rules(st)
+	steps := []func(){
+		func() { // an endpoint goes
+			web := st.Services["/dc1/service/web"].Clone()
+			web.Status.Subsets[0].Addresses = web.Status.Subsets[0].Addresses[1:]
+			st.Services[web.Path] = web
+		},
+		func() { delete(st.Services, "/dc1/service/np") },
+		func() { // a Service comes
+			s := st.Services["/dc1/service/sticky"].Clone()
+			s.Path, s.Name, s.Spec.ClusterIP = "/dc1/service/sticky2", "sticky2", "10.96.0.99"
+			st.Services[s.Path] = s
+		},
+		func() { // this host's pod subnet changes: everything is made again
+			h := st.Hosts[self]
+			h.PodSubnet = "10.244.7.0/24"
+			st.Hosts[self] = h
+		},
+	}
+	for i, step := range steps {
+		step()
+		got := gn.Rules(st)
+		if a, b := string(Restore(Diff(nil, got))), string(Restore(Diff(nil, Rules(st)))); a != b {
+			t.Fatalf("step %d: the reusing generator wrote\n%s\nwant\n%s", i, a, b)
+		}
+		w, r := Diff(was, got)
+		if i == 0 && (len(w) != 1 || len(r) != 1) {
+			t.Errorf("an endpoint going: wrote %v, removed %v; want web's service chain and the endpoint's", names(w), r)
+		}
+		was = got
+	}
 }

@@ -258,7 +258,7 @@ func (b *testbed) chains() []string {
 
 func chainsOf(rs *lb.Ruleset) []string {
 	var out []string
-	for _, c := range rs.Chains {
+	for _, c := range rs.Chains() {
 		out = append(out, c.Table+"/"+c.Name)
 	}
 	slices.Sort(out)

@@ -46,8 +46,10 @@ type IPTablesConfig struct {
 	// /run/netns/NAME ("" = the agent's own, as in the lab, where each
 	// agent runs in its host's namespace).
 	NetNS string
-	// Restore is the iptables-restore binary (default: from PATH).
-	Restore string
+	// Iptables and Restore are the iptables and iptables-restore binaries
+	// (default: from PATH, whichever backend the distribution picked;
+	// iptables-legacy and iptables-legacy-restore for the legacy one).
+	Iptables, Restore string
 }
 
 // NewIPTables checks that iptables can be run in cfg.NetNS.
@@ -62,7 +64,11 @@ func NewIPTables(cfg IPTablesConfig) (*IPTables, error) {
 	}
 	err := network.InNetNS(b.netns, func() error {
 		var err error
-		b.ipt, err = iptables.New()
+		if cfg.Iptables != "" {
+			b.ipt, err = iptables.New(iptables.Path(cfg.Iptables))
+		} else {
+			b.ipt, err = iptables.New()
+		}
 		return err
 	})
 	if err != nil {
@@ -75,7 +81,7 @@ func (b *IPTables) Name() string { return "iptables" }
 
 func (b *IPTables) Full(ctx context.Context, rs *lb.Ruleset) error {
 	want := map[lb.ID]bool{}
-	for _, c := range rs.Chains {
+	for _, c := range rs.Chains() {
 		want[c.ID()] = true
 	}
 	var stale []lb.ID
@@ -97,7 +103,7 @@ func (b *IPTables) Full(ctx context.Context, rs *lb.Ruleset) error {
 		return fmt.Errorf("service rules: %w", err)
 	}
 	// The chains first, so the hooks never jump to a missing chain.
-	if err := b.run(ctx, lb.Restore(rs.Chains, stale)); err != nil {
+	if err := b.run(ctx, lb.Restore(rs.Chains(), stale)); err != nil {
 		return err
 	}
 	return b.hooks(rs.Hooks)

@@ -76,7 +76,7 @@ func (p *Proxy) ApplyLB(ctx context.Context, st *lb.State) error {
 		start := time.Now()
 		if err = p.cfg.Backend.Full(ctx, rs); err == nil {
 			p.full = time.Now()
-			p.cfg.Logger.Printf("service rules: full sync of %d services, %d chains in %v", len(st.Services), len(rs.Chains), time.Since(start).Round(time.Millisecond))
+			p.cfg.Logger.Printf("service rules: full sync of %d services, %d chains in %v", len(st.Services), len(rs.Chains()), time.Since(start).Round(time.Millisecond))
 		}
 	} else {
 		err = p.cfg.Backend.Update(ctx, p.last, rs)
