@@ -42,6 +42,7 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	mu     sync.Mutex // ApplyLB calls come one at a time; this guards Close
+	gen    *lb.Generator
 	last   *lb.Ruleset
 	full   time.Time // when the last full sync succeeded
 	health health
@@ -59,7 +60,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	return &Proxy{cfg: cfg, health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
+	return &Proxy{cfg: cfg, gen: lb.NewGenerator(), health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
 }
 
 func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() + ")" }
@@ -70,7 +71,7 @@ func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() 
 func (p *Proxy) ApplyLB(ctx context.Context, st *lb.State) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rs := lb.Rules(st)
+	rs := p.gen.Rules(st)
 	var err error
 	if p.last == nil || time.Since(p.full) >= p.cfg.FullSync {
 		start := time.Now()
