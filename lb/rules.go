@@ -123,6 +123,7 @@ type Generator struct {
 	host  string // what every Service's rules depend on besides itself
 	cache map[string]*ServiceRules
 	paths []string // sorted paths of cache
+	fixed []Chain  // the fixed chains of the last pass
 }
 
 // NewGenerator makes an empty Generator.
@@ -132,53 +133,45 @@ func NewGenerator() *Generator { return &Generator{cache: map[string]*ServiceRul
 func (gn *Generator) Rules(st *State) *Ruleset {
 	self := st.Hosts[st.Self]
 	if host := st.Self + "\x00" + self.PodSubnet + "\x00" + st.Spec.PodCIDR; host != gn.host {
-		gn.host, gn.cache, gn.paths = host, map[string]*ServiceRules{}, nil
+		gn.host, gn.cache, gn.paths, gn.fixed = host, map[string]*ServiceRules{}, nil, nil
 	}
 	// The sorted paths change only when Services come or go.
-	same := len(gn.paths) == len(st.Services)
-	for _, p := range gn.paths {
-		if _, ok := st.Services[p]; !ok {
-			same = false
-			break
-		}
-	}
-	if !same {
+	rs := gn.services(st, self.PodSubnet)
+	if rs == nil { // Services came or went: sort the paths again
 		gn.paths = gn.paths[:0]
 		for p := range st.Services {
 			gn.paths = append(gn.paths, p)
 		}
 		slices.Sort(gn.paths)
-	}
-	rs := &Ruleset{Hooks: Hooks, Services: make([]*ServiceRules, 0, len(gn.paths))}
-	if !same {
 		for p := range gn.cache {
 			if _, ok := st.Services[p]; !ok {
 				delete(gn.cache, p)
 			}
 		}
+		gn.fixed = nil
+		rs = gn.services(st, self.PodSubnet)
+	}
+	if gn.fixed != nil {
+		// No Service's rules in the fixed chains changed (an endpoint
+		// change, most often): they are the last pass's.
+		rs.Fixed = gn.fixed
+		return rs
 	}
 	sizes := make([]int, len(fixedChains))
-	for _, p := range gn.paths {
-		s := st.Services[p]
-		sr := gn.cache[p]
-		if sr == nil || !sameRules(&sr.svc, &s) {
-			sr = serviceRules(st, self.PodSubnet, &s)
-			sr.svc = s.Clone() // the caller may reuse its state
-			gn.cache[p] = sr
-		}
-		rs.Services = append(rs.Services, sr)
+	for _, sr := range rs.Services {
 		for i := range sizes {
 			sizes[i] += len(sr.fixed[i].Rules)
 		}
 	}
-
 	fixed := make([]Chain, len(fixedChains))
 	for i, id := range fixedChains {
 		fixed[i] = Chain{Table: id.Table, Name: id.Name, Rules: make([]string, 0, sizes[i]+1)}
 	}
 	for _, sr := range rs.Services {
 		for i := range fixed {
-			fixed[i].Rules = append(fixed[i].Rules, sr.fixed[i].Rules...)
+			if len(sr.fixed[i].Rules) > 0 {
+				fixed[i].Rules = append(fixed[i].Rules, sr.fixed[i].Rules...)
+			}
 		}
 	}
 	// Node ports last, as kube-proxy: a cluster IP rule never loses to
@@ -191,7 +184,35 @@ func (gn *Generator) Rules(st *State) *Ruleset {
 		"-j MASQUERADE",
 	}
 	fixed[3].Rules = []string{"-j MARK --or-mark " + MasqMark}
-	rs.Fixed = fixed
+	rs.Fixed, gn.fixed = fixed, fixed
+	return rs
+}
+
+// services is st's Services' rules in path order, made again for those
+// that changed; nil when st's Services are not those of gn.paths. It
+// clears gn.fixed when a Service's part of the fixed chains changed.
+func (gn *Generator) services(st *State, podSubnet string) *Ruleset {
+	if len(gn.paths) != len(st.Services) {
+		return nil
+	}
+	rs := &Ruleset{Hooks: Hooks, Services: make([]*ServiceRules, 0, len(gn.paths))}
+	for _, p := range gn.paths {
+		s, ok := st.Services[p]
+		if !ok {
+			return nil
+		}
+		sr := gn.cache[p]
+		if sr == nil || !sameRules(&sr.svc, &s) {
+			was := sr
+			sr = serviceRules(st, podSubnet, &s)
+			sr.svc = s.Clone() // the caller may reuse its state
+			gn.cache[p] = sr
+			if was == nil || !slices.EqualFunc(was.fixed, sr.fixed, func(a, b Chain) bool { return slices.Equal(a.Rules, b.Rules) }) {
+				gn.fixed = nil
+			}
+		}
+		rs.Services = append(rs.Services, sr)
+	}
 	return rs
 }
 
