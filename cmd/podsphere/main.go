@@ -27,6 +27,7 @@ import (
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/host/svcproxy"
 	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/server"
 )
@@ -91,6 +92,7 @@ func hostCmd() *cobra.Command {
 		status  time.Duration
 		haf     haFlags
 		ing     ingressFlags
+		rules   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -134,6 +136,20 @@ func hostCmd() *cobra.Command {
 					}
 					cfg.APIListen = net.JoinHostPort(host, "0")
 				}
+				// Real VM networking: this host carries the cluster's
+				// Services in its packet filter (sim VMs have no packets).
+				if rules {
+					be, err := svcproxy.NewIPTables(svcproxy.IPTablesConfig{})
+					if err != nil {
+						return err
+					}
+					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: network.DefaultBridge, Logger: cfg.Logger})
+					if err != nil {
+						return err
+					}
+					defer p.Close() // the rules stay: Services keep working while the agent restarts
+					cfg.LB = append(cfg.LB, p)
+				}
 			default:
 				return fmt.Errorf("--runtime %q: want sim or containerd: %w", rt, api.ErrInvalid)
 			}
@@ -163,6 +179,7 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&simCIDR, "sim-ip-prefix", "", "sim runtime: IP prefix for fake VM addresses")
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
+	f.BoolVar(&rules, "service-rules", true, "containerd runtime: carry the cluster's Services (cluster IPs, node ports, load balancer addresses) in this host's iptables")
 	ctrd.register(f)
 	haf.register(f)
 	ing.register(f)
