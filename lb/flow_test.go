@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // A tiny evaluator of the generated rules: what happens to the first
@@ -259,6 +261,37 @@ func TestPacketFlow(t *testing.T) {
 		{"loopback node port: left alone", tcp("127.0.0.1", "127.0.0.1", 30081), to(false, "")},
 	}
 	for _, c := range cases {
+		if got := e.flow(c.p); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
+		}
+	}
+}
+
+// Services sharing the cluster's Ingress address (TCP and UDP forwarding
+// through it): each port goes to its own Service, and the Ingress's own
+// ports are left to the proxy listening on the host.
+func TestPacketFlowSharedIngressAddress(t *testing.T) {
+	const ingress = "10.99.0.210"
+	st := testState()
+	shared := func(name, ip string, port api.ServicePort, target int, eps ...api.EndpointAddress) {
+		s := svc(name, api.ServiceSpec{Type: api.ServiceLoadBalancer, ClusterIP: ip, LoadBalancerIP: ingress, Ports: []api.ServicePort{port}}, target, eps...)
+		s.Status.LoadBalancer.Ingress = []api.LoadBalancerIngress{{IP: ingress, Host: other, Shared: true}}
+		st.Services[s.Path] = s
+	}
+	shared("udp-dns", "10.96.0.60", api.ServicePort{Port: 53, Protocol: "UDP", NodePort: 30053}, 5353, ep("10.244.1.60", self), ep("10.244.2.60", other))
+	shared("pg", "10.96.0.61", api.ServicePort{Port: 5432, NodePort: 30054}, 5432, ep("10.244.2.61", other))
+	e := newEval(t, Rules(st))
+	const outside = "192.0.2.7"
+	for _, c := range []struct {
+		name string
+		p    packet
+		want []outcome
+	}{
+		{"UDP through the Ingress address: its Service, SNAT", packet{src: outside, dst: ingress, proto: "udp", dport: 53}, to(true, "10.244.1.60:5353", "10.244.2.60:5353")},
+		{"TCP through the Ingress address: another Service", packet{src: outside, dst: ingress, proto: "tcp", dport: 5432}, to(true, "10.244.2.61:5432")},
+		{"the Ingress's HTTP: left to the proxy", packet{src: outside, dst: ingress, proto: "tcp", dport: 80}, to(false, "")},
+		{"a port no Service shares: untouched", packet{src: outside, dst: ingress, proto: "tcp", dport: 53}, to(false, "")},
+	} {
 		if got := e.flow(c.p); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
 		}
