@@ -109,10 +109,10 @@ type DrillRequests struct {
 	From   string `json:"from,omitempty"`
 	// IntervalMs is the time between two requests' starts, TimeoutMs how
 	// long one may take before it counts as failed.
-	IntervalMs int   `json:"intervalMs,omitempty"`
-	TimeoutMs  int   `json:"timeoutMs,omitempty"`
-	Sent       int   `json:"sent"`
-	Failed     int   `json:"failed"`
+	IntervalMs int `json:"intervalMs,omitempty"`
+	TimeoutMs  int `json:"timeoutMs,omitempty"`
+	Sent       int `json:"sent"`
+	Failed     int `json:"failed"`
 	// LongestGapMs is the longest time no request was answered, from
 	// GapFrom to GapTo.
 	LongestGapMs int64     `json:"longestGapMs"`
