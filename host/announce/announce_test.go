@@ -216,13 +216,15 @@ func TestAnnounceMovesTheAddress(t *testing.T) {
 	// B takes over: its gratuitous ARP moves the client's cached entry,
 	// with no request of the client's.
 	b.Hold([]netip.Addr{ip})
-	deadline := time.Now().Add(5 * time.Second)
+	moved := time.Now()
+	deadline := moved.Add(5 * time.Second)
 	for !strings.Contains(neighbour(t, clientNS, vip), macB.String()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("client's entry %q still not B's %s 5 s after B took %s over", neighbour(t, clientNS, vip), macB, vip)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	t.Logf("client's entry moved to B %s after B took %s over", time.Since(moved).Round(time.Millisecond), vip)
 	if got, err := connect(client, vip+":80"); err != nil || got != "B" {
 		t.Fatalf("connect after the move: %q, %v; want B", got, err)
 	}
