@@ -23,6 +23,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/lb"
+	"golang.org/x/sys/unix"
 )
 
 // Defaults of Config, with why.
@@ -237,6 +238,12 @@ func (a *Announcer) Run(ctx context.Context) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// The link went down (a cable pulled, the lab isolating the
+			// host): the socket stays bound and hears again once it is up.
+			if errors.Is(err, unix.ENETDOWN) {
+				a.cfg.Logf("announce: %s is down; answering again when it is up", a.ifi.Name)
 				continue
 			}
 			return fmt.Errorf("announce: read ARP on %s: %w", a.ifi.Name, err)

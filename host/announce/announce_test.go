@@ -232,6 +232,24 @@ func TestAnnounceMovesTheAddress(t *testing.T) {
 		t.Fatalf("resolve after the move: %s, %v; want B's %s", hw, err, macB)
 	}
 
+	// B's link goes down and up again (the lab's isolate and heal): B
+	// answers again once it is up.
+	run(t, "ip", "-n", n.bridge, "link", "set", "p-b", "down")
+	run(t, "ip", "-n", filepath.Base(hostB), "link", "set", "eth0", "down")
+	run(t, "ip", "-n", filepath.Base(hostB), "link", "set", "eth0", "up")
+	run(t, "ip", "-n", n.bridge, "link", "set", "p-b", "up")
+	run(t, "ip", "-n", clientNS, "neigh", "flush", "to", vip)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		hw, err := resolve(t, client, ip, 500*time.Millisecond)
+		if err == nil && bytes.Equal(hw, macB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B does not answer for %s after its link came back: %s, %v", vip, hw, err)
+		}
+	}
+
 	// B's announcer dies (as with its agent): nothing answers any more,
 	// though B's nat rule and listener are still there.
 	b.Close()
