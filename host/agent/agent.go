@@ -51,6 +51,12 @@ type Config struct {
 	// delete, and does not start a VM whose lock another host holds.
 	Locks *halock.Locks
 
+	// LB are the parts acting on the cluster's load balancing (service
+	// rules, DNS, ...): each gets the Services, the cluster and its hosts
+	// after every change, and every LBResync (0 = DefaultLBResync).
+	LB       []LBConsumer
+	LBResync time.Duration
+
 	Timings gossip.Timings // zero value = gossip.DefaultTimings()
 	Logger  *log.Logger    // nil = stderr
 }
@@ -115,6 +121,15 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Logger = log.New(os.Stderr, "host "+cfg.Name+": ", log.LstdFlags)
 	}
 	cfg.Join = slices.Clone(cfg.Join)
+	cfg.LB = slices.Clone(cfg.LB)
+	for i, lc := range cfg.LB {
+		if lc == nil {
+			return bad(fmt.Sprintf("LB[%d]", i), "is nil")
+		}
+	}
+	if cfg.LBResync < 0 {
+		return bad("LBResync", "must not be negative")
+	}
 	return &Agent{cfg: cfg, host: host, log: cfg.Logger, ready: make(chan struct{})}, nil
 }
 
@@ -253,6 +268,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.reportUsage(gctx, c, agentAddr)
 	}()
+	if len(a.cfg.LB) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.keepLB(gctx, c)
+		}()
+	}
 	if apiLn != nil {
 		wg.Add(1)
 		go func() {
