@@ -8,8 +8,11 @@ import (
 	"net/netip"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/host/agent"
 	"github.com/podsphere/podsphere/host/announce"
 )
+
+var _ agent.LBConsumer = (*announce.Announcer)(nil)
 
 // startAnnouncer answers ARP for the load balancer addresses vcenter gives
 // this host, on iface ("" = the interface carrying the gossip address,

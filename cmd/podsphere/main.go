@@ -89,6 +89,8 @@ func hostCmd() *cobra.Command {
 		ctrd    containerdFlags
 		status  time.Duration
 		haf     haFlags
+		// announceIf is where load balancer addresses are answered for.
+		announceIf string
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -136,12 +138,21 @@ func hostCmd() *cobra.Command {
 				return fmt.Errorf("--runtime %q: want sim or containerd: %w", rt, api.ErrInvalid)
 			}
 			cfg.Runtime = drv
+			ctx, stop := signalContext()
+			defer stop()
+			// The announcer lives and dies with the agent's process: a dead
+			// agent answers for no load balancer address.
+			ann, err := startAnnouncer(ctx, cfg.Logger, announceIf, cfg.GossipBind)
+			if err != nil {
+				return err
+			}
+			if ann != nil {
+				cfg.LB = append(cfg.LB, ann)
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
 			return a.Run(ctx)
 		},
 	}
@@ -157,6 +168,7 @@ func hostCmd() *cobra.Command {
 	f.Int64Var(&mem, "mem", 0, "memory capacity in MB (0 = read from the machine)")
 	f.StringVar(&simCIDR, "sim-ip-prefix", "", "sim runtime: IP prefix for fake VM addresses")
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
+	f.StringVar(&announceIf, "announce-interface", "", "interface on the hosts' network where this host answers ARP for the load balancer addresses it holds (default: the one carrying --gossip-bind's address; none: answer for none)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
 	ctrd.register(f)
 	haf.register(f)
