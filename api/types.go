@@ -251,6 +251,11 @@ type VMSpec struct {
 	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
 	// Hostname is the guest's host name (default: the VM's name).
 	Hostname string `json:"hostname,omitempty"`
+	// DNSPolicy and DNSConfig are Kubernetes' Pod dnsPolicy and dnsConfig:
+	// what the VM's resolv.conf says ("" = ClusterFirst, the host's
+	// resolver with the cluster's search path; see dns.go).
+	DNSPolicy string        `json:"dnsPolicy,omitempty"`
+	DNSConfig *PodDNSConfig `json:"dnsConfig,omitempty"`
 	// Removing is set by the VM's owner (a replica set scaling down): the
 	// VM is powered off and removed once its host reports it off, so it is
 	// counted until it has really stopped.

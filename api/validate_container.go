@@ -242,5 +242,5 @@ func ValidateVMContainers(s VMSpec) error {
 	if s.Hostname != "" && !dnsLabel.MatchString(s.Hostname) {
 		return invalid("spec.hostname", "%q: want a DNS label (lowercase letters, digits and '-', at most 63)", s.Hostname)
 	}
-	return nil
+	return ValidateDNS("spec", s.DNSPolicy, s.DNSConfig)
 }

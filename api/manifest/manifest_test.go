@@ -416,7 +416,7 @@ func TestErrors(t *testing.T) {
 		{"unknown container field", podHead + "    lifecycle: {preStop: {exec: {command: [x]}}}\n", ctx,
 			`document 1 (Pod "web"): spec.containers[0].lifecycle: unknown field (known fields: args, command, env, image, imagePullPolicy, livenessProbe, name, ports, readinessProbe, resources, securityContext, startupProbe, workingDir)`},
 		{"unknown pod spec field", podHead + "  tolerations: [{key: k, operator: Exists}]\n", ctx,
-			`document 1 (Pod "web"): spec.tolerations: unknown field (known fields: affinity, containers, hostname, initContainers, nodeName, nodeSelector, restartPolicy, securityContext, terminationGracePeriodSeconds)`},
+			`document 1 (Pod "web"): spec.tolerations: unknown field (known fields: affinity, containers, dnsConfig, dnsPolicy, hostname, initContainers, nodeName, nodeSelector, restartPolicy, securityContext, terminationGracePeriodSeconds)`},
 		{"unknown top-level field", "apiVersion: v1\nkind: Namespace\nmetdata: {name: a}\n", ctx,
 			`document 1 (Namespace): metdata: unknown field (known fields: apiVersion, kind, metadata, spec)`},
 		{"metadata fields that change meaning are not ignored", "apiVersion: v1\nkind: Namespace\nmetadata: {generateName: a-}\n", ctx,

@@ -24,6 +24,8 @@ type podSpec struct {
 	TerminationGracePeriodSeconds *int64              `json:"terminationGracePeriodSeconds"`
 	Hostname                      string              `json:"hostname"`
 	SecurityContext               *podSecurityContext `json:"securityContext"`
+	DNSPolicy                     string              `json:"dnsPolicy"`
+	DNSConfig                     *api.PodDNSConfig   `json:"dnsConfig"`
 	// Volumes is decoded only to refuse it with a clear message.
 	Volumes json.RawMessage `json:"volumes"`
 }
@@ -268,7 +270,25 @@ func (d *document) vmSpec(field string, ps *podSpec, ns string, restart podResta
 		}
 		s.Hostname = ps.Hostname
 	}
+	// A VM never shares its host's network: ClusterFirstWithHostNet is
+	// ClusterFirst here.
+	s.DNSPolicy, s.DNSConfig = ps.DNSPolicy, ps.DNSConfig
+	if s.DNSPolicy == "ClusterFirstWithHostNet" {
+		s.DNSPolicy = api.DNSClusterFirst
+	}
+	if err := checkDNS(field, s.DNSPolicy, s.DNSConfig); err != nil {
+		return s, err
+	}
 	return s, nil
+}
+
+// checkDNS is api.ValidateDNS with the field it names.
+func checkDNS(field, policy string, cfg *api.PodDNSConfig) *fieldError {
+	if err := api.ValidateDNS(field, policy, cfg); err != nil {
+		f, msg, _ := strings.Cut(apiMessage(err), ": ")
+		return &fieldError{field: f, msg: msg}
+	}
+	return nil
 }
 
 // mapContainer maps one container (or init container) at field and adds

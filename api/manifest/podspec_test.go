@@ -159,6 +159,18 @@ var podSpecErrors = []struct {
 		"nodeSelector.ssd", "want a string, got true"},
 	{"hostname", "  containers: [{name: c, image: i}]\n  hostname: Web_0",
 		"hostname", `"Web_0" is not a DNS label (lower-case letters, digits and - inside)`},
+	{"dnsPolicy", "  containers: [{name: c, image: i}]\n  dnsPolicy: ClusterLast",
+		"dnsPolicy", `"ClusterLast" is not one of ClusterFirst, Default, None`},
+	{"dnsPolicy None without nameservers", "  containers: [{name: c, image: i}]\n  dnsPolicy: None\n  dnsConfig: {searches: [corp.example]}",
+		"dnsConfig.nameservers", "dnsPolicy None needs at least one nameserver in dnsConfig"},
+	{"dnsConfig nameserver", "  containers: [{name: c, image: i}]\n  dnsConfig: {nameservers: [10.0.0.1, dns.corp]}",
+		"dnsConfig.nameservers[1]", `"dns.corp" is not an IP address`},
+	{"dnsConfig four nameservers", "  containers: [{name: c, image: i}]\n  dnsConfig: {nameservers: [10.0.0.1, 10.0.0.2, 10.0.0.3, 10.0.0.4]}",
+		"dnsConfig.nameservers", "4 given, at most 3"},
+	{"dnsConfig search", "  containers: [{name: c, image: i}]\n  dnsConfig: {searches: [corp_example]}",
+		"dnsConfig.searches[0]", `"corp_example" is not a DNS name (lowercase labels of letters, digits and '-', dot-separated)`},
+	{"dnsConfig option", "  containers: [{name: c, image: i}]\n  dnsConfig: {options: [{value: '2'}]}",
+		"dnsConfig.options[0].name", `"" is not a resolv.conf option name`},
 	{"negative grace period", "  containers: [{name: c, image: i}]\n  terminationGracePeriodSeconds: -1",
 		"terminationGracePeriodSeconds", "-1 is negative"},
 	{"matchFields", "  containers: [{name: c, image: i}]\n  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchFields: [{key: metadata.name, operator: In, values: [esx-01]}]}]}}}",
@@ -230,4 +242,22 @@ func readFile(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestPodDNS(t *testing.T) {
+	in := podHead + "  dnsPolicy: None\n  dnsConfig: {nameservers: [192.0.2.53], searches: [corp.example], options: [{name: ndots, value: '2'}, {name: edns0}]}\n"
+	items := decodeOK(t, in, ctx)
+	var s api.VMSpec
+	if err := items[0].Object.DecodeSpec(&s); err != nil {
+		t.Fatal(err)
+	}
+	if s.DNSPolicy != api.DNSNone || s.DNSConfig == nil || s.DNSConfig.Nameservers[0] != "192.0.2.53" ||
+		s.DNSConfig.Searches[0] != "corp.example" || len(s.DNSConfig.Options) != 2 || *s.DNSConfig.Options[0].Value != "2" {
+		t.Fatalf("dns policy %q config %+v", s.DNSPolicy, s.DNSConfig)
+	}
+	// No host network to share: ClusterFirstWithHostNet is ClusterFirst.
+	items = decodeOK(t, podHead+"  dnsPolicy: ClusterFirstWithHostNet\n", ctx)
+	if err := items[0].Object.DecodeSpec(&s); err != nil || s.DNSPolicy != api.DNSClusterFirst {
+		t.Fatalf("ClusterFirstWithHostNet became %q (%v)", s.DNSPolicy, err)
+	}
 }

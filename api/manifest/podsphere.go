@@ -210,6 +210,9 @@ func checkVMSpec(s *api.VMSpec) *fieldError {
 			return fieldErr("spec.hostname", "%q %s", s.Hostname, err)
 		}
 	}
+	if err := checkDNS("spec", s.DNSPolicy, s.DNSConfig); err != nil {
+		return err
+	}
 	for i, v := range s.Volumes {
 		if v.Name == "" {
 			return fieldErr(fmt.Sprintf("spec.volumes[%d].name", i), "is required")

@@ -230,6 +230,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fail(fmt.Errorf("host %s: network for pod subnet %s: %w", a.host, reply.PodSubnet, err))
 		}
 	}
+	// Before any VM is made: their resolv.conf names this resolver.
+	consumers := slices.Clone(a.cfg.LB)
+	if dns := a.startDNS(ctx, c); dns != nil {
+		defer dns.res.Close()
+		consumers = append(consumers, dns)
+	}
 	seeds := slices.Clone(a.cfg.Join)
 	for _, s := range reply.GossipSeed {
 		if !slices.Contains(seeds, s) {
@@ -268,11 +274,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.reportUsage(gctx, c, agentAddr)
 	}()
-	if len(a.cfg.LB) > 0 {
+	if len(consumers) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.keepLB(gctx, c)
+			a.keepLB(gctx, c, consumers)
 		}()
 	}
 	if apiLn != nil {

@@ -346,6 +346,8 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 			InitContainers:                spec.InitContainers,
 			TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds,
 			Hostname:                      spec.Hostname,
+			DNSPolicy:                     spec.DNSPolicy,
+			DNSConfig:                     spec.DNSConfig,
 		},
 	}
 	if d.Migration != "" {

@@ -53,14 +53,15 @@ type lbWatch struct {
 // state (which would remove every rule) before it knows better.
 var lbParts = []string{api.KindService, api.KindCluster, api.KindHost}
 
-// keepLB runs the Service watches and the consumers until ctx ends.
-func (a *Agent) keepLB(ctx context.Context, c *client.Client) {
+// keepLB runs the Service watches and the consumers (Config.LB and the
+// ones the agent makes itself, such as its DNS resolver) until ctx ends.
+func (a *Agent) keepLB(ctx context.Context, c *client.Client, consumers []LBConsumer) {
 	ref, _ := api.ParsePath(a.cfg.Cluster) // checked in New
 	w := &lbWatch{a: a, c: c, dc: ref.Datacenter, kick: make(chan struct{}, 1),
 		services: map[string]lb.Service{}, hosts: map[string]lb.Host{}, listed: map[string]bool{}}
 	var wg sync.WaitGroup
-	runners := make([]*lbRunner, len(a.cfg.LB))
-	for i, lc := range a.cfg.LB {
+	runners := make([]*lbRunner, len(consumers))
+	for i, lc := range consumers {
 		runners[i] = &lbRunner{a: a, lc: lc, poke: make(chan struct{}, 1)}
 		wg.Add(1)
 		go func() { defer wg.Done(); runners[i].run(ctx) }()

@@ -182,6 +182,10 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 	if err != nil {
 		return err
 	}
+	dnsFiles, err := d.writeDNSFiles(spec, ip)
+	if err != nil {
+		return err
+	}
 	limits := LimitsFor(spec, d.cfg.MHzPerCore)
 	cgroup := d.CgroupPath(spec.ID)
 	if err := setupVMCgroup(cgroup, limits); err != nil {
@@ -224,6 +228,9 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 			labels[LabelPullPolicy] = c.ImagePullPolicy
 		}
 		opts := specOpts(c, images[i], netns, cgroup, hostname(spec), limits)
+		if len(dnsFiles) > 0 {
+			opts = append(opts, oci.WithMounts(dnsMounts(dnsFiles, c.ReadOnlyRootFilesystem)))
+		}
 		if d.cfg.Locks != nil {
 			labels[LabelFence] = "true"
 			opts = append(opts, d.withFence(spec.ID)) // last: it wraps the resolved args

@@ -123,6 +123,9 @@ type Config struct {
 	// the driver does on its own, unless the lock is this host's and live.
 	Locks       *halock.Locks
 	FenceBinary string // the podsphere-fence executable on this host
+	// HostResolvConf is the host's resolv.conf, which VMs of dnsPolicy
+	// Default copy; default DefaultHostResolvConf.
+	HostResolvConf string
 }
 
 // Driver implements runtime.Runtime on containerd v1.7's client.
@@ -143,8 +146,10 @@ type Driver struct {
 	probers  map[string]*probe.Runner // container ID -> the probes of its current run
 	notify   func(vmID string)
 	samples  map[string]cpuSample
-	importMu sync.Mutex
-	wg       sync.WaitGroup
+	// clusterDomain ends the search path of new VMs' resolv.conf (SetClusterDomain).
+	clusterDomain string
+	importMu      sync.Mutex
+	wg            sync.WaitGroup
 }
 
 var (

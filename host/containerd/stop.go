@@ -170,6 +170,9 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 	if err := os.RemoveAll(filepath.Join(d.cfg.LogDir, id)); err != nil {
 		errs = append(errs, err)
 	}
+	if err := os.RemoveAll(d.dnsDir(id)); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

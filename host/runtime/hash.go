@@ -11,7 +11,7 @@ import (
 // its containers are built from: NumCPU, MemoryMB, the CPU and memory
 // reservations and limits, the containers (with their probes, pull policy,
 // user and read-only flag), the init containers, the restart policy, the
-// termination grace period and the hostname. ID and
+// termination grace period, the hostname and the DNS policy and config. ID and
 // Path are left out (they never change for a VM), and so are the
 // allocations' shares and expandable flags, which only vcenter's admission
 // control reads. Drivers record it when they create a VM and report it in
@@ -40,6 +40,8 @@ func SpecHash(spec VMSpec) string {
 		InitContainers interface{} `json:"initContainers"`
 		Grace          *int64      `json:"terminationGracePeriodSeconds,omitempty"`
 		Hostname       string      `json:"hostname"`
+		DNSPolicy      string      `json:"dnsPolicy"`
+		DNSConfig      interface{} `json:"dnsConfig"`
 	}{
 		NumCPU:         spec.NumCPU,
 		MemoryMB:       spec.MemoryMB,
@@ -50,6 +52,8 @@ func SpecHash(spec VMSpec) string {
 		InitContainers: spec.InitContainers,
 		Grace:          spec.TerminationGracePeriodSeconds,
 		Hostname:       spec.Hostname,
+		DNSPolicy:      spec.DNSPolicy,
+		DNSConfig:      spec.DNSConfig,
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {

@@ -30,6 +30,9 @@ type VMSpec struct {
 	TerminationGracePeriodSeconds *int64
 	// Hostname is the guest's host name ("": the VM's name).
 	Hostname string
+	// DNSPolicy and DNSConfig say what the VM's resolv.conf holds (api.VMSpec's).
+	DNSPolicy string
+	DNSConfig *api.PodDNSConfig
 }
 
 // StopTimeout is how long the VM's containers get to stop before they are

@@ -137,6 +137,9 @@ func validateVMSpec(f, dc string, s *api.VMSpec, template bool) error {
 			return fmt.Errorf("%s.hostname: %w", f, err)
 		}
 	}
+	if err := api.ValidateDNS(f, s.DNSPolicy, s.DNSConfig); err != nil {
+		return err
+	}
 	for k, v := range s.HostSelector {
 		if err := labels.Validate(k, v); err != nil {
 			return fmt.Errorf("%s.hostSelector: %w", f, err)
