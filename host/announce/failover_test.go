@@ -112,3 +112,41 @@ func resolveOnce(nsPath, vip string) (string, error) {
 	b, err := io.ReadAll(c)
 	return string(b), err
 }
+
+// TestDNATedToAVM: the address's packets, DNATed on the holder to a VM
+// behind it, reach the VM when the holder forwards (as every host does for
+// its VMs) and do not with forwarding off: no address on an interface, no
+// br_netfilter, nothing else is needed.
+func TestDNATedToAVM(t *testing.T) {
+	requireRoot(t)
+	n := newHostsNet(t)
+	const vip, hostAddr, vmAddr = "10.77.0.202", "10.77.0.11", "10.78.0.2"
+	host := n.machine("a", hostAddr)
+	client := n.machine("c", "10.77.0.2")
+	hostNS := filepath.Base(host)
+	vmNS := n.prefix + "-vm"
+	vm := netNS(t, vmNS)
+	run(t, "ip", "-n", hostNS, "link", "add", "vm0", "type", "veth", "peer", "name", "eth0", "netns", vmNS)
+	run(t, "ip", "-n", hostNS, "addr", "add", "10.78.0.1/24", "dev", "vm0")
+	run(t, "ip", "-n", hostNS, "link", "set", "vm0", "up")
+	run(t, "ip", "-n", vmNS, "addr", "add", vmAddr+"/24", "dev", "eth0")
+	run(t, "ip", "-n", vmNS, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", vmNS, "route", "add", "default", "via", "10.78.0.1")
+	run(t, "ip", "netns", "exec", hostNS, "iptables", "-t", "nat", "-A", "PREROUTING", "-d", vip, "-p", "tcp", "--dport", "80",
+		"-j", "DNAT", "--to-destination", vmAddr+":8080")
+	serveHTTP(t, vm, vmAddr+":8080", "VM")
+	a := announcer(t, host, hostAddr)
+	a.Hold([]netip.Addr{netip.MustParseAddr(vip)})
+
+	forwarding := func(on string) {
+		run(t, "ip", "netns", "exec", hostNS, "sysctl", "-q", "-w", "net.ipv4.ip_forward="+on) // the test's own namespace only
+	}
+	forwarding("0")
+	if got, err := resolveOnce(client, vip); err == nil {
+		t.Fatalf("reached the VM (%q) through a holder that does not forward", got)
+	}
+	forwarding("1")
+	if got, err := resolveOnce(client, vip); err != nil || !strings.HasSuffix(got, "VM") {
+		t.Fatalf("through a forwarding holder: %q, %v; want the VM's answer", got, err)
+	}
+}
