@@ -160,3 +160,6 @@ func checkDNSName(n string) error {
 	}
 	return nil
 }
+
+// CheckDNSName checks an RFC 1123 DNS name (a cluster's clusterDomain).
+func CheckDNSName(n string) error { return checkDNSName(n) }

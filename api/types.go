@@ -34,6 +34,14 @@ type ClusterSpec struct {
 	ClusterDomain string `json:"clusterDomain,omitempty"`
 }
 
+// ClusterStatus is what vcenter decided for a cluster.
+type ClusterStatus struct {
+	// Ingress is the load balancer address kept for the cluster's Ingress
+	// proxy (the first free one of spec.loadBalancerAddresses, empty
+	// without any) and the host answering for it.
+	Ingress LoadBalancerIngress `json:"ingress,omitzero"`
+}
+
 type DRSConfig struct {
 	Enabled bool   `json:"enabled"`
 	Mode    string `json:"mode"` // manual, partiallyAutomated, fullyAutomated

@@ -286,9 +286,53 @@ func keepKindFields(it manifest.Item, cur *api.Object) (json.RawMessage, error) 
 		if w.PodCIDR == "" {
 			w.PodCIDR = c.PodCIDR
 		}
+		// What vcenter filled in stays, as it would on write.
+		if w.ServiceCIDR == "" {
+			w.ServiceCIDR = c.ServiceCIDR
+		}
+		if w.NodePortRange == "" {
+			w.NodePortRange = c.NodePortRange
+		}
+		if w.ClusterDomain == "" {
+			w.ClusterDomain = c.ClusterDomain
+		}
+		return json.Marshal(w)
+	case api.KindService:
+		var w, c api.ServiceSpec
+		if err := want.DecodeSpec(&w); err != nil {
+			return nil, err
+		}
+		_ = cur.DecodeSpec(&c)
+		keepServiceAllocations(&w, c)
 		return json.Marshal(w)
 	}
 	return want.Spec, nil
+}
+
+// keepServiceAllocations fills in what vcenter allocated and the manifest
+// leaves out (cluster, cluster IP, node ports, health check port), as
+// vcenter keeps them on write, so re-applying a manifest is unchanged.
+func keepServiceAllocations(w *api.ServiceSpec, c api.ServiceSpec) {
+	if w.Cluster == "" || w.Cluster == c.Cluster {
+		w.Cluster = c.Cluster
+	}
+	if w.ClusterIP == "" && w.Type != api.ServiceExternalName && c.Type != api.ServiceExternalName {
+		w.ClusterIP = c.ClusterIP
+	}
+	if w.Type == api.ServiceNodePort || w.Type == api.ServiceLoadBalancer {
+		held := map[string]int{}
+		for _, p := range c.Ports {
+			held[fmt.Sprintf("%d/%s", p.Port, p.Protocol)] = p.NodePort
+		}
+		for i := range w.Ports {
+			if p := &w.Ports[i]; p.NodePort == 0 {
+				p.NodePort = held[fmt.Sprintf("%d/%s", p.Port, p.Protocol)]
+			}
+		}
+	}
+	if w.HealthCheckNodePort == 0 && w.Type == api.ServiceLoadBalancer && w.ExternalTrafficPolicy == "Local" {
+		w.HealthCheckNodePort = c.HealthCheckNodePort
+	}
 }
 
 // keepFields returns want with the top-level fields keep taken from cur

@@ -25,18 +25,23 @@ func newClusterSpec() api.ClusterSpec {
 // clusterCreateOptions runs `psc cluster.create NAME...`.
 type clusterCreateOptions struct {
 	env   *Env
+	cmd   *cobra.Command
+	net   serviceNetworkFlags
 	names []string
 }
 
 func newClusterCreateCommand(env *Env) *cobra.Command {
 	o := &clusterCreateOptions{env: env}
-	return &cobra.Command{
-		Use:     "cluster.create NAME...",
-		Short:   "Create clusters (each with its root pool Resources) in the datacenter",
-		Example: "  PSC_DATACENTER=dc1 psc cluster.create c1",
-		Args:    minArgs(1, "at least one NAME"),
-		RunE:    runE(o),
+	o.cmd = &cobra.Command{
+		Use:   "cluster.create NAME...",
+		Short: "Create clusters (each with its root pool Resources) in the datacenter",
+		Example: `  PSC_DATACENTER=dc1 psc cluster.create c1
+  psc cluster.create -lb-addresses 10.99.0.200-10.99.0.239 -node-port-range 8000-9000 c2`,
+		Args: minArgs(1, "at least one NAME"),
+		RunE: runE(o),
 	}
+	o.net.register(o.cmd.Flags())
+	return o.cmd
 }
 
 func (o *clusterCreateOptions) Complete(_ *cobra.Command, args []string) error {
@@ -44,7 +49,7 @@ func (o *clusterCreateOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-func (o *clusterCreateOptions) Validate() error { return nil }
+func (o *clusterCreateOptions) Validate() error { return o.net.validate(o.cmd.Flags()) }
 
 func (o *clusterCreateOptions) Run(ctx context.Context) error {
 	r, err := o.env.Resolver()
@@ -56,7 +61,9 @@ func (o *clusterCreateOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.API.Create(ctx, api.New(api.KindCluster, p, newClusterSpec())); err != nil {
+		spec := newClusterSpec()
+		o.net.apply(o.cmd.Flags(), &spec)
+		if _, err := r.API.Create(ctx, api.New(api.KindCluster, p, spec)); err != nil {
 			return err
 		}
 		fmt.Fprintf(o.env.Out, "Created cluster %s\n", p)
@@ -92,6 +99,7 @@ type clusterChangeOptions struct {
 	ready        string
 	delay        int
 	readyTimeout int
+	net          serviceNetworkFlags
 	clusters     []string
 }
 
@@ -99,12 +107,13 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 	o := &clusterChangeOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "cluster.change CLUSTER...",
-		Short: "Change DRS and HA settings of clusters (unset flags stay as they are)",
+		Short: "Change DRS, HA and service network settings of clusters (unset flags stay as they are)",
 		Example: `  psc cluster.change -drs-enabled -drs-mode partiallyAutomated c1
   psc cluster.change -ha-enabled -ha-admission-control-enabled=false c1
   psc cluster.change -ha-enabled -ha-admission-control-enabled -ha-host-failures 1 -ha-admission-policy slot c1
   psc cluster.change -ha-restart-priority high -ha-ready-condition guestHbStatusGreen -ha-additional-delay 10 c1
-  psc cluster.change -ha-isolation-response powerOff -ha-isolation-address 10.0.0.1,10.0.0.2 c1`,
+  psc cluster.change -ha-isolation-response powerOff -ha-isolation-address 10.0.0.1,10.0.0.2 c1
+  psc cluster.change -lb-addresses 10.99.0.200-10.99.0.239,10.99.1.0/28 c1`,
 		Args: minArgs(1, "at least one CLUSTER"),
 		RunE: runE(o),
 	}
@@ -122,6 +131,7 @@ func newClusterChangeCommand(env *Env) *cobra.Command {
 	f.StringVar(&o.ready, "ha-ready-condition", "", "when restarted VMs count as ready and the next priority starts: "+strings.Join(haReadyConditions, "|")+" (default poweredOn)")
 	f.IntVar(&o.delay, "ha-additional-delay", 0, "seconds HA waits after a priority is ready before starting the next (postReadyDelay)")
 	f.IntVar(&o.readyTimeout, "ha-ready-timeout", 0, "seconds HA waits for a priority to be ready before starting the next anyway (0: 60)")
+	o.net.register(f)
 	o.cmd = cmd
 	return cmd
 }
@@ -168,12 +178,15 @@ func (o *clusterChangeOptions) Validate() error {
 			return usagef("-ha-isolation-address %q is not an IP address", a)
 		}
 	}
+	if err := o.net.validate(f); err != nil {
+		return err
+	}
 	changed := false
-	for _, n := range clusterChangeFlagNames {
+	for _, n := range append(clusterChangeFlagNames, serviceNetworkFlagNames...) {
 		changed = changed || f.Changed(n)
 	}
 	if !changed {
-		return usagef("cluster.change: nothing to change (give one of -%s)", strings.Join(clusterChangeFlagNames, ", -"))
+		return usagef("cluster.change: nothing to change (give one of -%s)", strings.Join(append(clusterChangeFlagNames, serviceNetworkFlagNames...), ", -"))
 	}
 	return nil
 }
@@ -200,6 +213,7 @@ func (o *clusterChangeOptions) apply(s *api.ClusterSpec) {
 	set("ha-ready-condition", func() { h.ReadyCondition = o.ready })
 	set("ha-additional-delay", func() { h.PostReadyDelaySeconds = o.delay })
 	set("ha-ready-timeout", func() { h.ReadyTimeoutSeconds = o.readyTimeout })
+	o.net.apply(f, s)
 }
 
 func (o *clusterChangeOptions) Run(ctx context.Context) error {

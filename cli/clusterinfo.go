@@ -19,6 +19,18 @@ type clusterInfo struct {
 	Groups   int             `json:"groups"`
 	Rules    int             `json:"rules"`
 	Capacity *api.HACapacity `json:"failoverCapacity"`
+	// Network is the cluster's pod and service network; Ingress the
+	// address kept for its Ingress proxy and the host answering for it.
+	Network clusterNetwork          `json:"network"`
+	Ingress api.LoadBalancerIngress `json:"ingress,omitzero"`
+}
+
+type clusterNetwork struct {
+	PodCIDR               string   `json:"podCIDR,omitempty"`
+	ServiceCIDR           string   `json:"serviceCIDR,omitempty"`
+	NodePortRange         string   `json:"nodePortRange,omitempty"`
+	LoadBalancerAddresses []string `json:"loadBalancerAddresses,omitempty"`
+	ClusterDomain         string   `json:"clusterDomain,omitempty"`
 }
 
 // clusterInfoOptions runs `psc cluster.info [CLUSTER...]`. govc has no
@@ -75,7 +87,12 @@ func (o *clusterInfoOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		infos = append(infos, clusterInfo{Name: obj.Name(), Path: p, DRS: s.DRS, HA: s.HA, Groups: len(s.Groups), Rules: len(s.Rules), Capacity: c})
+		var st api.ClusterStatus
+		_ = obj.DecodeStatus(&st)
+		infos = append(infos, clusterInfo{Name: obj.Name(), Path: p, DRS: s.DRS, HA: s.HA, Groups: len(s.Groups), Rules: len(s.Rules), Capacity: c,
+			Network: clusterNetwork{PodCIDR: s.PodCIDR, ServiceCIDR: s.ServiceCIDR, NodePortRange: s.NodePortRange,
+				LoadBalancerAddresses: s.LoadBalancerAddresses, ClusterDomain: s.ClusterDomain},
+			Ingress: st.Ingress})
 	}
 	if o.env.JSON {
 		return writeJSON(o.env.Out, infos)
@@ -137,7 +154,27 @@ func writeClusterInfo(w io.Writer, ci clusterInfo) error {
 			b.add(x.label+" free", "%s reserved, %s free to reserve", x.u(x.r.Reserved), x.u(x.r.Free))
 		}
 	}
+	n := ci.Network
+	b.add("Pod CIDR", "%s", orDash(n.PodCIDR))
+	b.add("Service CIDR", "%s", orDash(n.ServiceCIDR))
+	b.add("Node ports", "%s", orDash(n.NodePortRange))
+	if len(n.LoadBalancerAddresses) == 0 {
+		b.add("LB addresses", "none (LoadBalancer Services stay <pending>)")
+	} else {
+		b.list("LB addresses", n.LoadBalancerAddresses)
+	}
+	if ci.Ingress.IP != "" {
+		b.add("Ingress address", "%s answered by %s", ci.Ingress.IP, orDash(baseOrEmpty(ci.Ingress.Host)))
+	}
+	b.add("Cluster domain", "%s", orDash(n.ClusterDomain))
 	return b.write(w)
+}
+
+func baseOrEmpty(p string) string {
+	if p == "" {
+		return ""
+	}
+	return api.Base(p)
 }
 
 func orDefault(s, def string) string {

@@ -21,10 +21,10 @@ const groupLB = "lb"
 
 var serviceKind = registerWorkload(&workloadKind{
 	kind: api.KindService, prefix: "svc", alias: "service", noun: "Services (load balancing)",
-	header: []string{"Type", "Cluster-IP", "Ports", "Endpoints"},
+	header: []string{"Type", "Cluster-IP", "External-IP", "Port(s)", "Endpoints", "Host"},
 	row: func(o *api.Object, _ time.Time) []string {
 		s, st := specOf[api.ServiceSpec](o), statusOf[api.ServiceStatus](o)
-		return []string{s.Type, clusterIPText(s), portsText(s), endpointsText(s, st)}
+		return []string{s.Type, clusterIPText(s), externalIPText(s, st), portsText(s), endpointsText(s, st), answeringText(s, st)}
 	},
 	info: func(_ context.Context, _ API, o *api.Object, b *block, _ *time.Location) error {
 		s, st := specOf[api.ServiceSpec](o), statusOf[api.ServiceStatus](o)
@@ -33,6 +33,16 @@ var serviceKind = registerWorkload(&workloadKind{
 			b.add("External name", "%s", s.ExternalName)
 		} else {
 			b.add("Cluster IP", "%s", clusterIPText(s))
+		}
+		if s.Cluster != "" {
+			b.add("Cluster", "%s", api.Base(s.Cluster))
+		}
+		if s.Type == api.ServiceLoadBalancer {
+			b.add("External IP", "%s", externalIPText(s, st))
+			if s.LoadBalancerIP != "" {
+				b.add("Asked address", "%s (spec.loadBalancerIP)", s.LoadBalancerIP)
+			}
+			b.add("Answered by", "%s", answeringText(s, st))
 		}
 		b.add("Selector", "%s", labelsText(s.Selector))
 		var ports []string
@@ -47,6 +57,9 @@ var serviceKind = registerWorkload(&workloadKind{
 		b.add("Session affinity", "%s", orDash(affinity))
 		if s.ExternalTrafficPolicy != "" {
 			b.add("External traffic", "%s", s.ExternalTrafficPolicy)
+		}
+		if s.HealthCheckNodePort != 0 {
+			b.add("Health check", "node port %d/TCP (200 only on hosts with a local endpoint)", s.HealthCheckNodePort)
 		}
 		b.add("Endpoints", "%s", endpointsText(s, st))
 		var eps []string
@@ -85,7 +98,7 @@ func addLBCommands(env *Env, root *cobra.Command) {
 }
 
 // clusterIPText is the virtual address: None for headless, "<pending>"
-// until the data plane allocates one (not there yet).
+// for a Service written before vcenter allocated cluster IPs.
 func clusterIPText(s api.ServiceSpec) string {
 	switch {
 	case s.Type == api.ServiceExternalName:
@@ -94,6 +107,34 @@ func clusterIPText(s api.ServiceSpec) string {
 		return "<pending>"
 	}
 	return s.ClusterIP
+}
+
+// externalIPText is kubectl's EXTERNAL-IP: a LoadBalancer Service's
+// address or <pending> (its cluster has none free), an ExternalName
+// Service's alias, <none> otherwise.
+func externalIPText(s api.ServiceSpec, st api.ServiceStatus) string {
+	switch s.Type {
+	case api.ServiceLoadBalancer:
+		if len(st.LoadBalancer.Ingress) == 0 || st.LoadBalancer.Ingress[0].IP == "" {
+			return "<pending>"
+		}
+		return st.LoadBalancer.Ingress[0].IP
+	case api.ServiceExternalName:
+		return s.ExternalName
+	}
+	return "<none>"
+}
+
+// answeringText is the host answering for a LoadBalancer Service's
+// address (podsphere's column: the one host that takes its traffic in).
+func answeringText(s api.ServiceSpec, st api.ServiceStatus) string {
+	if s.Type != api.ServiceLoadBalancer || len(st.LoadBalancer.Ingress) == 0 {
+		return "-"
+	}
+	if h := st.LoadBalancer.Ingress[0].Host; h != "" {
+		return api.Base(h)
+	}
+	return "<none healthy>"
 }
 
 // portsText is kubectl's PORT(S) column: 80/TCP, 80:30080/TCP, 443->https/TCP.

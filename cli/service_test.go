@@ -53,9 +53,10 @@ spec:
 		t.Fatalf("svc.ls: exit %d: %s", code, errOut)
 	}
 	t.Logf("psc svc.ls -namespace team-a:\n%s", out)
-	row := regexp.MustCompile(`(?m)^web\s+NodePort\s+<pending>\s+8080:30080/TCP\s+3/3\s+\S+\s*$`)
-	if !strings.HasPrefix(out, "Name") || !strings.Contains(out, "Cluster-IP") || !row.MatchString(out) {
-		t.Errorf("svc.ls:\n%s\nwant a header and the row web NodePort <pending> 8080:30080/TCP 3/3 AGE", out)
+	row := regexp.MustCompile(`(?m)^web\s+NodePort\s+10\.96\.0\.\d+\s+<none>\s+8080:30080/TCP\s+3/3\s+-\s+\S+\s*$`)
+	header := regexp.MustCompile(`^Name\s+Type\s+Cluster-IP\s+External-IP\s+Port\(s\)\s+Endpoints\s+Host\s+Age\n`)
+	if !header.MatchString(out) || !row.MatchString(out) {
+		t.Errorf("svc.ls:\n%s\nwant a header and the row web NodePort 10.96.0.x <none> 8080:30080/TCP 3/3 - AGE", out)
 	}
 	if out, _, _ := l.psc("", nil, "svc.ls"); strings.Contains(out, "web") {
 		t.Errorf("svc.ls of the default namespace shows team-a's Service:\n%s", out)
@@ -79,5 +80,53 @@ spec:
 	}
 	if l.exists("/dc1/service/team-a/web") {
 		t.Error("the Service is still there after delete -f")
+	}
+}
+
+// A LoadBalancer Service in a cluster given load balancer addresses with
+// cluster.change: svc.ls shows its address and the host answering for it,
+// svc.info the same, cluster.info the service network and the Ingress
+// address.
+func TestSvcLoadBalancerColumns(t *testing.T) {
+	t.Parallel()
+	l := labBase(t, "esx-01", "esx-02")
+	l.fails(api.ExitUsage, "spec.loadBalancerAddresses[0]", "cluster.change", "-lb-addresses", "10.99.0.239-10.99.0.200", "c1")
+	l.ok("cluster.change", "-lb-addresses", "10.99.0.200-10.99.0.239", "c1")
+	const svc = `apiVersion: v1
+kind: Service
+metadata: {name: shop}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  ports:
+  - {port: 80, nodePort: 30080}
+`
+	if out, errOut, code := l.psc(svc, nil, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: exit %d: %s%s", code, out, errOut)
+	}
+	row := regexp.MustCompile(`(?m)^shop\s+LoadBalancer\s+10\.96\.0\.\d+\s+10\.99\.0\.201\s+80:30080/TCP\s+-\s+esx-0[12]\s+\S+\s*$`)
+	var out string
+	l.eventually("svc.ls shows the address and its host", func() bool {
+		out = l.ok("svc.ls")
+		return row.MatchString(out)
+	})
+	t.Logf("psc svc.ls:\n%s", out)
+	info := squash(l.ok("svc.info", "shop"))
+	for _, want := range []string{" External IP: 10.99.0.201\n", " Cluster: c1\n", " Health check: node port 3"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("svc.info lacks %q:\n%s", want, info)
+		}
+	}
+	ci := squash(l.ok("cluster.info", "c1"))
+	for _, want := range []string{" Service CIDR: 10.96.0.0/16\n", " Node ports: 30000-32767\n", " LB addresses: 10.99.0.200-10.99.0.239\n",
+		" Ingress address: 10.99.0.200 answered by esx-0", " Cluster domain: cluster.local\n"} {
+		if !strings.Contains(ci, want) {
+			t.Errorf("cluster.info lacks %q:\n%s", want, ci)
+		}
+	}
+	// The same address asked for by another Service is refused, naming the owner.
+	taken := "apiVersion: v1\nkind: Service\nmetadata: {name: copy}\nspec: {type: LoadBalancer, loadBalancerIP: 10.99.0.201, ports: [{port: 81}]}\n"
+	if _, errOut, code := l.psc(taken, nil, "apply", "-f", "-"); code == 0 || !strings.Contains(errOut, "/dc1/service/shop") {
+		t.Errorf("a second Service on 10.99.0.201: exit %d: %s, want refused naming /dc1/service/shop", code, errOut)
 	}
 }

@@ -21,6 +21,11 @@ import (
 	"github.com/podsphere/podsphere/api"
 )
 
+// LoadBalancerAddresses are c1's addresses for LoadBalancer Services and
+// the Ingress: on the management network, above the hosts' .11-.109, so
+// the lab's other namespaces reach them out of the box.
+const LoadBalancerAddresses = "10.99.0.200-10.99.0.239"
+
 // Defaults, in one place.
 const (
 	DefaultPrefix  = "psl"          // names the lab's netns and containerd namespaces: psl-mgmt, psl-esx-01

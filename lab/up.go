@@ -169,7 +169,8 @@ func (s *State) build(ctx context.Context, opts Options) error {
 
 	for _, o := range []*api.Object{
 		api.New(api.KindDatacenter, "/"+Datacenter, api.DatacenterSpec{}),
-		api.New(api.KindCluster, clusterPath(), api.ClusterSpec{DRS: api.DRSConfig{Enabled: true, Mode: "fullyAutomated"}}),
+		api.New(api.KindCluster, clusterPath(), api.ClusterSpec{DRS: api.DRSConfig{Enabled: true, Mode: "fullyAutomated"},
+			LoadBalancerAddresses: []string{LoadBalancerAddresses}}),
 	} {
 		if _, err := c.Create(ctx, o); err != nil && !errors.Is(err, api.ErrConflict) {
 			return fmt.Errorf("create %s: %w", o.Path, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/podsphere/podsphere/api"
+	"github.com/podsphere/podsphere/lb"
 )
 
 // Defaults for VirtualMachine and Pod sizing when the manifest gives none.
@@ -72,6 +73,10 @@ func (d *document) cluster() ([]Item, *fieldError) {
 		if _, _, err := net.ParseCIDR(s.PodCIDR); err != nil {
 			return nil, fieldErr("spec.podCIDR", "%q is not a CIDR block such as 10.244.0.0/16", s.PodCIDR)
 		}
+	}
+	if err := lb.CheckServiceNetwork(s); err != nil {
+		field, msg, _ := strings.Cut(apiMessage(err), " ")
+		return nil, &fieldError{field: strings.TrimSuffix(field, ":"), msg: msg}
 	}
 	return d.podsphereItem(doc.Metadata, api.KindCluster, s)
 }

@@ -60,5 +60,11 @@ func (d *document) service() ([]Item, *fieldError) {
 		field, msg, _ := strings.Cut(apiMessage(err), ": ")
 		return nil, &fieldError{field: field, msg: msg}
 	}
+	// The cluster whose ranges the Service's addresses come from: the
+	// context's (PSC_CLUSTER); without one vcenter takes the datacenter's
+	// only cluster.
+	if s.Cluster == "" && d.ctx.Cluster != "" && d.ctx.Datacenter != "" && api.ValidName(d.ctx.Cluster) == nil {
+		s.Cluster = d.ctx.clusterPath()
+	}
 	return []Item{w.item(api.KindService, s)}, nil
 }

@@ -14,11 +14,11 @@ func TestServiceFiles(t *testing.T) {
 		want want
 	}{
 		{"service.yaml", want{kind: "Service", path: "/dc1/service/datagrand/my-nginx", labels: map[string]string{"run": "my-nginx"},
-			spec: api.ServiceSpec{Type: api.ServiceNodePort, Selector: map[string]string{"run": "my-nginx"},
+			spec: api.ServiceSpec{Cluster: "/dc1/host/c1", Type: api.ServiceNodePort, Selector: map[string]string{"run": "my-nginx"},
 				Ports:           []api.ServicePort{{Name: "http", Protocol: "TCP", Port: 8080, TargetPort: api.Int(80)}, {Name: "https", Protocol: "TCP", Port: 443}},
 				SessionAffinity: "None", ExternalTrafficPolicy: "Cluster"}}},
 		{"service-exported.yaml", want{kind: "Service", path: "/dc1/service/web",
-			spec: api.ServiceSpec{Type: api.ServiceClusterIP, Selector: map[string]string{"app": "web"}, ClusterIP: "10.96.12.7",
+			spec: api.ServiceSpec{Cluster: "/dc1/host/c1", Type: api.ServiceClusterIP, Selector: map[string]string{"app": "web"}, ClusterIP: "10.96.12.7",
 				Ports:           []api.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: api.Str("http")}},
 				SessionAffinity: "ClientIP", SessionAffinityConfig: &api.SessionAffinityConfig{ClientIP: &api.ClientIPConfig{TimeoutSeconds: &timeout}}}}},
 	} {
@@ -54,5 +54,28 @@ func TestServiceErrors(t *testing.T) {
 				t.Errorf("error\n got %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// A Cluster manifest carries its service network; a malformed field is
+// refused before anything is sent, naming it.
+func TestClusterServiceNetworkManifest(t *testing.T) {
+	const head = "apiVersion: podsphere.io/v1\nkind: Cluster\nmetadata: {name: c2}\n"
+	items := decodeOK(t, head+"spec: {serviceCIDR: 10.100.0.0/16, nodePortRange: 8000-8100, loadBalancerAddresses: [10.99.0.200-10.99.0.239], clusterDomain: corp.local}\n", ctx)
+	var s api.ClusterSpec
+	_ = items[0].Object.DecodeSpec(&s)
+	if s.ServiceCIDR != "10.100.0.0/16" || s.NodePortRange != "8000-8100" || len(s.LoadBalancerAddresses) != 1 || s.ClusterDomain != "corp.local" {
+		t.Errorf("spec %+v", s)
+	}
+	for in, want := range map[string]string{
+		"spec: {nodePortRange: 9-1}\n":                  "spec.nodePortRange",
+		"spec: {loadBalancerAddresses: [10.0.0.300]}\n": "spec.loadBalancerAddresses[0]",
+		"spec: {serviceCIDR: 10.96.0.0/30}\n":           "spec.serviceCIDR",
+		"spec: {clusterDomain: \"bad..domain\"}\n":      "spec.clusterDomain",
+	} {
+		_, err := Decode(strings.NewReader(head+in), ctx)
+		if err == nil || !strings.Contains(err.Error(), "(Cluster \"c2\"): "+want) {
+			t.Errorf("%s: %v, want an error naming %s", in, err, want)
+		}
 	}
 }

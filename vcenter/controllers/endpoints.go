@@ -134,6 +134,10 @@ func (c *Endpoints) Reconcile(_ context.Context, key string) (Result, error) {
 	st := api.ServiceStatus{ObservedGeneration: obj.Generation, Subsets: subsets, Ready: ready, Total: total}
 	var was api.ServiceStatus
 	_ = obj.DecodeStatus(&was)
+	// status.loadBalancer is not this controller's (admission gives the
+	// address, the load balancer controller its host): it is carried over
+	// from the object as it is inside the write, never from an older read.
+	st.LoadBalancer = was.LoadBalancer
 	if reflect.DeepEqual(was, st) {
 		return Result{}, nil
 	}
@@ -145,6 +149,9 @@ func (c *Endpoints) Reconcile(_ context.Context, key string) (Result, error) {
 		if err != nil {
 			return err
 		}
+		var now api.ServiceStatus
+		_ = cur.DecodeStatus(&now)
+		st.LoadBalancer = now.LoadBalancer
 		cur.SetStatus(st)
 		if _, err := t.Update(cur); err != nil {
 			return err

@@ -49,6 +49,9 @@ func (cluster) prepare(ref api.Ref, o *api.Object) error {
 	} else if ones, _ := n.Mask.Size(); ones > 23 {
 		return fmt.Errorf("spec.podCIDR %q is too small: hosts get a /24 each, so it must be /23 or larger: %w", s.PodCIDR, api.ErrInvalid)
 	}
+	if err := prepareServiceNetwork(&s); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i := range s.Rules {
 		// Rules name VMs and hosts; accept inventory paths too, as govc does.
@@ -95,7 +98,11 @@ func (cluster) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
 		return err
 	}
 	spec.PodCIDR = cidr
+	if err := admitServiceNetwork(t, o.Path, nil, &spec); err != nil {
+		return err
+	}
 	o.SetSpec(spec)
+	ingressAddress(t, o, spec)
 	return nil
 }
 
@@ -124,14 +131,20 @@ func (cluster) admitChange(t *Txn, ref api.Ref, cur, o *api.Object) (string, err
 	}
 	if spec.PodCIDR == "" || spec.PodCIDR == oldSpec.PodCIDR {
 		spec.PodCIDR = oldSpec.PodCIDR
-		o.SetSpec(spec)
-		return "", nil
+	} else {
+		if hosts := t.List(store.Query{Kind: api.KindHost, Prefix: o.Path}); len(hosts) > 0 {
+			return "", fmt.Errorf("spec.podCIDR of %s cannot change while its %d hosts hold pod subnets of %s: %w", o.Path, len(hosts), oldSpec.PodCIDR, api.ErrConflict)
+		}
+		if _, err := podCIDR(t, o.Path, spec.PodCIDR); err != nil {
+			return "", err
+		}
 	}
-	if hosts := t.List(store.Query{Kind: api.KindHost, Prefix: o.Path}); len(hosts) > 0 {
-		return "", fmt.Errorf("spec.podCIDR of %s cannot change while its %d hosts hold pod subnets of %s: %w", o.Path, len(hosts), oldSpec.PodCIDR, api.ErrConflict)
+	if err := admitServiceNetwork(t, o.Path, &oldSpec, &spec); err != nil {
+		return "", err
 	}
-	_, err := podCIDR(t, o.Path, spec.PodCIDR)
-	return "", err
+	o.SetSpec(spec)
+	ingressAddress(t, o, spec)
+	return "", nil
 }
 
 func (cluster) admitRemove(t *Txn, ref api.Ref, cur *api.Object, _ RemoveOptions) error {
@@ -141,6 +154,9 @@ func (cluster) admitRemove(t *Txn, ref api.Ref, cur *api.Object, _ RemoveOptions
 		if o.Path != path && o.Path != root {
 			return fmt.Errorf("cluster %s still holds %s: remove it first: %w", path, o.Path, api.ErrConflict)
 		}
+	}
+	if held := t.inv.allocs.holders(path); len(held) > 0 {
+		return fmt.Errorf("cluster %s still carries Service %s (and %d more): remove them first: %w", path, held[0], len(held)-1, api.ErrConflict)
 	}
 	dc := "/" + ref.Datacenter + "/vm/"
 	for _, o := range t.List(store.Query{Kind: api.KindVirtualMachine, Prefix: "/" + ref.Datacenter + "/vm"}) {

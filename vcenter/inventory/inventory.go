@@ -36,6 +36,7 @@ type Options struct {
 type Inventory struct {
 	store   *store.Store
 	ix      *index
+	allocs  *allocs // Services' addresses and ports, per cluster
 	now     func() time.Time
 	log     *log.Logger
 	library string
@@ -49,13 +50,14 @@ func Open(dir string, opt Options) (*Inventory, error) {
 	if opt.Logger == nil {
 		opt.Logger = log.New(os.Stderr, "inventory: ", log.LstdFlags)
 	}
-	inv := &Inventory{ix: newIndex(), now: opt.Now, log: opt.Logger, library: opt.LibraryDir}
+	inv := &Inventory{ix: newIndex(), allocs: newAllocs(), now: opt.Now, log: opt.Logger, library: opt.LibraryDir}
 	st, err := store.Open(dir, store.Options{Logger: opt.Logger, Now: opt.Now, LogRetention: opt.LogRetention})
 	if err != nil {
 		return nil, err
 	}
 	inv.store = st
 	st.AddIndex(inv.ix.apply)
+	st.AddIndex(inv.allocs.apply)
 	return inv, nil
 }
 

@@ -41,13 +41,25 @@ func (service) prepare(_ api.Ref, o *api.Object) error {
 	return nil
 }
 
+// admitCreate resolves the Service's cluster and allocates its
+// addresses and ports in the transaction that writes it.
+func (service) admitCreate(t *Txn, ref api.Ref, o *api.Object) error {
+	return admitService(t, ref, nil, o)
+}
+
 // admitChange keeps what Kubernetes keeps immutable: an assigned cluster
-// IP (clients reach the Service by it) cannot move.
-func (service) admitChange(_ *Txn, _ api.Ref, cur, o *api.Object) (string, error) {
+// IP (clients reach the Service by it) cannot move. A change that leaves
+// the cluster IP, node ports or load balancer address out keeps them, as
+// re-applying a manifest does in Kubernetes; a type change allocates what
+// the new type needs and releases the rest.
+func (service) admitChange(t *Txn, ref api.Ref, cur, o *api.Object) (string, error) {
+	if err := admitService(t, ref, cur, o); err != nil {
+		return "", err
+	}
 	var was, now api.ServiceSpec
 	_ = cur.DecodeSpec(&was)
 	_ = o.DecodeSpec(&now)
-	if was.ClusterIP != "" && now.ClusterIP != was.ClusterIP && now.Type != api.ServiceExternalName {
+	if was.ClusterIP != "" && now.ClusterIP != was.ClusterIP && now.Type != api.ServiceExternalName && was.Type != api.ServiceExternalName {
 		return "", fmt.Errorf("spec.clusterIP: %q cannot change to %q: clients reach the Service by it; delete and re-create the Service to move it: %w",
 			was.ClusterIP, now.ClusterIP, api.ErrInvalid)
 	}
