@@ -8,7 +8,8 @@ import (
 // Announced is the set of addresses this host (st.Self) answers for on the
 // hosts' network: every LoadBalancer address vcenter gave to it
 // (status.loadBalancer.ingress[] with host == Self), sorted and without
-// duplicates. vcenter alone decides which host holds an address and moves
+// duplicates, and the cluster's Ingress address when vcenter gave it to
+// Self too. vcenter alone decides which host holds an address and moves
 // it when that host fails or enters maintenance; a host only follows, so
 // two hosts never both claim an address for longer than the agents take to
 // see the same move. Addresses that are not IPv4 are left out: ARP is IPv4's.
@@ -17,6 +18,9 @@ func Announced(st *State) []netip.Addr {
 		return nil
 	}
 	var held []netip.Addr
+	if a, err := netip.ParseAddr(st.Ingress.IP); err == nil && a.Is4() && st.Ingress.Host == st.Self {
+		held = append(held, a)
+	}
 	for _, s := range st.Services {
 		for _, in := range s.Status.LoadBalancer.Ingress {
 			if in.Host != st.Self {

@@ -43,6 +43,7 @@ type lbWatch struct {
 
 	mu       sync.Mutex
 	services map[string]lb.Service
+	ingress  api.LoadBalancerIngress // the cluster's status.ingress
 	spec     api.ClusterSpec
 	hosts    map[string]lb.Host
 	listed   map[string]bool // by part: listed at least once
@@ -115,7 +116,7 @@ func (w *lbWatch) snapshot() *lb.State {
 			return nil
 		}
 	}
-	st := &lb.State{Cluster: w.a.cfg.Cluster, Spec: w.spec, Self: w.a.host,
+	st := &lb.State{Cluster: w.a.cfg.Cluster, Spec: w.spec, Ingress: w.ingress, Self: w.a.host,
 		Hosts: make(map[string]lb.Host, len(w.hosts)), Services: make(map[string]lb.Service, len(w.services))}
 	for p, h := range w.hosts {
 		st.Hosts[p] = h
@@ -228,10 +229,13 @@ func (w *lbWatch) apply(part string, ev api.WatchEvent) {
 			return
 		}
 		var cs api.ClusterSpec
+		var st api.ClusterStatus
 		if gone || o.DecodeSpec(&cs) != nil {
 			cs = api.ClusterSpec{}
+		} else {
+			_ = o.DecodeStatus(&st)
 		}
-		w.spec = cs
+		w.spec, w.ingress = cs, st.Ingress
 	default:
 		if api.Parent(o.Path) != w.a.cfg.Cluster {
 			return
