@@ -22,7 +22,7 @@ const (
 
 // Kinds lists every kind the store accepts, in display order.
 var Kinds = []string{KindDatacenter, KindCluster, KindHost, KindResourcePool, KindVirtualMachine,
-	KindDeployment, KindReplicaSet, KindDaemonSet, KindJob, KindAutoscaler, KindService, KindEvent, KindTask, KindImage, KindHADrill}
+	KindDeployment, KindReplicaSet, KindDaemonSet, KindJob, KindAutoscaler, KindService, KindIngress, KindEvent, KindTask, KindImage, KindHADrill}
 
 // Meta is the part every object has. Path is the object's identity: its
 // govc-style inventory path (/dc1/host/c1/Resources/dev).

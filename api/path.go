@@ -126,7 +126,7 @@ func ParsePath(p string) (Ref, error) {
 			return bad("expected /DC/host/CLUSTER")
 		}
 	default:
-		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job, hpa, service or drill)", parts[1]))
+		return bad(fmt.Sprintf("unknown folder %q (want host, vm, replicaset, deployment, daemonset, job, hpa, service, ingress or drill)", parts[1]))
 	}
 	r.Cluster = parts[2]
 	switch {

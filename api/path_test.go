@@ -61,7 +61,7 @@ func TestParsePathErrors(t *testing.T) {
 		{"/dc1/vm/a/b/c", `path "/dc1/vm/a/b/c": expected /DC/vm/NAME or /DC/vm/NAMESPACE/NAME: invalid`},
 		{"/dc1/vm/default/b", `path "/dc1/vm/default/b": the default namespace is the folder itself: use /dc1/vm/b: invalid`},
 		{"/dc1/host", `path "/dc1/host": expected /DC/host/CLUSTER: invalid`},
-		{"/dc1/datastore/ds1", `path "/dc1/datastore/ds1": unknown folder "datastore" (want host, vm, replicaset, deployment, daemonset, job, hpa, service or drill): invalid`},
+		{"/dc1/datastore/ds1", `path "/dc1/datastore/ds1": unknown folder "datastore" (want host, vm, replicaset, deployment, daemonset, job, hpa, service, ingress or drill): invalid`},
 		{"/dc1/host/c1/h1/x", `path "/dc1/host/c1/h1/x": hosts have no children; pools live under Resources: invalid`},
 		{"/library", `path "/library": expected /library/NAME: invalid`},
 		{"/events/1/2", `path "/events/1/2": expected /events/NAME: invalid`},

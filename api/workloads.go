@@ -17,6 +17,7 @@ import (
 //	/DC/job/[NS/]NAME          Job: VMs that run to completion
 //	/DC/hpa/[NS/]NAME          HorizontalPodAutoscaler: scales a Deployment or ReplicaSet
 //	/DC/service/[NS/]NAME      Service: a load-balanced name for VMs (service.go)
+//	/DC/ingress/[NS/]NAME      Ingress: HTTP routes by host and path to Services (ingress.go)
 const (
 	KindReplicaSet = "ReplicaSet"
 	KindDeployment = "Deployment"
@@ -33,6 +34,7 @@ var workloadFolders = map[string]string{
 	"job":        KindJob,
 	"hpa":        KindAutoscaler,
 	"service":    KindService,
+	"ingress":    KindIngress,
 }
 
 // FolderOf is the datacenter folder that holds objects of a namespaced kind

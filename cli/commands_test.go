@@ -674,7 +674,7 @@ func TestSelectors(t *testing.T) {
 		{[]string{"ls", "-selector", "team", "c1/Resources"}, lines(labDev)},
 		{[]string{"ls", "-selector", "!team", "c1/Resources"}, vms("a", "b", "c", "d", "e")},
 		// Folders have no labels: !canary selects them, env=prod does not.
-		{[]string{"ls", "-selector", "!canary", "/dc1"}, lines("/dc1/host", "/dc1/vm", "/dc1/deployment", "/dc1/replicaset", "/dc1/daemonset", "/dc1/job", "/dc1/hpa", "/dc1/service")},
+		{[]string{"ls", "-selector", "!canary", "/dc1"}, lines("/dc1/host", "/dc1/vm", "/dc1/deployment", "/dc1/replicaset", "/dc1/daemonset", "/dc1/job", "/dc1/hpa", "/dc1/service", "/dc1/ingress")},
 		{[]string{"ls", "-selector", "env=prod", "/dc1"}, ""},
 	} {
 		if got := l.ok(c.args...); got != c.want {

@@ -48,6 +48,7 @@ var typeAliases = map[string]string{
 	"job": api.KindJob,
 	"hpa": api.KindAutoscaler, "horizontalpodautoscaler": api.KindAutoscaler,
 	"svc": api.KindService, "service": api.KindService,
+	"ing": api.KindIngress, "ingress": api.KindIngress,
 }
 
 // parseType reads a -t / -type value.

@@ -160,14 +160,21 @@ func eventTypes(evs []api.EventSpec) []string {
 // startHost runs a host agent with a sim runtime of 20 GHz and 64 GB that
 // joins cluster c1 and gossips with vcenter; it returns once the host is
 // connected.
-func (l *testLab) startHost(name string) {
+func (l *testLab) startHost(name string) { l.t.Helper(); l.startHostWith(name, nil) }
+
+// startHostWith starts a host agent whose configuration edit changes first.
+func (l *testLab) startHostWith(name string, edit func(*agent.Config)) {
 	l.t.Helper()
 	// No IP prefix: like `podsphere host --runtime sim`, VMs get addresses
 	// from the pod subnet vcenter assigns the host when it joins.
 	rt := sim.New(20000, 65536, "")
-	a, err := agent.New(agent.Config{Name: name, Cluster: "/dc1/host/c1", VCenter: l.url, JoinToken: l.srv.JoinToken(),
+	cfg := agent.Config{Name: name, Cluster: "/dc1/host/c1", VCenter: l.url, JoinToken: l.srv.JoinToken(),
 		Join: []string{l.srv.GossipAddr()}, GossipBind: "127.0.0.1:0", Runtime: rt,
-		Logger: labLogger(name + ": ")})
+		Logger: labLogger(name + ": ")}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		l.t.Fatal(err)
 	}

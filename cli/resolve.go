@@ -300,7 +300,7 @@ func kindWord(kind string) string {
 		return "cluster"
 	case api.KindDatacenter:
 		return "datacenter"
-	case api.KindReplicaSet, api.KindDeployment, api.KindDaemonSet, api.KindJob, api.KindAutoscaler, api.KindService:
+	case api.KindReplicaSet, api.KindDeployment, api.KindDaemonSet, api.KindJob, api.KindAutoscaler, api.KindService, api.KindIngress:
 		return kind
 	case "":
 		return "object"

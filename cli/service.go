@@ -90,8 +90,9 @@ var serviceKind = registerWorkload(&workloadKind{
 
 // addLBCommands registers the Service verbs under their own help group.
 func addLBCommands(env *Env, root *cobra.Command) {
-	root.AddGroup(&cobra.Group{ID: groupLB, Title: "Load balancing (Services and their endpoints):"})
-	for _, cmd := range []*cobra.Command{serviceKind.lsCommand(env), serviceKind.infoCommand(env), serviceKind.destroyCommand(env)} {
+	root.AddGroup(&cobra.Group{ID: groupLB, Title: "Load balancing (Services and their endpoints, Ingresses):"})
+	for _, cmd := range []*cobra.Command{serviceKind.lsCommand(env), serviceKind.infoCommand(env), serviceKind.destroyCommand(env),
+		ingressKind.lsCommand(env), ingressKind.infoCommand(env), ingressKind.destroyCommand(env), newIngressLogCommand(env)} {
 		cmd.GroupID = groupLB
 		root.AddCommand(cmd)
 	}

@@ -25,7 +25,27 @@ func (st *State) Clone() *State {
 	for p, s := range st.Services {
 		out.Services[p] = s.Clone()
 	}
+	if st.Ingresses != nil {
+		out.Ingresses = make(map[string]Ingress, len(st.Ingresses))
+		for p, in := range st.Ingresses {
+			out.Ingresses[p] = in.Clone()
+		}
+	}
 	return out
+}
+
+// Clone is a deep copy of in (a JSON round trip of its spec and status:
+// they are nested pointers and lists all the way down).
+func (in Ingress) Clone() Ingress {
+	var sp api.IngressSpec
+	if b, err := json.Marshal(in.Spec); err == nil && json.Unmarshal(b, &sp) == nil {
+		in.Spec = sp
+	}
+	var st api.IngressStatus
+	if b, err := json.Marshal(in.Status); err == nil && json.Unmarshal(b, &st) == nil {
+		in.Status = st
+	}
+	return in
 }
 
 // Clone is a deep copy of s.

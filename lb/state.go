@@ -25,6 +25,9 @@ type State struct {
 	Hosts map[string]Host
 	// Services are the Services carried by the cluster's hosts, by path.
 	Services map[string]Service
+	// Ingresses are the cluster's Ingresses, by path (Routes turns them
+	// and Services into what the Ingress proxy serves).
+	Ingresses map[string]Ingress
 }
 
 // Host is what load balancing needs of one host.

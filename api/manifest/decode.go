@@ -35,6 +35,7 @@ var kubeKinds = []struct {
 	{"batch/v1", []string{api.KindJob}},
 	{"autoscaling/v2", []string{api.KindAutoscaler}},
 	{"autoscaling/v1", []string{api.KindAutoscaler}},
+	{"networking.k8s.io/v1", []string{api.KindIngress}},
 }
 
 // kubeAPIVersions are the apiVersions of a mapped Kubernetes kind ("" if
@@ -71,7 +72,7 @@ func kubeKindList() string {
 var notYetSupported = map[string]string{
 	"StatefulSet": "a StatefulSet's members keep stable names and storage, and stable storage arrives with podsphere's storage work (a Deployment runs stateless members)",
 	"CronJob":     "podsphere has no schedules yet (apply the jobTemplate as a Job)",
-	"Ingress":     "", "ConfigMap": "", "Secret": "", "PersistentVolumeClaim": "", "List": "",
+	"ConfigMap":   "", "Secret": "", "PersistentVolumeClaim": "", "List": "",
 }
 
 // ignoredMeta lists the Kubernetes metadata fields users commonly carry
@@ -148,6 +149,10 @@ func decodeDoc(doc int, v any, ctx Context) ([]Item, error) {
 		items, ferr = d.service()
 	case kubeEndpointsKinds[kind] == apiVersion:
 		return nil, &Error{Doc: doc, Kind: kind, Msg: fmt.Sprintf("%s objects are kept by vcenter from each Service's selector, not applied: read them with psc svc.info (a Service without a selector has no endpoints in podsphere yet)", kind)}
+	case apiVersion == "networking.k8s.io/v1" && kind == api.KindIngress:
+		items, ferr = d.ingress()
+	case kind == api.KindIngress && goneIngressVersions[apiVersion] != "":
+		return nil, &Error{Doc: doc, Msg: fmt.Sprintf("Ingress apiVersion %s is gone since Kubernetes %s: use networking.k8s.io/v1 (backend.serviceName/servicePort become backend.service.name/port.number, and every path needs a pathType)", apiVersion, goneIngressVersions[apiVersion])}
 	case apiVersion == "apps/v1" && kind == api.KindDeployment:
 		items, ferr = d.deployment()
 	case apiVersion == "apps/v1" && kind == api.KindReplicaSet:

@@ -106,6 +106,14 @@ func FuzzDecode(f *testing.F) {
 						t.Fatalf("item %d: Service spec %+v does not pass Normalize: %v", i, s, err)
 					}
 				}()
+			case api.KindIngress:
+				var s api.IngressSpec
+				spec = &s
+				defer func() {
+					if err := s.Normalize(); err != nil {
+						t.Fatalf("item %d: Ingress spec %+v does not pass Normalize: %v", i, s, err)
+					}
+				}()
 			case api.KindResourcePool:
 				spec = &api.PoolSpec{}
 			case api.KindCluster:

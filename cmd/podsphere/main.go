@@ -23,9 +23,11 @@ import (
 	"github.com/podsphere/podsphere/host/agent"
 	ctrdriver "github.com/podsphere/podsphere/host/containerd"
 	"github.com/podsphere/podsphere/host/halock"
+	"github.com/podsphere/podsphere/host/ingress"
 	"github.com/podsphere/podsphere/host/network"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/host/sim"
+	"github.com/podsphere/podsphere/host/svcproxy"
 	"github.com/podsphere/podsphere/internal/gossip"
 	"github.com/podsphere/podsphere/vcenter/server"
 )
@@ -89,6 +91,8 @@ func hostCmd() *cobra.Command {
 		ctrd    containerdFlags
 		status  time.Duration
 		haf     haFlags
+		ing     ingressFlags
+		rules   bool
 		// announceIf is where load balancer addresses are answered for.
 		announceIf string
 	)
@@ -134,10 +138,27 @@ func hostCmd() *cobra.Command {
 					}
 					cfg.APIListen = net.JoinHostPort(host, "0")
 				}
+				// Real VM networking: this host carries the cluster's
+				// Services in its packet filter (sim VMs have no packets).
+				if rules {
+					be, err := svcproxy.NewIPTables(svcproxy.IPTablesConfig{})
+					if err != nil {
+						return err
+					}
+					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: network.DefaultBridge, Logger: cfg.Logger})
+					if err != nil {
+						return err
+					}
+					defer p.Close() // the rules stay: Services keep working while the agent restarts
+					cfg.LB = append(cfg.LB, p)
+				}
 			default:
 				return fmt.Errorf("--runtime %q: want sim or containerd: %w", rt, api.ErrInvalid)
 			}
 			cfg.Runtime = drv
+			if err := ing.apply(&cfg, rt, ctrd.stateDir); err != nil {
+				return err
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			// The announcer lives and dies with the agent's process: a dead
@@ -170,9 +191,55 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
 	f.StringVar(&announceIf, "announce-interface", "", "interface on the hosts' network where this host answers ARP for the load balancer addresses it holds (default: the one carrying --gossip-bind's address; none: answer for none)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
+	f.BoolVar(&rules, "service-rules", true, "containerd runtime: carry the cluster's Services (cluster IPs, node ports, load balancer addresses) in this host's iptables")
 	ctrd.register(f)
 	haf.register(f)
+	ing.register(f)
 	return cmd
+}
+
+// ingressFlags configure the host's Ingress proxy.
+type ingressFlags struct {
+	listen, tlsListen, certDir string
+	h2c                        bool
+}
+
+func (g *ingressFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&g.listen, "ingress-listen", "auto", "address of the Ingress proxy (auto: :80 with the containerd runtime, none with sim; off: no proxy)")
+	f.StringVar(&g.tlsListen, "ingress-tls-listen", ":443", "address of the Ingress proxy's TLS listener, opened when --ingress-cert-dir holds certificates")
+	f.StringVar(&g.certDir, "ingress-cert-dir", "", "directory of NAME.crt / NAME.key pairs, NAME an Ingress's tls[].secretName (default STATE_DIR/ingress-certs with containerd)")
+	f.BoolVar(&g.h2c, "ingress-h2c", false, "let clients speak HTTP/2 without TLS to the Ingress proxy")
+}
+
+// apply sets the agent's proxy: sim hosts share the machine's network, so
+// they run none unless an address is given.
+func (g *ingressFlags) apply(cfg *agent.Config, rt, stateDir string) error {
+	listen := g.listen
+	switch listen {
+	case "off", "":
+		return nil
+	case "auto":
+		if rt != "containerd" {
+			return nil
+		}
+		listen = ":80"
+	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return fmt.Errorf("--ingress-listen %q: %v: %w", listen, err, api.ErrInvalid)
+	}
+	certDir := g.certDir
+	if certDir == "" && rt == "containerd" && stateDir != "" {
+		certDir = filepath.Join(stateDir, "ingress-certs")
+		if _, err := os.Stat(certDir); err != nil {
+			certDir = "" // none made: no TLS
+		}
+	}
+	cfg.Ingress = ingress.New(ingress.Options{CertDir: certDir})
+	cfg.IngressListen = ingress.Listeners{HTTP: listen, H2C: g.h2c}
+	if certDir != "" {
+		cfg.IngressListen.HTTPS = g.tlsListen
+	}
+	return nil
 }
 
 // containerdFlags configure --runtime containerd.

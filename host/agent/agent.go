@@ -22,6 +22,7 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
 	"github.com/podsphere/podsphere/host/halock"
+	"github.com/podsphere/podsphere/host/ingress"
 	"github.com/podsphere/podsphere/host/runtime"
 	"github.com/podsphere/podsphere/internal/gossip"
 )
@@ -56,6 +57,12 @@ type Config struct {
 	// after every change, and every LBResync (0 = DefaultLBResync).
 	LB       []LBConsumer
 	LBResync time.Duration
+
+	// Ingress, when set, is the host's Ingress proxy: it is one of the LB
+	// consumers, answers on IngressListen, and its access log is served at
+	// GET /ingress/log of the agent API.
+	Ingress       *ingress.Proxy
+	IngressListen ingress.Listeners
 
 	Timings gossip.Timings // zero value = gossip.DefaultTimings()
 	Logger  *log.Logger    // nil = stderr
@@ -122,6 +129,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg.Join = slices.Clone(cfg.Join)
 	cfg.LB = slices.Clone(cfg.LB)
+	if cfg.Ingress != nil {
+		cfg.LB = append(cfg.LB, cfg.Ingress)
+	}
 	for i, lc := range cfg.LB {
 		if lc == nil {
 			return bad(fmt.Sprintf("LB[%d]", i), "is nil")
@@ -279,6 +289,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			a.keepLB(gctx, c, consumers)
+		}()
+	}
+	if a.cfg.Ingress != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serveIngress(gctx)
 		}()
 	}
 	if apiLn != nil {

@@ -26,6 +26,7 @@ import (
 //	GET  /metrics?vm=ID                        -> {cpuUsageMHz, memUsageMB}
 //	GET  /vms                                  -> api.HostVMList
 //	POST /stop {vm, timeoutSeconds}            -> 204 (api.HostStopRequest)
+//	GET  /ingress/log?n=100                    -> IngressLog (the Ingress proxy's access log)
 //
 // GET /vms is what the runtime itself runs (runtime.List), whatever
 // vcenter's inventory says: a lab drill on simulated hosts, whose VMs live
@@ -56,6 +57,7 @@ func (a *Agent) apiHandler() http.Handler {
 	route("GET /metrics", a.handleMetrics)
 	route("GET /vms", a.handleVMs)
 	route("POST /stop", a.handleStop)
+	route("GET /ingress/log", a.handleIngressLog)
 	return mux
 }
 

@@ -41,25 +41,26 @@ type lbWatch struct {
 	dc   string
 	kick chan struct{}
 
-	mu       sync.Mutex
-	services map[string]lb.Service
-	ingress  api.LoadBalancerIngress // the cluster's status.ingress
-	spec     api.ClusterSpec
-	hosts    map[string]lb.Host
-	listed   map[string]bool // by part: listed at least once
+	mu        sync.Mutex
+	services  map[string]lb.Service
+	ingresses map[string]lb.Ingress
+	ingress   api.LoadBalancerIngress // the cluster's status.ingress
+	spec      api.ClusterSpec
+	hosts     map[string]lb.Host
+	listed    map[string]bool // by part: listed at least once
 }
 
-// lbParts are the three watches; a state is handed on only once all three
-// have listed, so an agent that restarts never hands a consumer an empty
-// state (which would remove every rule) before it knows better.
-var lbParts = []string{api.KindService, api.KindCluster, api.KindHost}
+// lbParts are the watches; a state is handed on only once all have
+// listed, so an agent that restarts never hands a consumer an empty state
+// (which would remove every rule or route) before it knows better.
+var lbParts = []string{api.KindService, api.KindIngress, api.KindCluster, api.KindHost}
 
 // keepLB runs the Service watches and the consumers (Config.LB and the
 // ones the agent makes itself, such as its DNS resolver) until ctx ends.
 func (a *Agent) keepLB(ctx context.Context, c *client.Client, consumers []LBConsumer) {
 	ref, _ := api.ParsePath(a.cfg.Cluster) // checked in New
 	w := &lbWatch{a: a, c: c, dc: ref.Datacenter, kick: make(chan struct{}, 1),
-		services: map[string]lb.Service{}, hosts: map[string]lb.Host{}, listed: map[string]bool{}}
+		services: map[string]lb.Service{}, ingresses: map[string]lb.Ingress{}, hosts: map[string]lb.Host{}, listed: map[string]bool{}}
 	var wg sync.WaitGroup
 	runners := make([]*lbRunner, len(consumers))
 	for i, lc := range consumers {
@@ -117,7 +118,11 @@ func (w *lbWatch) snapshot() *lb.State {
 		}
 	}
 	st := &lb.State{Cluster: w.a.cfg.Cluster, Spec: w.spec, Ingress: w.ingress, Self: w.a.host,
-		Hosts: make(map[string]lb.Host, len(w.hosts)), Services: make(map[string]lb.Service, len(w.services))}
+		Hosts: make(map[string]lb.Host, len(w.hosts)), Services: make(map[string]lb.Service, len(w.services)),
+		Ingresses: make(map[string]lb.Ingress, len(w.ingresses))}
+	for p, in := range w.ingresses {
+		st.Ingresses[p] = in
+	}
 	for p, h := range w.hosts {
 		st.Hosts[p] = h
 	}
@@ -131,6 +136,8 @@ func (w *lbWatch) opts(part string) client.ListOptions {
 	switch part {
 	case api.KindService:
 		return client.ListOptions{Kind: api.KindService, Prefix: "/" + w.dc + "/service"}
+	case api.KindIngress:
+		return client.ListOptions{Kind: api.KindIngress, Prefix: "/" + w.dc + "/ingress"}
 	case api.KindCluster:
 		return client.ListOptions{Kind: api.KindCluster, Prefix: w.a.cfg.Cluster}
 	default:
@@ -188,6 +195,8 @@ func (w *lbWatch) relist(part string, items []*api.Object) {
 	switch part {
 	case api.KindService:
 		clear(w.services)
+	case api.KindIngress:
+		clear(w.ingresses)
 	case api.KindCluster:
 		w.spec = api.ClusterSpec{}
 	default:
@@ -224,6 +233,13 @@ func (w *lbWatch) apply(part string, ev api.WatchEvent) {
 			return
 		}
 		w.services[o.Path] = *s
+	case api.KindIngress:
+		in := lb.IngressOf(o)
+		if gone || in == nil || (in.Spec.Cluster != "" && in.Spec.Cluster != w.a.cfg.Cluster) {
+			delete(w.ingresses, o.Path)
+			return
+		}
+		w.ingresses[o.Path] = *in
 	case api.KindCluster:
 		if o.Path != w.a.cfg.Cluster {
 			return

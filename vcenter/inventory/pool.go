@@ -116,12 +116,12 @@ func namespaceContents(t *Txn, dc, ns, pool string) []*api.Object {
 		return nil
 	}
 	var out []*api.Object
-	for _, kind := range []string{api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet, api.KindJob, api.KindAutoscaler, api.KindService, api.KindVirtualMachine} {
+	for _, kind := range []string{api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet, api.KindJob, api.KindAutoscaler, api.KindService, api.KindIngress, api.KindVirtualMachine} {
 		prefix := "/" + dc + "/" + api.FolderOf(kind) + "/" + ns
 		for _, o := range t.List(store.Query{Kind: kind, Prefix: prefix}) {
 			p := poolOf(o)
-			if kind == api.KindAutoscaler || kind == api.KindService {
-				p = pool // autoscalers and Services have no pool: they go with their namespace
+			if kind == api.KindAutoscaler || kind == api.KindService || kind == api.KindIngress {
+				p = pool // autoscalers, Services and Ingresses have no pool: they go with their namespace
 			}
 			if p == pool || strings.HasPrefix(p, pool+"/") {
 				out = append(out, o)

@@ -87,7 +87,7 @@ func (s *Server) relay(ctx context.Context, g guestTarget, method, path string, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, fmt.Errorf("VM %s on host %s: %v: %w", g.vm, g.host, err, api.ErrInvalid)
+		return nil, fmt.Errorf("%s on host %s: %v: %w", g.who(), g.host, err, api.ErrInvalid)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.joinToken)
 	if rd != nil {
@@ -95,14 +95,23 @@ func (s *Server) relay(ctx context.Context, g guestTarget, method, path string, 
 	}
 	resp, err := agentClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("VM %s: cannot reach the agent of host %s at %s: %v: %w", g.vm, g.host, g.agent, err, api.ErrUnavailable)
+		return nil, fmt.Errorf("%s: cannot reach the agent of host %s at %s: %v: %w", g.who(), g.host, g.agent, err, api.ErrUnavailable)
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
 	defer resp.Body.Close()
 	eb, _ := api.ReadErrorBody(resp)
-	return nil, fmt.Errorf("VM %s on host %s: %s: %w", g.vm, g.host, eb.Error, reasonErr(eb.Reason))
+	return nil, fmt.Errorf("%s on host %s: %s: %w", g.who(), g.host, eb.Error, reasonErr(eb.Reason))
+}
+
+// who names what a relay is for in its errors: the VM, or (no VM) the
+// host's Ingress proxy.
+func (g guestTarget) who() string {
+	if g.vm == "" {
+		return "the Ingress proxy"
+	}
+	return "VM " + g.vm
 }
 
 // reasonErr maps an ErrorBody reason back to its sentinel.

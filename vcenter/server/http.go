@@ -64,6 +64,7 @@ func (s *Server) Handler() http.Handler {
 	route("POST /api/v1/library/import", roleAdmin, s.handleLibraryImport)
 	route("GET /api/v1/library/blob", roleHost, s.handleLibraryBlob)
 	route("GET /api/v1/vm/logs", roleAdmin, s.handleVMLogs)
+	route("GET /api/v1/ingress/log", roleAdmin, s.handleIngressLog)
 	route("POST /api/v1/vm/exec", roleAdmin, s.handleVMExec)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if s.roleOf(r) == roleNone {

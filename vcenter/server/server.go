@@ -127,7 +127,8 @@ func New(cfg Config) (*Server, error) {
 	s.controllers = controllers.New(inv, controllers.Options{Logger: cfg.Logger},
 		controllers.NewReplicaSets(inv, nil, 0), controllers.NewDeployments(inv, nil),
 		controllers.NewDaemonSets(inv, nil), controllers.NewJobs(inv, nil, 0), controllers.NewAutoscalers(inv, nil),
-		controllers.NewEvacuation(inv, nil), controllers.NewEndpoints(inv), controllers.NewLoadBalancer(inv))
+		controllers.NewEvacuation(inv, nil), controllers.NewEndpoints(inv), controllers.NewLoadBalancer(inv),
+		controllers.NewIngressStatus(inv))
 	s.sweepLibrary()
 	return s, nil
 }

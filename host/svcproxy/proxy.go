@@ -1,0 +1,130 @@
+package svcproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/podsphere/podsphere/host/network"
+	"github.com/podsphere/podsphere/lb"
+)
+
+// DefaultFullSync is how often the proxy rewrites every chain though only
+// some changed: a rule someone deleted by hand comes back, a chain someone
+// added under podsphere's prefix goes.
+const DefaultFullSync = 5 * time.Minute
+
+// Config configures a Proxy.
+type Config struct {
+	Backend Backend
+	// NetNS is where the health-check ports listen ("" = the agent's).
+	NetNS string
+	// HealthBind is the address health-check node ports listen on ("" = every address).
+	HealthBind string
+	// ServiceRouteDev, when set, is the device (the VM bridge, ps0) the
+	// cluster's service network is routed to when nothing routes it, so
+	// the host itself can reach cluster IPs on a host without a default
+	// route (the lab's): the kernel picks a route before the rules
+	// translate the address.
+	ServiceRouteDev string
+	FullSync        time.Duration // 0 = DefaultFullSync
+	Logger          *log.Logger   // nil = log.Default()
+}
+
+// Proxy carries the Services on this host: the host agent's LBConsumer
+// for service rules.
+type Proxy struct {
+	cfg    Config
+	mu     sync.Mutex // ApplyLB calls come one at a time; this guards Close
+	gen    *lb.Generator
+	last   *lb.Ruleset
+	full   time.Time // when the last full sync succeeded
+	health health
+	routed string // service CIDR routed to ServiceRouteDev
+}
+
+// New makes a Proxy on cfg.Backend.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Backend == nil {
+		return nil, fmt.Errorf("service rules: Backend is nil")
+	}
+	if cfg.FullSync <= 0 {
+		cfg.FullSync = DefaultFullSync
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = log.Default()
+	}
+	return &Proxy{cfg: cfg, gen: lb.NewGenerator(), health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
+}
+
+func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() + ")" }
+
+// ApplyLB programs st's rules: the first time, after a failure and every
+// FullSync a full sync (which adopts what a previous agent left), else
+// only the chains that changed since the last sync.
+func (p *Proxy) ApplyLB(ctx context.Context, st *lb.State) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rs := p.gen.Rules(st)
+	var err error
+	if p.last == nil || time.Since(p.full) >= p.cfg.FullSync {
+		start := time.Now()
+		if err = p.cfg.Backend.Full(ctx, rs); err == nil {
+			p.full = time.Now()
+			p.cfg.Logger.Printf("service rules: full sync of %d services, %d chains in %v", len(st.Services), len(rs.Chains()), time.Since(start).Round(time.Millisecond))
+		}
+	} else {
+		err = p.cfg.Backend.Update(ctx, p.last, rs)
+	}
+	if err != nil {
+		p.last = nil // what is in place is unknown: the next sync is full
+	} else {
+		p.last = rs
+	}
+	return errors.Join(err, p.route(st.Spec.ServiceCIDR), p.health.sync(st))
+}
+
+// ServiceRouteProtocol marks the service network's route (`proto 148`),
+// next to the peer routes' 147, so neither removes the other's.
+const ServiceRouteProtocol = "148"
+
+// route routes the service network to ServiceRouteDev once per CIDR.
+func (p *Proxy) route(cidr string) error {
+	if p.cfg.ServiceRouteDev == "" || cidr == "" || cidr == p.routed {
+		return nil
+	}
+	err := network.InNetNS(p.cfg.NetNS, func() error {
+		if p.routed != "" {
+			_ = exec.Command("ip", "route", "del", p.routed, "proto", ServiceRouteProtocol).Run()
+		}
+		// A host with a default route (any real one) needs nothing.
+		if pfx, err := netip.ParsePrefix(cidr); err == nil {
+			if exec.Command("ip", "route", "get", pfx.Addr().Next().String()).Run() == nil {
+				return nil
+			}
+		}
+		out, err := exec.Command("ip", "route", "replace", cidr, "dev", p.cfg.ServiceRouteDev, "proto", ServiceRouteProtocol).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("service rules: route %s to %s: %v: %s", cidr, p.cfg.ServiceRouteDev, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	})
+	if err == nil {
+		p.routed = cidr
+	}
+	return err
+}
+
+// Close stops the health-check ports; the rules stay, so Services keep
+// working while the agent restarts.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.health.close()
+}
