@@ -161,8 +161,10 @@ func TestLoadBalancerFailover(t *testing.T) {
 		t.Fatalf("no request answered after the crash (gap %s to %s, drill ended %s)", q.GapFrom, q.GapTo, rep.Ended)
 	}
 	// The address answers through its new holder. (Not every request:
-	// a VM HA restarted can be unreachable for a while, an endpoint
-	// problem and not the address's; the failures are logged.)
+	// in the lab the VM HA restarted can find its crashed copy's netns,
+	// same ps-<UID> name in the machine's one /run/netns, and stay
+	// unreachable; an endpoint problem, not the address's. The failures
+	// are logged.)
 	fails := 0
 	if err := waitUntil(context.Background(), 20*time.Second, "an answer through the address after the move", func() (bool, error) {
 		if err := get(); err != nil {
