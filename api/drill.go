@@ -102,6 +102,31 @@ type DrillDuplicate struct {
 // DrillRequests are the requests a drill sent through a Service.
 type DrillRequests struct {
 	Service string `json:"service"`
-	Sent    int    `json:"sent"`
-	Failed  int    `json:"failed"`
+	// Target is where they went (http://ADDRESS:PORT/: the Service's
+	// LoadBalancer address or a NodePort on a host the drill does not fail),
+	// From the namespace or machine they were sent from.
+	Target string `json:"target,omitempty"`
+	From   string `json:"from,omitempty"`
+	// IntervalMs is the time between two requests' starts, TimeoutMs how
+	// long one may take before it counts as failed.
+	IntervalMs int `json:"intervalMs,omitempty"`
+	TimeoutMs  int `json:"timeoutMs,omitempty"`
+	Sent       int `json:"sent"`
+	Failed     int `json:"failed"`
+	// LongestGapMs is the longest time no request was answered, from
+	// GapFrom to GapTo.
+	LongestGapMs int64     `json:"longestGapMs"`
+	GapFrom      time.Time `json:"gapFrom,omitzero"`
+	GapTo        time.Time `json:"gapTo,omitzero"`
+	// Outages are the runs of consecutive failed requests.
+	Outages   []DrillOutage `json:"outages,omitempty"`
+	LastError string        `json:"lastError,omitempty"`
+}
+
+// DrillOutage is a run of consecutive failed requests: from the first
+// one's start until the last one was given up on.
+type DrillOutage struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Failed int       `json:"failed"`
 }

@@ -74,7 +74,9 @@ func newHADrillCommand(env *Env) *cobra.Command {
 			"(sampled directly every 100 ms) until every protected VM runs and is ready again, heals the hosts\n" +
 			"(unless -heal=false) and reports: when the failure was seen and declared, each VM's restart, the\n" +
 			"time until all were back, capacity before and after, and any VM seen running twice (which fails\n" +
-			"the drill). The report is kept as /DC/drill/NAME.",
+			"the drill). When a Service selects the protected VMs, it also sends 20 requests a second through it from\n" +
+			"outside the hosts (its LoadBalancer address, else a NodePort) and reports sent, failed and the longest gap.\n" +
+			"The report is kept as /DC/drill/NAME.",
 		Example: `  psc ha.drill -mode crash esx-02
   psc ha.drill -mode isolate -duration 20s -svg isolate.svg esx-03
   psc ha.drill -mode partition esx-02,esx-03 -json`,

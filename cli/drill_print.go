@@ -51,7 +51,18 @@ func writeDrill(env *Env, r api.HADrillReport) error {
 	line("Runtime samples", fmt.Sprintf("%d, every %d ms, read directly from each host", r.Samples, r.SampleIntervalMs))
 	line("Duplicates", fmt.Sprintf("%d", len(r.Duplicates)))
 	if r.Requests != nil {
-		line("Requests", fmt.Sprintf("%d sent through %s, %d failed", r.Requests.Sent, r.Requests.Service, r.Requests.Failed))
+		q := r.Requests
+		line("Requests", fmt.Sprintf("%d sent through %s (%s), %d failed", q.Sent, api.Base(q.Service), q.Target, q.Failed))
+		if q.Sent > 0 {
+			gap := fmt.Sprintf("%.2f s", float64(q.LongestGapMs)/1000)
+			if !q.GapFrom.IsZero() {
+				gap += fmt.Sprintf(" (%s to %s)", drill.Offset(q.GapFrom, r.Injected), drill.Offset(q.GapTo, r.Injected))
+			}
+			line("Longest gap", gap)
+		}
+		if q.LastError != "" {
+			line("Last error", q.LastError)
+		}
 	}
 	rows := make([][]string, 0, len(r.VMs))
 	for _, v := range r.VMs {

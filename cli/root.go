@@ -113,6 +113,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		In: os.Stdin, Out: stdout, Err: stderr,
 		Now: time.Now, Location: time.Local, NewAPI: newClient, Injector: DefaultInjector,
 	}
+	if DefaultDrillProber != nil {
+		env.DrillProber = DefaultDrillProber(env)
+	}
 	return Run(ctx, env, os.Getenv, args)
 }
 

@@ -45,6 +45,9 @@ func SVG(r api.HADrillReport) string {
 		return float64(left) + plot*math.Max(0, t.Sub(r.Injected).Seconds())/span
 	}
 	rows := 1 + len(r.VMs)
+	if r.Requests != nil {
+		rows++ // the requests sent through the Service
+	}
 	height := top + rows*rowH + 70
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
@@ -118,6 +121,22 @@ func SVG(r api.HADrillReport) string {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="white">%s</text>`, x(v.Ready)+3, y+17, esc(v.To))
 		}
 	}
+	if q := r.Requests; q != nil {
+		y = top + (1+len(r.VMs))*rowH
+		fmt.Fprintf(&b, `<text x="10" y="%d">%s</text>`, y+17, esc("requests via "+api.Base(q.Service)))
+		bar(&b, x(r.Injected), x(end), y, rowH, colReady, fmt.Sprintf("%d sent to %s, %d failed", q.Sent, q.Target, q.Failed))
+		for _, o := range q.Outages {
+			x0, x1 := x(o.From), x(o.To)
+			if x1-x0 < 1 {
+				x1 = x0 + 1 // a single lost request stays visible
+			}
+			bar(&b, x0, x1, y, rowH, colFault, fmt.Sprintf("%d failed %s to %s", o.Failed, offset(o.From, r.Injected), offset(o.To, r.Injected)))
+		}
+		if q.LongestGapMs > 0 && !q.GapFrom.IsZero() {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9">%s</text>`+"\n", x(q.GapFrom)+3, y+rowH+8,
+				esc(fmt.Sprintf("longest gap %.2f s", float64(q.LongestGapMs)/1000)))
+		}
+	}
 	for _, d := range r.Duplicates {
 		px := x(d.At)
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="red" stroke-width="3"><title>%s</title></line>`+"\n",
@@ -128,7 +147,7 @@ func SVG(r api.HADrillReport) string {
 	ly := top + rows*rowH + 25
 	lx := 10
 	for _, l := range []struct{ col, label string }{{colFault, "failure"}, {colDown, "down"}, {colStarting, "starting"},
-		{colRunning, "running, not ready"}, {colReady, "ready"}, {"red", "duplicate"}} {
+		{colRunning, "running, not ready"}, {colReady, "ready / answered"}, {"red", "duplicate"}} {
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/><text x="%d" y="%d">%s</text>`, lx, ly, l.col, lx+18, ly+12, esc(l.label))
 		lx += 30 + 8*len(l.label)
 	}

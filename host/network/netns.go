@@ -22,9 +22,21 @@ func (n *Network) NetNSPath(vmID string) string {
 	return filepath.Join(NetNSDir, n.cfg.NetNSPrefix+vmID)
 }
 
-// CreateNetNS pins a fresh netns for the VM and returns its path; an existing one is kept.
+// CreateNetNS pins a fresh netns for the VM and returns its path. An
+// existing one is kept when this host attached it (a VM restarted or
+// adopted here); one this host never attached is another incarnation's and
+// is replaced. That happens in the lab, whose hosts share /run/netns: a VM
+// that HA restarts on another host finds the crashed host's copy under its
+// name, and attaching into it would fail on the eth0 already there. Unpinning
+// it harms nobody: a process still running in it keeps its namespace.
 func (n *Network) CreateNetNS(vmID string) (string, error) {
-	return CreateNamedNetNS(n.cfg.NetNSPrefix + vmID)
+	name := n.cfg.NetNSPrefix + vmID
+	if isNetNS(filepath.Join(NetNSDir, name)) && n.IP(vmID) == "" {
+		if err := DeleteNamedNetNS(name); err != nil {
+			return "", fmt.Errorf("netns %s: replace one this host never attached: %w", name, err)
+		}
+	}
+	return CreateNamedNetNS(name)
 }
 
 // DeleteNetNS unpins the VM's netns; the kernel frees it (and its veth end) once

@@ -269,3 +269,32 @@ func TestTwoHostsRouted(t *testing.T) {
 		t.Fatalf("B saw the request from %q, want A's VM %s (no NAT between pods)", got, ipA)
 	}
 }
+
+// TestVMRestartedOnAnotherHost: hosts that share /run/netns (the lab's) and
+// the VM netns prefix: a VM that HA restarts on host B finds host A's netns
+// under its name (A crashed, its pin stayed). B attaches it afresh in B's
+// subnet instead of failing on A's eth0.
+func TestVMRestartedOnAnotherHost(t *testing.T) {
+	requireRoot(t)
+	name := testName()
+	a, _ := testHost(t, name+"a", "10.244.1.0/24")
+	hostB := testNetNS(t, name+"b")
+	b, err := New(Config{Subnet: "10.244.2.0/24", ClusterCIDR: "10.244.0.0/16", StateDir: t.TempDir(), HostNetNS: hostB, NetNSPrefix: a.cfg.NetNSPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.RemoveHostRules() })
+	_, ipA := testVM(t, a, "vm1")
+	_, ipB := testVM(t, b, "vm1")
+	if !strings.HasPrefix(ipB, "10.244.2.") {
+		t.Fatalf("restarted on B the VM got %s (on A it had %s), want an address of B's subnet", ipB, ipA)
+	}
+	// B's attachment is kept as B's on the next start (adoption), not replaced again.
+	ns, err := b.CreateNetNS("vm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip, err := b.Setup(context.Background(), "vm1", ns); err != nil || ip != ipB {
+		t.Fatalf("B's second attach of its own VM: %s, %v; want %s kept", ip, err, ipB)
+	}
+}
