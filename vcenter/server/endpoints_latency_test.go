@@ -24,7 +24,9 @@ type ruleWatch struct {
 	changed chan struct{}
 }
 
-func newRuleWatch() *ruleWatch { return &ruleWatch{members: map[string]bool{}, changed: make(chan struct{}, 1)} }
+func newRuleWatch() *ruleWatch {
+	return &ruleWatch{members: map[string]bool{}, changed: make(chan struct{}, 1)}
+}
 
 func (r *ruleWatch) Name() string { return "rule-watch" }
 
