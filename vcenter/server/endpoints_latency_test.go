@@ -21,12 +21,9 @@ import (
 type ruleWatch struct {
 	mu      sync.Mutex
 	members map[string]bool // "IP:port" DNAT targets in the last rules
-	changed chan struct{}
 }
 
-func newRuleWatch() *ruleWatch {
-	return &ruleWatch{members: map[string]bool{}, changed: make(chan struct{}, 1)}
-}
+func newRuleWatch() *ruleWatch { return &ruleWatch{members: map[string]bool{}} }
 
 func (r *ruleWatch) Name() string { return "rule-watch" }
 
@@ -42,10 +39,6 @@ func (r *ruleWatch) ApplyLB(_ context.Context, st *lb.State) error {
 	r.mu.Lock()
 	r.members = m
 	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
