@@ -159,17 +159,18 @@ func TestServiceAffinityAndUDP(t *testing.T) {
 			t.Errorf("answer %q: want vm1 or vm2, seeing the host rather than the client %s", got, clientIP)
 		}
 	})
-	// From outside, through a node port: refused by the host. (A VM of
-	// a host without a default route, the lab's, asking the cluster IP
-	// waits for its timeout instead: the service network is routed back
-	// out the bridge, so the kernel first sends the VM an ICMP redirect,
-	// and the rate limit it shares with the port-unreachable eats the
-	// refusal. See docs/loadbalancing.md.)
+	// From a VM (its packet routed back out of the host, where the
+	// bridge would have drawn an ICMP redirect first) and from outside.
 	t.Run("UDP Service without endpoints: refused", func(t *testing.T) {
-		start := time.Now()
-		_, err := udpAsk(filepath.Join(network.NetNSDir, b.client), hostIP+":30054")
-		if !errors.Is(err, syscall.ECONNREFUSED) || time.Since(start) > time.Second {
-			t.Errorf("UDP to a node port without endpoints: %v after %v, want connection refused (ICMP port unreachable) at once", err, time.Since(start))
+		for _, c := range []struct{ from, ns, addr string }{
+			{"a VM, to the cluster IP", b.nsPath("vm3"), "10.96.0.54:53"},
+			{"outside, to the node port", filepath.Join(network.NetNSDir, b.client), hostIP + ":30054"},
+		} {
+			start := time.Now()
+			_, err := udpAsk(c.ns, c.addr)
+			if !errors.Is(err, syscall.ECONNREFUSED) || time.Since(start) > time.Second {
+				t.Errorf("UDP from %s without endpoints: %v after %v, want connection refused (ICMP port unreachable) at once", c.from, err, time.Since(start))
+			}
 		}
 	})
 }

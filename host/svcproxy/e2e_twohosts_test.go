@@ -95,7 +95,7 @@ func newTwoHosts(t *testing.T) *twoHosts {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := New(Config{Backend: be, NetNS: h.hostNS[i], ServiceRouteDev: network.DefaultBridge, Logger: log.New(io.Discard, "", 0)})
+		p, err := New(Config{Backend: be, NetNS: h.hostNS[i], ServiceRouteDev: ServiceDummy, Logger: log.New(io.Discard, "", 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
