@@ -296,10 +296,6 @@ func (a *allocation) loadBalancer(spec *api.ServiceSpec, was api.ServiceStatus, 
 	return nil
 }
 
-// IngressPorts are the Ingress proxy's own ports on the cluster's Ingress
-// address, which no Service sharing it may take.
-var IngressPorts = []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, {Name: "https", Port: 443, Protocol: "TCP"}}
-
 // shareIngress gives the Service the cluster's Ingress address ip (it
 // asked for it with spec.loadBalancerIP), as MetalLB shares an address:
 // every port of the Service must be free on it, neither the Ingress
@@ -307,8 +303,8 @@ var IngressPorts = []api.ServicePort{{Name: "http", Port: 80, Protocol: "TCP"}, 
 // holder is the address's (the load balancer controller keeps it so).
 func (a *allocation) shareIngress(spec *api.ServiceSpec, ip netip.Addr, st *api.ServiceStatus) error {
 	for i, p := range spec.Ports {
-		for _, ig := range IngressPorts {
-			if p.Port == ig.Port && p.Protocol == ig.Protocol {
+		for _, port := range lb.IngressProxyPorts { // TCP, the proxy's
+			if p.Port == port && p.Protocol == "TCP" {
 				return fmt.Errorf("spec.ports[%d] %d/%s on the Ingress address %s is the Ingress proxy's of cluster %s (80 and 443/TCP are): pick another port: %w",
 					i, p.Port, p.Protocol, ip, a.cluster, api.ErrConflict)
 			}
