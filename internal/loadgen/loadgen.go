@@ -34,6 +34,8 @@ const (
 type Config struct {
 	// URL is what each request GETs (http://ADDRESS:PORT/PATH).
 	URL string
+	// Host is the Host header ("" = the URL's): an Ingress routes by it.
+	Host string
 	// Interval between two requests' starts (0 = DefaultInterval), Timeout
 	// of each (0 = DefaultTimeout).
 	Interval, Timeout time.Duration
@@ -125,6 +127,9 @@ func (s *Stream) one(ctx context.Context) {
 	r := Result{Sent: sent}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL, nil)
 	if err == nil {
+		if s.cfg.Host != "" {
+			req.Host = s.cfg.Host
+		}
 		var resp *http.Response
 		if resp, err = s.client.Do(req); err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)
