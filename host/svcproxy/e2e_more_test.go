@@ -22,7 +22,8 @@ import (
 )
 
 // What the rules do with real packets beyond TestServicesOnAHost: ClientIP
-// session affinity and its timeout, UDP Services. Same testbed: one host
+// session affinity and its timeout, UDP Services, the cluster's Ingress
+// address shared by a Service. Same testbed: one host
 // in its own netns, three VMs on its bridge, an outside client.
 
 func (b *testbed) nsPath(vm string) string { return filepath.Join(network.NetNSDir, b.vmNS[vm]) }
@@ -97,13 +98,43 @@ func (b *testbed) moreState() *lb.State {
 	none := lb.Service{Path: "/dc1/service/udp-none", Name: "udp-none", Spec: api.ServiceSpec{Type: api.ServiceNodePort, ClusterIP: "10.96.0.54",
 		Ports: []api.ServicePort{{Port: 53, Protocol: "UDP", NodePort: 30054}}}}
 	st.Services[none.Path] = none
+	// The cluster's Ingress address, and a Service sharing it on 8080.
+	st.Ingress = api.LoadBalancerIngress{IP: ingressIP, Host: self}
+	share := service("share", "10.96.0.55", api.ServiceLoadBalancer, []api.EndpointAddress{b.ep("vm1"), b.ep("vm2")},
+		api.ServicePort{Port: 8080, TargetPort: api.IntOrString{IntVal: 8080}, NodePort: 30055})
+	share.Spec.LoadBalancerIP = ingressIP
+	share.Status.LoadBalancer.Ingress = []api.LoadBalancerIngress{{IP: ingressIP, Host: self, Shared: true}}
+	st.Services[share.Path] = share
 	return st
 }
 
-func TestServiceAffinityAndUDP(t *testing.T) {
+const ingressIP = "10.99.0.201"
+
+// ingressProxy stands in for the host's Ingress proxy: an HTTP server on
+// every address of the host's port 80, answering "proxy CLIENT".
+func (b *testbed) ingressProxy() {
+	b.t.Helper()
+	var l net.Listener
+	if err := network.InNetNS(b.hostNS, func() (err error) {
+		l, err = net.Listen("tcp4", ":80")
+		return err
+	}); err != nil {
+		b.t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		_, _ = io.WriteString(w, "proxy "+host)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	b.t.Cleanup(func() { _ = srv.Close() })
+	run(b.t, "ip", "-n", b.client, "route", "add", ingressIP+"/32", "via", hostIP)
+}
+
+func TestAffinityUDPAndTheIngressAddress(t *testing.T) {
 	b := newTestbed(t, "vm1", "vm2", "vm3")
 	b.udpEcho("vm1", 5353)
 	b.udpEcho("vm2", 5353)
+	b.ingressProxy()
 	b.apply(b.proxy, b.moreState())
 	vm3 := b.vmNS["vm3"]
 
@@ -135,6 +166,15 @@ func TestServiceAffinityAndUDP(t *testing.T) {
 		t.Errorf("10 connections, each 1.2 s after the last, all reached %s: the 1 s affinity never ended", first[0])
 	})
 
+	t.Run("the Ingress address: HTTP to the host's proxy, a sharing Service's port to its VMs", func(t *testing.T) {
+		out, err := get(b.client, "http://"+ingressIP+"/")
+		if err != nil || out != "proxy "+clientIP {
+			t.Errorf("GET the Ingress address: %v %q, want the host's proxy seeing the client %s", err, out, clientIP)
+		}
+		if vms, _ := b.who(b.client, "http://"+ingressIP+":8080", 20); !slices.Equal(vms, []string{"vm1", "vm2"}) {
+			t.Errorf("port 8080 of the Ingress address reached %v, want the sharing Service's vm1 and vm2", vms)
+		}
+	})
 	t.Run("UDP through a cluster IP: answered, spread", func(t *testing.T) {
 		seen := map[string]bool{}
 		for range 20 {
