@@ -123,5 +123,5 @@ func TestServiceSharesIngressAddress(t *testing.T) {
 	cs.LoadBalancerAddresses = []string{"10.99.0.201-10.99.0.210"}
 	c.SetSpec(cs)
 	_, err = inv.Change("admin", c)
-	wantErr(t, err, api.ErrConflict, "spec.loadBalancerAddresses", "Ingress address 10.99.0.200", "shares")
+	wantErr(t, err, api.ErrConflict, "spec.loadBalancerAddresses", "Ingress address 10.99.0.200", "Service /dc1/service/dns2 shares")
 }
