@@ -171,6 +171,7 @@ func TestLoadBalancerFailover(t *testing.T) {
 		t.Logf("ClusterIP failures in %d outage(s) from %+.2fs to %+.2fs after the crash (declared %+.2fs, all back %+.2fs)", n,
 			v.Outages[0].From.Sub(rep.Injected).Seconds(), v.Outages[n-1].To.Sub(rep.Injected).Seconds(),
 			rep.Declared.Sub(rep.Injected).Seconds(), rep.Recovered.Sub(rep.Injected).Seconds())
+		t.Logf("ClusterIP last error: %s", v.LastError)
 	}
 	// Closed: its longest gap ended on an answer, not with the stream (the
 	// drill sends for 2 s and more after the crashed host is back).
