@@ -133,7 +133,8 @@ func SVG(r api.HADrillReport) string {
 			bar(&b, x0, x1, y, rowH, colFault, fmt.Sprintf("%d failed %s to %s", o.Failed, offset(o.From, r.Injected), offset(o.To, r.Injected)))
 		}
 		if q.LongestGapMs > 0 && !q.GapFrom.IsZero() {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9">%s</text>`+"\n", x(q.GapFrom)+3, y+rowH-1,
+			// Inside its own row: the rows of both streams stay readable.
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9">%s</text>`+"\n", x(q.GapFrom)+3, y+rowH/2+3,
 				esc(fmt.Sprintf("longest gap %.2f s", float64(q.LongestGapMs)/1000)))
 		}
 	}
