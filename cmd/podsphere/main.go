@@ -145,7 +145,7 @@ func hostCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: network.DefaultBridge, Logger: cfg.Logger})
+					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: svcproxy.ServiceDummy, Logger: cfg.Logger})
 					if err != nil {
 						return err
 					}

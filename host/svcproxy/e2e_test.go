@@ -154,7 +154,7 @@ func (b *testbed) newProxy() *Proxy {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: network.DefaultBridge, Logger: log.New(io.Discard, "", 0)})
+	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: ServiceDummy, Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		b.t.Fatal(err)
 	}
