@@ -19,22 +19,27 @@ import (
 type syncs struct {
 	calls []string
 	fail  bool
+	gen   *lb.Generator
+	last  *lb.Ruleset
 }
 
-func (s *syncs) Name() string { return "recording" }
-func (s *syncs) Full(_ context.Context, rs *lb.Ruleset) error {
-	s.calls = append(s.calls, "full")
+func (s *syncs) Name() string                 { return "recording" }
+func (s *syncs) Remove(context.Context) error { return nil }
+func (s *syncs) Sync(_ context.Context, st *lb.State, full bool) error {
+	if s.gen == nil {
+		s.gen = lb.NewGenerator()
+	}
+	rs := s.gen.Rules(st)
+	if full {
+		s.calls = append(s.calls, "full")
+	} else {
+		w, r := lb.Diff(s.last, rs)
+		s.calls = append(s.calls, fmt.Sprintf("update %d/%d", len(w), len(r)))
+	}
 	if s.fail {
 		return errors.New("iptables-restore: exit status 1")
 	}
-	return nil
-}
-func (s *syncs) Update(_ context.Context, was, rs *lb.Ruleset) error {
-	w, r := lb.Diff(was, rs)
-	s.calls = append(s.calls, fmt.Sprintf("update %d/%d", len(w), len(r)))
-	if s.fail {
-		return errors.New("iptables-restore: exit status 1")
-	}
+	s.last = rs
 	return nil
 }
 

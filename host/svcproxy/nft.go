@@ -1,0 +1,477 @@
+package svcproxy
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/podsphere/podsphere/lb"
+)
+
+// NFTables is the nftables backend: podsphere's own table (`table ip
+// podsphere`, lb.NftTable) programmed over netlink with
+// github.com/google/nftables. Every sync is one netlink batch, which the
+// kernel applies as one transaction: all of it or nothing, and no packet
+// sees a state between the two. An agent killed mid-batch (before the
+// batch's end message reaches the kernel) leaves the previous rules; an
+// update carries only the changed map elements and Service chains.
+type NFTables struct {
+	netns string
+	table *nftables.Table
+	maps  map[string]*nftables.Set
+	gen   *lb.NftGenerator
+	last  *lb.NftRuleset
+}
+
+// NFTablesConfig configures the backend.
+type NFTablesConfig struct {
+	// NetNS is the network namespace to program, a path like
+	// /run/netns/NAME ("" = the agent's own).
+	NetNS string
+}
+
+// NewNFTables checks that nf_tables works in cfg.NetNS: it creates (or
+// finds) podsphere's table, which is all the probe leaves behind.
+func NewNFTables(cfg NFTablesConfig) (*NFTables, error) {
+	b := &NFTables{netns: cfg.NetNS, gen: lb.NewNftGenerator(),
+		table: &nftables.Table{Name: lb.NftTable, Family: nftables.TableFamilyIPv4}}
+	b.maps = map[string]*nftables.Set{}
+	for _, m := range lb.NftMaps {
+		key := nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+		if m.HasIP {
+			key = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+		}
+		b.maps[m.Name] = &nftables.Set{Table: b.table, Name: m.Name, IsMap: true, Concatenation: true, KeyType: key, DataType: nftables.TypeVerdict}
+	}
+	err := b.with(func(c *nftables.Conn) error {
+		c.AddTable(b.table)
+		return c.Flush()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service rules: nftables: %w", err)
+	}
+	return b, nil
+}
+
+func (b *NFTables) Name() string { return "nftables" }
+
+// ackBuffer is the receive buffer of the netlink socket: google/nftables
+// asks an ack of every message, and a full sync of 10,000 Services is
+// ~170,000 messages; a smaller buffer loses acks (ENOBUFS) though the
+// transaction went through.
+const ackBuffer = 512 << 20
+
+// with runs fn on a netlink connection into b's namespace.
+func (b *NFTables) with(fn func(*nftables.Conn) error) error {
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(nc *netlink.Conn) error {
+		raw, err := nc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = raw.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer)
+		})
+		if err == nil && serr != nil {
+			return nc.SetReadBuffer(ackBuffer) // not root: as much as rmem_max allows
+		}
+		return err
+	})}
+	if b.netns != "" {
+		f, err := os.Open(b.netns)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return err
+	}
+	defer c.CloseLasting()
+	return fn(c)
+}
+
+// Sync programs st: a full sync rewrites the whole table in one batch,
+// adopting what was there without a gap (the table is never deleted);
+// otherwise only what changed since the last sync.
+func (b *NFTables) Sync(ctx context.Context, st *lb.State, full bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rs := b.gen.Rules(st)
+	var err error
+	if full || b.last == nil {
+		err = b.Full(rs)
+	} else {
+		err = b.Update(b.last, rs)
+	}
+	if err != nil {
+		b.last = nil
+		return err
+	}
+	b.last = rs
+	return nil
+}
+
+// Full makes the table exactly rs in one batch: every chain rs has made
+// (if new) and refilled, the maps emptied and refilled, every chain and
+// set rs lacks deleted.
+func (b *NFTables) Full(rs *lb.NftRuleset) error {
+	return b.with(func(c *nftables.Conn) error {
+		c.AddTable(b.table)
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+		if err != nil {
+			return fmt.Errorf("list chains: %w", err)
+		}
+		sets, err := c.GetSets(b.table)
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("list sets: %w", err)
+		}
+		ch := lb.NftDiff(nil, rs)
+		want := map[string]bool{}
+		for _, w := range ch.Write {
+			want[w.Name] = true
+		}
+		for _, ct := range chains {
+			if ct.Table.Name == lb.NftTable && !want[ct.Name] {
+				ch.DelChains = append(ch.DelChains, ct.Name)
+			}
+		}
+		wantSet := map[string]bool{}
+		for _, m := range lb.NftMaps {
+			wantSet[m.Name] = true
+		}
+		for _, s := range ch.AddSets {
+			wantSet[s.Name] = true
+		}
+		for _, s := range sets {
+			if !s.Anonymous && !strings.HasPrefix(s.Name, "__") && !wantSet[s.Name] {
+				ch.DelSets = append(ch.DelSets, s.Name)
+			}
+		}
+		for _, m := range lb.NftMaps {
+			if err := c.AddSet(b.maps[m.Name], nil); err != nil {
+				return err
+			}
+			c.FlushSet(b.maps[m.Name])
+		}
+		return b.apply(c, ch)
+	})
+}
+
+// Update moves the table from was to rs with only what differs.
+func (b *NFTables) Update(was, rs *lb.NftRuleset) error {
+	ch := lb.NftDiff(was, rs)
+	if ch.Empty() {
+		return nil
+	}
+	return b.with(func(c *nftables.Conn) error { return b.apply(c, ch) })
+}
+
+// apply queues ch in the order the kernel needs within one transaction
+// and sends it.
+func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges) error {
+	for _, s := range ch.AddSets {
+		set := &nftables.Set{Table: b.table, Name: s.Name, KeyType: nftables.TypeIPAddr, HasTimeout: true, Dynamic: true,
+			Timeout: time.Duration(s.Timeout) * time.Second, Size: 65535}
+		if err := c.AddSet(set, nil); err != nil {
+			return err
+		}
+	}
+	written := make([]*nftables.Chain, len(ch.Write))
+	for i, w := range ch.Write {
+		written[i] = b.chain(w)
+		c.AddChain(written[i])
+		c.FlushChain(written[i])
+	}
+	for _, name := range ch.DelChains {
+		c.FlushChain(&nftables.Chain{Table: b.table, Name: name})
+	}
+	for i, w := range ch.Write {
+		for _, r := range w.Rules {
+			exprs, err := b.exprs(c, r)
+			if err != nil {
+				return fmt.Errorf("chain %s: %s: %w", w.Name, r, err)
+			}
+			c.AddRule(&nftables.Rule{Table: b.table, Chain: written[i], Exprs: exprs})
+		}
+	}
+	if err := b.elems(ch.DelElems, c.SetDeleteElements); err != nil {
+		return err
+	}
+	if err := b.elems(ch.AddElems, c.SetAddElements); err != nil {
+		return err
+	}
+	for _, name := range ch.DelChains {
+		c.DelChain(&nftables.Chain{Table: b.table, Name: name})
+	}
+	for _, name := range ch.DelSets {
+		c.DelSet(&nftables.Set{Table: b.table, Name: name})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("service rules: nftables batch: %w", err)
+	}
+	return nil
+}
+
+func (b *NFTables) chain(w lb.NftChain) *nftables.Chain {
+	c := &nftables.Chain{Table: b.table, Name: w.Name}
+	if h := w.Hook; h != nil {
+		hooks := map[string]nftables.ChainHook{"prerouting": *nftables.ChainHookPrerouting, "input": *nftables.ChainHookInput,
+			"forward": *nftables.ChainHookForward, "output": *nftables.ChainHookOutput, "postrouting": *nftables.ChainHookPostrouting}
+		hk, prio := hooks[h.Hook], nftables.ChainPriority(h.Priority)
+		accept := nftables.ChainPolicyAccept
+		c.Hooknum, c.Priority, c.Policy = &hk, &prio, &accept
+		c.Type = nftables.ChainTypeFilter
+		if h.Type == "nat" {
+			c.Type = nftables.ChainTypeNAT
+		}
+	}
+	return c
+}
+
+// elems queues es, grouped by map, through op (add or delete).
+func (b *NFTables) elems(es []lb.NftElem, op func(*nftables.Set, []nftables.SetElement) error) error {
+	by := map[string][]nftables.SetElement{}
+	for _, e := range es {
+		key, err := elemKey(e)
+		if err != nil {
+			return err
+		}
+		by[e.Map] = append(by[e.Map], nftables.SetElement{Key: key, VerdictData: verdict(e.To)})
+	}
+	for _, m := range lb.NftMaps {
+		if len(by[m.Name]) > 0 {
+			if err := op(b.maps[m.Name], by[m.Name]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// elemKey is e's key as the kernel keeps a concatenation: each part
+// padded to 4 bytes.
+func elemKey(e lb.NftElem) ([]byte, error) {
+	var key []byte
+	if e.IP != "" {
+		a, err := netip.ParseAddr(e.IP)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("map %s: address %q is not IPv4", e.Map, e.IP)
+		}
+		ip := a.As4()
+		key = append(key, ip[:]...)
+	}
+	p, err := protoNum(e.Proto)
+	if err != nil {
+		return nil, err
+	}
+	key = append(key, p, 0, 0, 0)
+	return append(key, byte(e.Port>>8), byte(e.Port), 0, 0), nil
+}
+
+func protoNum(p string) (byte, error) {
+	switch p {
+	case "tcp":
+		return unix.IPPROTO_TCP, nil
+	case "udp":
+		return unix.IPPROTO_UDP, nil
+	case "sctp":
+		return unix.IPPROTO_SCTP, nil
+	}
+	return 0, fmt.Errorf("protocol %q: want tcp, udp or sctp", p)
+}
+
+func verdict(v string) *expr.Verdict {
+	kind, chain, _ := strings.Cut(v, " ")
+	switch kind {
+	case "jump":
+		return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain}
+	case "goto":
+		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
+	case "drop":
+		return &expr.Verdict{Kind: expr.VerdictDrop}
+	case "return":
+		return &expr.Verdict{Kind: expr.VerdictReturn}
+	}
+	return &expr.Verdict{Kind: expr.VerdictAccept}
+}
+
+func isNotFound(err error) bool { return err != nil && strings.Contains(err.Error(), "no such file") }
+
+// Remove deletes podsphere's table, and so every rule it put on the host.
+func (b *NFTables) Remove(ctx context.Context) error {
+	err := b.with(func(c *nftables.Conn) error {
+		if _, err := c.ListTableOfFamily(lb.NftTable, nftables.TableFamilyIPv4); err != nil {
+			return nil // no table: nothing to remove
+		}
+		c.DelTable(b.table)
+		return c.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("service rules: remove nftables table: %w", err)
+	}
+	b.last = nil
+	return nil
+}
+
+var ne = binaryutil.NativeEndian
+
+// exprs turns r into expressions, as nft would.
+func (b *NFTables) exprs(c *nftables.Conn, r lb.NftRule) ([]expr.Any, error) {
+	var x []expr.Any
+	if r.CtNew {
+		x = append(x, &expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne.PutUint32(expr.CtStateBitNEW), Xor: ne.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ne.PutUint32(0)})
+	}
+	if r.SrcNet != "" {
+		m, err := cidr(12, r.SrcNet, r.SrcNetNot)
+		if err != nil {
+			return nil, err
+		}
+		x = append(x, m...)
+	}
+	fib := func(saddr bool) {
+		x = append(x, &expr.Fib{Register: 1, FlagSADDR: saddr, FlagDADDR: !saddr, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne.PutUint32(unix.RTN_LOCAL)})
+	}
+	if r.SrcLocal {
+		fib(true)
+	}
+	if r.DstLocal {
+		fib(false)
+	}
+	if r.DstNotNet != "" {
+		m, err := cidr(16, r.DstNotNet, true)
+		if err != nil {
+			return nil, err
+		}
+		x = append(x, m...)
+	}
+	if r.DstIP != "" {
+		m, err := cidr(16, r.DstIP, false)
+		if err != nil {
+			return nil, err
+		}
+		x = append(x, m...)
+	}
+	if r.Proto != "" {
+		p, err := protoNum(r.Proto)
+		if err != nil {
+			return nil, err
+		}
+		x = append(x, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}})
+	}
+	if r.DPort != 0 {
+		x = append(x, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(r.DPort))})
+	}
+	mark := func(mask, xor uint32) []expr.Any {
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne.PutUint32(mask), Xor: ne.PutUint32(xor)}}
+	}
+	const masq = 0x4000
+	if r.MarkUnset {
+		x = append(x, mark(masq, 0)...)
+		x = append(x, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne.PutUint32(0)})
+	}
+	if r.SrcInSet != "" {
+		x = append(x, saddr(), &expr.Lookup{SourceRegister: 1, SetName: r.SrcInSet})
+	}
+	if r.VmapIP != "" || r.VmapPort != "" {
+		// The concatenation's parts in consecutive 32-bit registers
+		// (8 = NFT_REG32_00 is register 1's first word).
+		proto, port, name := uint32(1), uint32(9), r.VmapPort
+		if r.VmapIP != "" {
+			x = append(x, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4})
+			proto, port, name = 9, 10, r.VmapIP
+		}
+		x = append(x, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: proto},
+			&expr.Payload{DestRegister: port, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+		x = append(x, &expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: name})
+	}
+	if r.UpdateSet != "" {
+		x = append(x, saddr(), &expr.Dynset{SrcRegKey: 1, SetName: r.UpdateSet, Operation: unix.NFT_DYNSET_OP_UPDATE})
+	}
+	if r.SetMark || r.ClearMark {
+		if r.SetMark {
+			x = append(x, mark(^uint32(masq), masq)...)
+		} else {
+			x = append(x, mark(^uint32(0), masq)...)
+		}
+		x = append(x, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+	}
+	if r.Masquerade {
+		x = append(x, &expr.Masq{})
+	}
+	if r.DNAT != "" {
+		ap, err := netip.ParseAddrPort(r.DNAT)
+		if err != nil || !ap.Addr().Is4() {
+			return nil, fmt.Errorf("dnat to %q: not an IPv4 address and port", r.DNAT)
+		}
+		ip := ap.Addr().As4()
+		x = append(x, &expr.Immediate{Register: 1, Data: ip[:]}, &expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(ap.Port())},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
+	}
+	if len(r.Spread) > 0 {
+		m := &nftables.Set{Table: b.table, Anonymous: true, Constant: true, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
+		els := make([]nftables.SetElement, len(r.Spread))
+		for i, ch := range r.Spread {
+			els[i] = nftables.SetElement{Key: ne.PutUint32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: ch}}
+		}
+		if err := c.AddSet(m, els); err != nil {
+			return nil, err
+		}
+		x = append(x, &expr.Numgen{Register: 1, Modulus: uint32(len(r.Spread)), Type: unix.NFT_NG_RANDOM},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID})
+	}
+	if r.RejectTCP {
+		x = append(x, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
+	}
+	if r.Reject {
+		x = append(x, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}) // port unreachable
+	}
+	if r.Verdict != "" {
+		x = append(x, verdict(r.Verdict))
+	}
+	return x, nil
+}
+
+func saddr() expr.Any {
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
+}
+
+// cidr matches the address at offset (12 source, 16 destination) against
+// prefix s (an address alone is a /32).
+func cidr(offset uint32, s string, not bool) ([]expr.Any, error) {
+	if !strings.Contains(s, "/") {
+		s += "/32"
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return nil, fmt.Errorf("%q is not an IPv4 prefix", s)
+	}
+	op := expr.CmpOpEq
+	if not {
+		op = expr.CmpOpNeq
+	}
+	net := p.Masked().Addr().As4()
+	x := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4}}
+	if p.Bits() < 32 {
+		m := ^uint32(0) << (32 - p.Bits())
+		x = append(x, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.BigEndian.PutUint32(m), Xor: []byte{0, 0, 0, 0}})
+	}
+	return append(x, &expr.Cmp{Op: op, Register: 1, Data: net[:]}), nil
+}
