@@ -89,10 +89,11 @@ type NftRule struct {
 	ClearMark  bool   // meta mark set meta mark ^ 0x4000
 	Masquerade bool
 	DNAT       string   // dnat to ADDR:PORT
-	Spread     []string // numgen random mod len vmap { i : goto Spread[i] }
-	RejectTCP  bool     // reject with tcp reset
-	Reject     bool     // reject (ICMP port unreachable)
-	Verdict    string   // "", "accept", "drop", "return", "jump NAME", "goto NAME"
+	Spread     []string // numgen random mod len(Spread) vmap @SpreadMap, which holds i : goto Spread[i]
+	SpreadMap  string
+	RejectTCP  bool   // reject with tcp reset
+	Reject     bool   // reject (ICMP port unreachable)
+	Verdict    string // "", "accept", "drop", "return", "jump NAME", "goto NAME"
 	Comment    string
 }
 
@@ -102,6 +103,12 @@ type NftRule struct {
 type NftSet struct {
 	Name    string
 	Timeout int
+}
+
+// NftVmap is a spreading chain's map: numgen's value i goes to To[i].
+type NftVmap struct {
+	Name string
+	To   []string
 }
 
 // NftElem is one element of a fixed map.
@@ -122,6 +129,7 @@ type NftService struct {
 	Path   string
 	Chains []NftChain
 	Sets   []NftSet
+	Vmaps  []NftVmap
 	Elems  []NftElem
 	svc    Service
 }
@@ -374,7 +382,12 @@ func (g *nftGen) spread(chain string, s *Service, key string, eps []endpoint) {
 	for i, e := range eps {
 		to[i] = e.chain
 	}
-	g.add(chain, NftRule{Spread: to})
+	// A named map per spreading chain, not an anonymous one: binding an
+	// anonymous set walks the whole transaction, which made a full sync
+	// of 10,000 Services quadratic.
+	m := "spread-" + chain
+	g.ns.Vmaps = append(g.ns.Vmaps, NftVmap{Name: m, To: to})
+	g.add(chain, NftRule{Spread: to, SpreadMap: m})
 }
 
 func (g *nftGen) endpoints(s *Service, sp api.ServicePort, proto, key string) []endpoint {
@@ -465,11 +478,7 @@ func (r NftRule) String() string {
 		w = append(w, "dnat to "+r.DNAT)
 	}
 	if len(r.Spread) > 0 {
-		m := make([]string, len(r.Spread))
-		for i, c := range r.Spread {
-			m[i] = fmt.Sprintf("%d : goto %s", i, c)
-		}
-		w = append(w, fmt.Sprintf("numgen random mod %d vmap { %s }", len(r.Spread), strings.Join(m, ", ")))
+		w = append(w, fmt.Sprintf("numgen random mod %d vmap @%s", len(r.Spread), r.SpreadMap))
 	}
 	if r.RejectTCP {
 		w = append(w, "reject with tcp reset")
@@ -519,6 +528,15 @@ func NftText(rs *NftRuleset) []byte {
 	for _, ns := range rs.Services {
 		for _, s := range ns.Sets {
 			fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout %ds\n\t}\n", s.Name, s.Timeout)
+		}
+	}
+	for _, ns := range rs.Services {
+		for _, v := range ns.Vmaps {
+			es := make([]string, len(v.To))
+			for i, c := range v.To {
+				es[i] = fmt.Sprintf("%d : goto %s", i, c)
+			}
+			fmt.Fprintf(&b, "\tmap %s {\n\t\ttypeof numgen random mod %d : verdict\n\t\telements = { %s }\n\t}\n", v.Name, len(v.To), strings.Join(es, ", "))
 		}
 	}
 	writeChain := func(c NftChain) {

@@ -2,6 +2,7 @@ package svcproxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -70,6 +71,10 @@ func (b *NFTables) Name() string { return "nftables" }
 // transaction went through.
 const ackBuffer = 512 << 20
 
+// batchBuffer bounds the send buffer: the whole batch is one sendmsg, so
+// one transaction (a full sync of 10,000 Services is ~20 MB).
+const batchBuffer = 256 << 20
+
 // with runs fn on a netlink connection into b's namespace.
 func (b *NFTables) with(fn func(*nftables.Conn) error) error {
 	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(nc *netlink.Conn) error {
@@ -77,14 +82,21 @@ func (b *NFTables) with(fn func(*nftables.Conn) error) error {
 		if err != nil {
 			return err
 		}
-		var serr error
+		var rerr, werr error
 		err = raw.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer)
+			rerr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer)
+			werr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, batchBuffer)
 		})
-		if err == nil && serr != nil {
-			return nc.SetReadBuffer(ackBuffer) // not root: as much as rmem_max allows
+		if err != nil {
+			return err
 		}
-		return err
+		if rerr != nil { // not CAP_NET_ADMIN: as much as rmem_max allows
+			rerr = nc.SetReadBuffer(ackBuffer)
+		}
+		if werr != nil {
+			werr = nc.SetWriteBuffer(batchBuffer)
+		}
+		return errors.Join(rerr, werr)
 	})}
 	if b.netns != "" {
 		f, err := os.Open(b.netns)
@@ -155,6 +167,9 @@ func (b *NFTables) Full(rs *lb.NftRuleset) error {
 		for _, s := range ch.AddSets {
 			wantSet[s.Name] = true
 		}
+		for _, m := range ch.WriteMaps {
+			wantSet[m.Name] = true
+		}
 		for _, s := range sets {
 			if !s.Anonymous && !strings.HasPrefix(s.Name, "__") && !wantSet[s.Name] {
 				ch.DelSets = append(ch.DelSets, s.Name)
@@ -166,7 +181,11 @@ func (b *NFTables) Full(rs *lb.NftRuleset) error {
 			}
 			c.FlushSet(b.maps[m.Name])
 		}
-		return b.apply(c, ch)
+		// Every rule of the table in one message (and with them the
+		// anonymous maps they hold): what follows in the same
+		// transaction refills them, so no packet sees the table empty.
+		c.FlushTable(b.table)
+		return b.apply(c, ch, true)
 	})
 }
 
@@ -176,12 +195,12 @@ func (b *NFTables) Update(was, rs *lb.NftRuleset) error {
 	if ch.Empty() {
 		return nil
 	}
-	return b.with(func(c *nftables.Conn) error { return b.apply(c, ch) })
+	return b.with(func(c *nftables.Conn) error { return b.apply(c, ch, false) })
 }
 
 // apply queues ch in the order the kernel needs within one transaction
-// and sends it.
-func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges) error {
+// and sends it; flushed says every chain's rules are already flushed.
+func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges, flushed bool) error {
 	for _, s := range ch.AddSets {
 		set := &nftables.Set{Table: b.table, Name: s.Name, KeyType: nftables.TypeIPAddr, HasTimeout: true, Dynamic: true,
 			Timeout: time.Duration(s.Timeout) * time.Second, Size: 65535}
@@ -189,22 +208,53 @@ func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges) error {
 			return err
 		}
 	}
+	// The spread maps before the rules using them; their elements after
+	// the chains they go to.
+	vmaps := make([]*nftables.Set, len(ch.WriteMaps))
+	for i, m := range ch.WriteMaps {
+		vmaps[i] = &nftables.Set{Table: b.table, Name: m.Name, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
+		if err := c.AddSet(vmaps[i], nil); err != nil {
+			return err
+		}
+		c.FlushSet(vmaps[i])
+	}
 	written := make([]*nftables.Chain, len(ch.Write))
 	for i, w := range ch.Write {
 		written[i] = b.chain(w)
 		c.AddChain(written[i])
-		c.FlushChain(written[i])
+		if !flushed {
+			c.FlushChain(written[i])
+		}
 	}
 	for _, name := range ch.DelChains {
-		c.FlushChain(&nftables.Chain{Table: b.table, Name: name})
+		if !flushed {
+			c.FlushChain(&nftables.Chain{Table: b.table, Name: name})
+		}
+	}
+	// Emptied first: a spread map's elements hold its endpoint chains.
+	for _, name := range ch.DelSets {
+		c.FlushSet(&nftables.Set{Table: b.table, Name: name})
 	}
 	for i, w := range ch.Write {
 		for _, r := range w.Rules {
-			exprs, err := b.exprs(c, r)
+			exprs, err := b.exprs(r)
 			if err != nil {
 				return fmt.Errorf("chain %s: %s: %w", w.Name, r, err)
 			}
 			c.AddRule(&nftables.Rule{Table: b.table, Chain: written[i], Exprs: exprs})
+		}
+	}
+	for i, m := range ch.WriteMaps {
+		els := make([]nftables.SetElement, len(m.To))
+		for k, to := range m.To {
+			els[k] = nftables.SetElement{Key: ne.PutUint32(uint32(k)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: to}}
+		}
+		for len(els) > 0 {
+			n := min(len(els), elemsPerMessage)
+			if err := c.SetAddElements(vmaps[i], els[:n]); err != nil {
+				return err
+			}
+			els = els[n:]
 		}
 	}
 	if err := b.elems(ch.DelElems, c.SetDeleteElements); err != nil {
@@ -252,14 +302,22 @@ func (b *NFTables) elems(es []lb.NftElem, op func(*nftables.Set, []nftables.SetE
 		by[e.Map] = append(by[e.Map], nftables.SetElement{Key: key, VerdictData: verdict(e.To)})
 	}
 	for _, m := range lb.NftMaps {
-		if len(by[m.Name]) > 0 {
-			if err := op(b.maps[m.Name], by[m.Name]); err != nil {
+		// A message's element list is one netlink attribute, whose length
+		// is 16 bits: ~1,000 elements overflow it (and the kernel answers
+		// ENOENT), so they go in chunks, all in the same batch.
+		for es := by[m.Name]; len(es) > 0; {
+			n := min(len(es), elemsPerMessage)
+			if err := op(b.maps[m.Name], es[:n]); err != nil {
 				return err
 			}
+			es = es[n:]
 		}
 	}
 	return nil
 }
+
+// elemsPerMessage keeps an element list well under 64 KB.
+const elemsPerMessage = 256
 
 // elemKey is e's key as the kernel keeps a concatenation: each part
 // padded to 4 bytes.
@@ -329,7 +387,7 @@ func (b *NFTables) Remove(ctx context.Context) error {
 var ne = binaryutil.NativeEndian
 
 // exprs turns r into expressions, as nft would.
-func (b *NFTables) exprs(c *nftables.Conn, r lb.NftRule) ([]expr.Any, error) {
+func (b *NFTables) exprs(r lb.NftRule) ([]expr.Any, error) {
 	var x []expr.Any
 	if r.CtNew {
 		x = append(x, &expr.Ct{Register: 1, Key: expr.CtKeySTATE},
@@ -426,16 +484,8 @@ func (b *NFTables) exprs(c *nftables.Conn, r lb.NftRule) ([]expr.Any, error) {
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
 	}
 	if len(r.Spread) > 0 {
-		m := &nftables.Set{Table: b.table, Anonymous: true, Constant: true, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
-		els := make([]nftables.SetElement, len(r.Spread))
-		for i, ch := range r.Spread {
-			els[i] = nftables.SetElement{Key: ne.PutUint32(uint32(i)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: ch}}
-		}
-		if err := c.AddSet(m, els); err != nil {
-			return nil, err
-		}
 		x = append(x, &expr.Numgen{Register: 1, Modulus: uint32(len(r.Spread)), Type: unix.NFT_NG_RANDOM},
-			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: m.Name, SetID: m.ID})
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: r.SpreadMap})
 	}
 	if r.RejectTCP {
 		x = append(x, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
