@@ -88,9 +88,8 @@ type NftRule struct {
 	SetMark    bool   // meta mark set meta mark | 0x4000
 	ClearMark  bool   // meta mark set meta mark ^ 0x4000
 	Masquerade bool
-	DNAT       string   // dnat to ADDR:PORT
-	Spread     []string // numgen random mod len(Spread) vmap @SpreadMap, which holds i : goto Spread[i]
-	SpreadMap  string
+	DNAT       string // dnat to ADDR:PORT
+	RandomMod  int    // numgen random mod RandomMod == 0: matches one time in RandomMod
 	RejectTCP  bool   // reject with tcp reset
 	Reject     bool   // reject (ICMP port unreachable)
 	Verdict    string // "", "accept", "drop", "return", "jump NAME", "goto NAME"
@@ -103,12 +102,6 @@ type NftRule struct {
 type NftSet struct {
 	Name    string
 	Timeout int
-}
-
-// NftVmap is a spreading chain's map: numgen's value i goes to To[i].
-type NftVmap struct {
-	Name string
-	To   []string
 }
 
 // NftElem is one element of a fixed map.
@@ -129,7 +122,6 @@ type NftService struct {
 	Path   string
 	Chains []NftChain
 	Sets   []NftSet
-	Vmaps  []NftVmap
 	Elems  []NftElem
 	svc    Service
 }
@@ -378,16 +370,18 @@ func (g *nftGen) spread(chain string, s *Service, key string, eps []endpoint) {
 		g.add(chain, NftRule{Verdict: "goto " + eps[0].chain})
 		return
 	}
-	to := make([]string, len(eps))
+	// Rule i of n takes a connection with probability 1/(n-i), each
+	// drawing its own number, as kube-proxy's iptables rules: no set at
+	// all. A verdict map (numgen ... vmap) reads better, but the kernel
+	// walks a table's sets by name and validates a shared map once per
+	// chain using it, either of which makes 10,000 Services quadratic.
 	for i, e := range eps {
-		to[i] = e.chain
+		r := NftRule{Verdict: "goto " + e.chain}
+		if i < len(eps)-1 {
+			r.RandomMod = len(eps) - i
+		}
+		g.add(chain, r)
 	}
-	// A named map per spreading chain, not an anonymous one: binding an
-	// anonymous set walks the whole transaction, which made a full sync
-	// of 10,000 Services quadratic.
-	m := "spread-" + chain
-	g.ns.Vmaps = append(g.ns.Vmaps, NftVmap{Name: m, To: to})
-	g.add(chain, NftRule{Spread: to, SpreadMap: m})
 }
 
 func (g *nftGen) endpoints(s *Service, sp api.ServicePort, proto, key string) []endpoint {
@@ -450,6 +444,9 @@ func (r NftRule) String() string {
 	if r.DPort != 0 {
 		w = append(w, "th dport "+strconv.Itoa(r.DPort))
 	}
+	if r.RandomMod > 0 {
+		w = append(w, fmt.Sprintf("numgen random mod %d == 0", r.RandomMod))
+	}
 	if r.MarkUnset {
 		w = append(w, fmt.Sprintf("meta mark & 0x%x == 0", nftMasqMark))
 	}
@@ -476,9 +473,6 @@ func (r NftRule) String() string {
 	}
 	if r.DNAT != "" {
 		w = append(w, "dnat to "+r.DNAT)
-	}
-	if len(r.Spread) > 0 {
-		w = append(w, fmt.Sprintf("numgen random mod %d vmap @%s", len(r.Spread), r.SpreadMap))
 	}
 	if r.RejectTCP {
 		w = append(w, "reject with tcp reset")
@@ -530,15 +524,7 @@ func NftText(rs *NftRuleset) []byte {
 			fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout %ds\n\t}\n", s.Name, s.Timeout)
 		}
 	}
-	for _, ns := range rs.Services {
-		for _, v := range ns.Vmaps {
-			es := make([]string, len(v.To))
-			for i, c := range v.To {
-				es[i] = fmt.Sprintf("%d : goto %s", i, c)
-			}
-			fmt.Fprintf(&b, "\tmap %s {\n\t\ttypeof numgen random mod %d : verdict\n\t\telements = { %s }\n\t}\n", v.Name, len(v.To), strings.Join(es, ", "))
-		}
-	}
+
 	writeChain := func(c NftChain) {
 		b.WriteString("\tchain " + c.Name + " {\n")
 		if h := c.Hook; h != nil {

@@ -8,7 +8,6 @@ import "slices"
 // kernel refuses a part, none), so no packet sees half of it.
 type NftChanges struct {
 	AddSets   []NftSet
-	WriteMaps []NftVmap  // new or changed: created if need be, flushed and refilled after the chains
 	Write     []NftChain // new or changed: created if need be, flushed and refilled
 	DelElems  []NftElem  // before AddElems: an element whose verdict changed is both
 	AddElems  []NftElem
@@ -18,7 +17,7 @@ type NftChanges struct {
 
 // Empty says whether c changes nothing.
 func (c *NftChanges) Empty() bool {
-	return len(c.AddSets)+len(c.WriteMaps)+len(c.Write)+len(c.DelElems)+len(c.AddElems)+len(c.DelChains)+len(c.DelSets) == 0
+	return len(c.AddSets)+len(c.Write)+len(c.DelElems)+len(c.AddElems)+len(c.DelChains)+len(c.DelSets) == 0
 }
 
 // NftDiff is what turns was (what the last successful sync left) into
@@ -30,7 +29,6 @@ func NftDiff(was, want *NftRuleset) *NftChanges {
 		c.Write = slices.Clone(want.Fixed)
 		for _, ns := range want.Services {
 			c.AddSets = append(c.AddSets, ns.Sets...)
-			c.WriteMaps = append(c.WriteMaps, ns.Vmaps...)
 			c.Write = append(c.Write, ns.Chains...)
 			c.AddElems = append(c.AddElems, ns.Elems...)
 		}
@@ -97,21 +95,6 @@ func (c *NftChanges) service(a, b *NftService) {
 	for _, ch := range a.Chains {
 		if _, gone := chains[ch.Name]; gone {
 			c.DelChains = append(c.DelChains, ch.Name)
-		}
-	}
-	maps := map[string][]string{}
-	for _, m := range a.Vmaps {
-		maps[m.Name] = m.To
-	}
-	for _, m := range b.Vmaps {
-		if to, ok := maps[m.Name]; !ok || !slices.Equal(to, m.To) {
-			c.WriteMaps = append(c.WriteMaps, m)
-		}
-		delete(maps, m.Name)
-	}
-	for _, m := range a.Vmaps {
-		if _, gone := maps[m.Name]; gone {
-			c.DelSets = append(c.DelSets, m.Name)
 		}
 	}
 	sets := map[string]NftSet{}

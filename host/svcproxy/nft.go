@@ -43,6 +43,23 @@ type NFTablesConfig struct {
 // NewNFTables checks that nf_tables works in cfg.NetNS: it creates (or
 // finds) podsphere's table, which is all the probe leaves behind.
 func NewNFTables(cfg NFTablesConfig) (*NFTables, error) {
+	b, err := openNFTables(cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	err = b.with(func(c *nftables.Conn) error {
+		c.AddTable(b.table)
+		return c.Flush()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service rules: nftables: %w", err)
+	}
+	return b, nil
+}
+
+// openNFTables is the backend without the probe (Remove needs no table).
+func openNFTables(netns string) (*NFTables, error) {
+	cfg := NFTablesConfig{NetNS: netns}
 	b := &NFTables{netns: cfg.NetNS, gen: lb.NewNftGenerator(),
 		table: &nftables.Table{Name: lb.NftTable, Family: nftables.TableFamilyIPv4}}
 	b.maps = map[string]*nftables.Set{}
@@ -52,13 +69,6 @@ func NewNFTables(cfg NFTablesConfig) (*NFTables, error) {
 			key = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 		}
 		b.maps[m.Name] = &nftables.Set{Table: b.table, Name: m.Name, IsMap: true, Concatenation: true, KeyType: key, DataType: nftables.TypeVerdict}
-	}
-	err := b.with(func(c *nftables.Conn) error {
-		c.AddTable(b.table)
-		return c.Flush()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("service rules: nftables: %w", err)
 	}
 	return b, nil
 }
@@ -167,9 +177,6 @@ func (b *NFTables) Full(rs *lb.NftRuleset) error {
 		for _, s := range ch.AddSets {
 			wantSet[s.Name] = true
 		}
-		for _, m := range ch.WriteMaps {
-			wantSet[m.Name] = true
-		}
 		for _, s := range sets {
 			if !s.Anonymous && !strings.HasPrefix(s.Name, "__") && !wantSet[s.Name] {
 				ch.DelSets = append(ch.DelSets, s.Name)
@@ -208,16 +215,6 @@ func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges, flushed bool) erro
 			return err
 		}
 	}
-	// The spread maps before the rules using them; their elements after
-	// the chains they go to.
-	vmaps := make([]*nftables.Set, len(ch.WriteMaps))
-	for i, m := range ch.WriteMaps {
-		vmaps[i] = &nftables.Set{Table: b.table, Name: m.Name, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
-		if err := c.AddSet(vmaps[i], nil); err != nil {
-			return err
-		}
-		c.FlushSet(vmaps[i])
-	}
 	written := make([]*nftables.Chain, len(ch.Write))
 	for i, w := range ch.Write {
 		written[i] = b.chain(w)
@@ -231,7 +228,7 @@ func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges, flushed bool) erro
 			c.FlushChain(&nftables.Chain{Table: b.table, Name: name})
 		}
 	}
-	// Emptied first: a spread map's elements hold its endpoint chains.
+	// Emptied first, so nothing they hold keeps a chain busy.
 	for _, name := range ch.DelSets {
 		c.FlushSet(&nftables.Set{Table: b.table, Name: name})
 	}
@@ -242,19 +239,6 @@ func (b *NFTables) apply(c *nftables.Conn, ch *lb.NftChanges, flushed bool) erro
 				return fmt.Errorf("chain %s: %s: %w", w.Name, r, err)
 			}
 			c.AddRule(&nftables.Rule{Table: b.table, Chain: written[i], Exprs: exprs})
-		}
-	}
-	for i, m := range ch.WriteMaps {
-		els := make([]nftables.SetElement, len(m.To))
-		for k, to := range m.To {
-			els[k] = nftables.SetElement{Key: ne.PutUint32(uint32(k)), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: to}}
-		}
-		for len(els) > 0 {
-			n := min(len(els), elemsPerMessage)
-			if err := c.SetAddElements(vmaps[i], els[:n]); err != nil {
-				return err
-			}
-			els = els[n:]
 		}
 	}
 	if err := b.elems(ch.DelElems, c.SetDeleteElements); err != nil {
@@ -441,6 +425,10 @@ func (b *NFTables) exprs(r lb.NftRule) ([]expr.Any, error) {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne.PutUint32(mask), Xor: ne.PutUint32(xor)}}
 	}
 	const masq = 0x4000
+	if r.RandomMod > 0 {
+		x = append(x, &expr.Numgen{Register: 1, Modulus: uint32(r.RandomMod), Type: unix.NFT_NG_RANDOM},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne.PutUint32(0)})
+	}
 	if r.MarkUnset {
 		x = append(x, mark(masq, 0)...)
 		x = append(x, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ne.PutUint32(0)})
@@ -482,10 +470,6 @@ func (b *NFTables) exprs(r lb.NftRule) ([]expr.Any, error) {
 		ip := ap.Addr().As4()
 		x = append(x, &expr.Immediate{Register: 1, Data: ip[:]}, &expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(ap.Port())},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
-	}
-	if len(r.Spread) > 0 {
-		x = append(x, &expr.Numgen{Register: 1, Modulus: uint32(len(r.Spread)), Type: unix.NFT_NG_RANDOM},
-			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: r.SpreadMap})
 	}
 	if r.RejectTCP {
 		x = append(x, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
