@@ -221,8 +221,15 @@ func to(masq bool, dests ...string) []outcome {
 	return out
 }
 
-func TestPacketFlow(t *testing.T) {
-	e := newEval(t, Rules(testState()))
+type flowCase struct {
+	name string
+	p    packet
+	want []outcome
+}
+
+// flowCases are what a connection's first packet meets on esx-01 of
+// testState, whichever backend carries the rules.
+func flowCases() []flowCase {
 	const (
 		localVM  = "10.244.1.20" // a VM on esx-01's bridge
 		remoteVM = "10.244.2.20" // a VM on esx-02
@@ -230,11 +237,7 @@ func TestPacketFlow(t *testing.T) {
 		hostIP   = "10.99.0.11"
 	)
 	tcp := func(src, dst string, port int) packet { return packet{src: src, dst: dst, proto: "tcp", dport: port} }
-	cases := []struct {
-		name string
-		p    packet
-		want []outcome
-	}{
+	return []flowCase{
 		{"cluster IP spreads over every ready endpoint; local ones hairpin-masqueraded",
 			tcp(localVM, "10.96.0.10", 80), append(to(true, "10.244.1.5:8080", "10.244.1.6:8080"), to(false, "10.244.2.5:8080")...)},
 		{"a VM of another host is not masqueraded",
@@ -258,7 +261,11 @@ func TestPacketFlow(t *testing.T) {
 		{"headless Service: no rules", tcp(localVM, "10.244.1.5", 8080), to(false, "")},
 		{"loopback node port: left alone", tcp("127.0.0.1", "127.0.0.1", 30081), to(false, "")},
 	}
-	for _, c := range cases {
+}
+
+func TestPacketFlow(t *testing.T) {
+	e := newEval(t, Rules(testState()))
+	for _, c := range flowCases() {
 		if got := e.flow(c.p); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
 		}
