@@ -10,7 +10,6 @@ import (
 	"testing"
 )
 
-
 // The nftables text of testState is what `nft -f` reads; a change to it
 // is a change to every host's rules, reviewed in the diff.
 func TestNftGolden(t *testing.T) {
