@@ -261,8 +261,14 @@ func (b *testbed) apply(p *Proxy, st *lb.State) {
 func (b *testbed) chains() []string {
 	var out []string
 	if b.backend == "nftables" {
-		for _, l := range strings.Split(run(b.t, "ip", "netns", "exec", b.name+"-h", "nft", "list", "table", "ip", lb.NftTable), "\n") {
-			if c, ok := strings.CutPrefix(strings.TrimSpace(l), "chain "); ok {
+		// Every shard table has the fixed chains: the names, once each.
+		ours := false
+		for _, l := range strings.Split(run(b.t, "ip", "netns", "exec", b.name+"-h", "nft", "list", "ruleset"), "\n") {
+			if t, ok := strings.CutPrefix(l, "table "); ok {
+				f := strings.Fields(t)
+				ours = len(f) > 1 && f[0] == "ip" && isShardTable(f[1])
+			}
+			if c, ok := strings.CutPrefix(strings.TrimSpace(l), "chain "); ok && ours && !slices.Contains(out, strings.TrimSuffix(c, " {")) {
 				out = append(out, strings.TrimSuffix(c, " {"))
 			}
 		}
