@@ -174,11 +174,12 @@ type NftGenerator struct {
 	cache map[string]*NftService
 	paths []string
 	fixed []NftChain
+	owner map[string]string // map element key -> the Service holding it
 }
 
 // NewNftGenerator makes an empty NftGenerator.
 func NewNftGenerator() *NftGenerator {
-	return &NftGenerator{cache: map[string]*NftService{}, fixed: NftFixed()}
+	return &NftGenerator{cache: map[string]*NftService{}, fixed: NftFixed(), owner: map[string]string{}}
 }
 
 // NftRules is st's nftables rules for host st.Self.
@@ -188,7 +189,7 @@ func NftRules(st *State) *NftRuleset { return NewNftGenerator().Rules(st) }
 func (gn *NftGenerator) Rules(st *State) *NftRuleset {
 	self := st.Hosts[st.Self]
 	if host := st.Self + "\x00" + self.PodSubnet + "\x00" + st.Spec.PodCIDR; host != gn.host {
-		gn.host, gn.cache, gn.paths = host, map[string]*NftService{}, nil
+		gn.host, gn.cache, gn.paths, gn.owner = host, map[string]*NftService{}, nil, map[string]string{}
 	}
 	if len(gn.paths) != len(st.Services) || !gn.samePaths(st) {
 		gn.paths = gn.paths[:0]
@@ -198,6 +199,7 @@ func (gn *NftGenerator) Rules(st *State) *NftRuleset {
 		slices.Sort(gn.paths)
 		for p := range gn.cache {
 			if _, ok := st.Services[p]; !ok {
+				gn.disown(gn.cache[p])
 				delete(gn.cache, p)
 			}
 		}
@@ -207,13 +209,14 @@ func (gn *NftGenerator) Rules(st *State) *NftRuleset {
 		s := st.Services[p]
 		ns := gn.cache[p]
 		if ns == nil || !sameRules(&ns.svc, &s) {
+			gn.disown(ns)
 			ns = nftService(st, self.PodSubnet, &s)
 			ns.svc = s.Clone()
+			gn.own(ns)
 			gn.cache[p] = ns
 		}
 		rs.Services = append(rs.Services, ns)
 	}
-	dedupElems(rs)
 	return rs
 }
 
@@ -226,32 +229,31 @@ func (gn *NftGenerator) samePaths(st *State) bool {
 	return true
 }
 
-// dedupElems drops a map element whose key an earlier Service (by path)
-// already holds: two Services on one address and port are a conflict
-// vcenter refuses, and a map holds one verdict per key.
-func dedupElems(rs *NftRuleset) {
-	seen := map[string]bool{}
-	for i, ns := range rs.Services {
-		dup := false
-		for _, e := range ns.Elems {
-			if seen[e.Key()] {
-				dup = true
-			}
-			seen[e.Key()] = true
+// own records ns's map elements, dropping those whose key another
+// Service holds: two Services on one address and port are a conflict
+// vcenter refuses, and a map holds one verdict per key. The Service that
+// held it first keeps it (in path order, for a fresh generator).
+func (gn *NftGenerator) own(ns *NftService) {
+	keep := ns.Elems[:0]
+	for _, e := range ns.Elems {
+		k := e.Key()
+		if o, ok := gn.owner[k]; ok && o != ns.Path {
+			continue
 		}
-		if dup {
-			c := *ns
-			c.Elems = nil
-			keep := map[string]bool{}
-			for _, e := range ns.Elems {
-				if !keep[e.Key()] && !slices.ContainsFunc(rs.Services[:i], func(o *NftService) bool {
-					return slices.ContainsFunc(o.Elems, func(x NftElem) bool { return x.Key() == e.Key() })
-				}) {
-					c.Elems = append(c.Elems, e)
-				}
-				keep[e.Key()] = true
-			}
-			rs.Services[i] = &c
+		gn.owner[k] = ns.Path
+		keep = append(keep, e)
+	}
+	ns.Elems = keep
+}
+
+// disown forgets ns's map elements (nil: nothing).
+func (gn *NftGenerator) disown(ns *NftService) {
+	if ns == nil {
+		return
+	}
+	for _, e := range ns.Elems {
+		if k := e.Key(); gn.owner[k] == ns.Path {
+			delete(gn.owner, k)
 		}
 	}
 }

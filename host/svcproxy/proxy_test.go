@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
@@ -133,5 +134,12 @@ func TestHealthCheckNodePort(t *testing.T) {
 	}
 	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", hc)); err == nil {
 		t.Error("the health check port of a removed Service still answers")
+	}
+}
+
+func TestNewBackendRefusesUnknownNames(t *testing.T) {
+	_, err := NewBackend(context.Background(), "ebpf", "", log.New(io.Discard, "", 0))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "--service-rules-backend") {
+		t.Errorf("NewBackend(ebpf) = %v, want api.ErrInvalid naming the flag", err)
 	}
 }
