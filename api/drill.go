@@ -60,6 +60,14 @@ type HADrillReport struct {
 	// Requests counts what a client sent through a Service that selects
 	// the drill's VMs while it ran (load balancing), when there is one.
 	Requests *DrillRequests `json:"requests,omitempty"`
+	// ClusterIPRequests is the same stream sent to the Service's
+	// clusterIP:port from inside a VM the drill leaves alone, the path
+	// other VMs' traffic takes.
+	ClusterIPRequests *DrillRequests `json:"clusterIPRequests,omitempty"`
+	// RequestsNotSent says why a Service selects the drill's VMs but a
+	// stream could not be sent (no address an outside client reaches, no
+	// client VM the drill leaves alone, not in a lab).
+	RequestsNotSent []string `json:"requestsNotSent,omitempty"`
 
 	Passed   bool     `json:"passed"`
 	Failures []string `json:"failures,omitempty"`
@@ -102,6 +110,35 @@ type DrillDuplicate struct {
 // DrillRequests are the requests a drill sent through a Service.
 type DrillRequests struct {
 	Service string `json:"service"`
-	Sent    int    `json:"sent"`
-	Failed  int    `json:"failed"`
+	// Target is where they went (http://ADDRESS:PORT/: the Service's
+	// LoadBalancer address or a NodePort on a host the drill does not fail,
+	// or its clusterIP), From the namespace or machine they were sent from
+	// (for the ClusterIP stream: "VM NAME on HOST").
+	Target string `json:"target,omitempty"`
+	From   string `json:"from,omitempty"`
+	// FromVM and FromHost name the client VM of a ClusterIP stream.
+	FromVM   string `json:"fromVM,omitempty"`
+	FromHost string `json:"fromHost,omitempty"`
+	// IntervalMs is the time between two requests' starts, TimeoutMs how
+	// long one may take before it counts as failed.
+	IntervalMs int `json:"intervalMs,omitempty"`
+	TimeoutMs  int `json:"timeoutMs,omitempty"`
+	Sent       int `json:"sent"`
+	Failed     int `json:"failed"`
+	// LongestGapMs is the longest time no request was answered, from
+	// GapFrom to GapTo.
+	LongestGapMs int64     `json:"longestGapMs"`
+	GapFrom      time.Time `json:"gapFrom,omitzero"`
+	GapTo        time.Time `json:"gapTo,omitzero"`
+	// Outages are the runs of consecutive failed requests.
+	Outages   []DrillOutage `json:"outages,omitempty"`
+	LastError string        `json:"lastError,omitempty"`
+}
+
+// DrillOutage is a run of consecutive failed requests: from the first
+// one's start until the last one was given up on.
+type DrillOutage struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Failed int       `json:"failed"`
 }

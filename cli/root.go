@@ -66,7 +66,8 @@ type Env struct {
 	Injector func(ctx context.Context) (Injector, error)
 	// DrillProber, when set, gives ha.drill a Prober sending requests
 	// through a Service that selects the protected VMs (paths) of cluster;
-	// nil prober: none selects them.
+	// nil prober: none selects them; a *NoStream error: one does, but it
+	// cannot be reached from outside (the report says why).
 	DrillProber func(ctx context.Context, cluster string, vms []string) (Prober, error)
 
 	api API
@@ -112,6 +113,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	env := &Env{
 		In: os.Stdin, Out: stdout, Err: stderr,
 		Now: time.Now, Location: time.Local, NewAPI: newClient, Injector: DefaultInjector,
+	}
+	if DefaultDrillProber != nil {
+		env.DrillProber = DefaultDrillProber(env)
 	}
 	return Run(ctx, env, os.Getenv, args)
 }

@@ -84,3 +84,22 @@ func netNSExists(name string) bool {
 	_, err := os.Stat(filepath.Join(network.NetNSDir, name))
 	return err == nil
 }
+
+// ClientNetNS is the namespace of the lab at dir from which a client
+// outside the hosts reaches them on the management network: vcenter's
+// (10.99.0.2), the only address there that is no host's. ha.drill sends
+// its requests through a Service from it.
+func ClientNetNS(dir string) (string, error) {
+	s, err := LoadState(dir)
+	if err != nil {
+		return "", err
+	}
+	if s == nil {
+		return "", fmt.Errorf("no lab in %s (podsphere lab up --dir %s)", dir, dir)
+	}
+	path := filepath.Join(network.NetNSDir, vcNS(s.Prefix))
+	if !netNSExists(vcNS(s.Prefix)) {
+		return "", fmt.Errorf("the lab's namespace %s is gone (podsphere lab status --dir %s)", vcNS(s.Prefix), dir)
+	}
+	return path, nil
+}

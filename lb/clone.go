@@ -15,7 +15,8 @@ func (st *State) Clone() *State {
 	if st == nil {
 		return nil
 	}
-	out := &State{Cluster: st.Cluster, Self: st.Self, Spec: cloneClusterSpec(st.Spec)}
+	out := &State{Cluster: st.Cluster, Self: st.Self, Spec: cloneClusterSpec(st.Spec), Ingress: st.Ingress}
+	out.Ingress.Ports = slices.Clone(st.Ingress.Ports)
 	out.Hosts = maps.Clone(st.Hosts) // Host holds only strings
 	if st.Hosts == nil {
 		out.Hosts = map[string]Host{}

@@ -90,6 +90,7 @@ type NftRule struct {
 	Masquerade bool
 	DNAT       string // dnat to ADDR:PORT
 	RandomMod  int    // numgen random mod RandomMod == 0: matches one time in RandomMod
+	Redirect   bool   // redirect: to the receiving host's own address, same port
 	RejectTCP  bool   // reject with tcp reset
 	Reject     bool   // reject (ICMP port unreachable)
 	Verdict    string // "", "accept", "drop", "return", "jump NAME", "goto NAME"
@@ -134,7 +135,19 @@ type NftRuleset struct {
 
 // NftFixed are the fixed chains: the base chains hooking podsphere's
 // lookups into the host's traffic, and the chains the maps go to.
-func NftFixed() []NftChain {
+func NftFixed() []NftChain { return nftFixed("") }
+
+// nftFixed are the fixed chains for the cluster's Ingress address ingress
+// ("" without one): its ports 80 and 443/TCP go to this host's own
+// Ingress proxy (redirect, the client's address kept), after the
+// Services' addresses and before the node ports, as with iptables.
+func nftFixed(ingress string) []NftChain {
+	var redirect []NftRule
+	if ingress != "" {
+		for _, port := range IngressProxyPorts {
+			redirect = append(redirect, NftRule{DstIP: ingress, Proto: "tcp", DPort: port, Redirect: true, Comment: "the cluster's Ingress address: this host's Ingress proxy"})
+		}
+	}
 	lookup := []NftRule{{Verdict: "jump " + NftChainServices}}
 	filter := []NftRule{{CtNew: true, Verdict: "jump " + NftChainFilter}}
 	return []NftChain{
@@ -148,12 +161,11 @@ func NftFixed() []NftChain {
 		{Name: "filter-input", Hook: &NftHook{"filter", "input", 0}, Rules: filter},
 		{Name: "filter-forward", Hook: &NftHook{"filter", "forward", 0}, Rules: filter},
 		{Name: "filter-output", Hook: &NftHook{"filter", "output", 0}, Rules: filter},
-		{Name: NftChainServices, Rules: []NftRule{
-			{VmapIP: NftMapServiceIPs},
+		{Name: NftChainServices, Rules: slices.Concat([]NftRule{{VmapIP: NftMapServiceIPs}}, redirect, []NftRule{
 			// Node ports after every address, as kube-proxy; loopback is
 			// left out (DNAT from 127.0.0.1 needs route_localnet).
 			{DstLocal: true, DstNotNet: "127.0.0.0/8", Verdict: "jump " + NftChainNodePorts},
-		}},
+		})},
 		{Name: NftChainNodePorts, Rules: []NftRule{{VmapPort: NftMapNodePorts}}},
 		{Name: NftChainFilter, Rules: []NftRule{
 			{VmapIP: NftMapNoEndpointIPs},
@@ -170,11 +182,12 @@ func NftFixed() []NftChain {
 // change of one Service among ten thousand costs that Service's work and
 // a pass comparing the others' inputs. Pure; one goroutine.
 type NftGenerator struct {
-	host  string
-	cache map[string]*NftService
-	paths []string
-	fixed []NftChain
-	owner map[string]string // map element key -> the Service holding it
+	host    string
+	cache   map[string]*NftService
+	paths   []string
+	fixed   []NftChain
+	ingress string            // the Ingress address fixed is for
+	owner   map[string]string // map element key -> the Service holding it
 }
 
 // NewNftGenerator makes an empty NftGenerator.
@@ -203,6 +216,9 @@ func (gn *NftGenerator) Rules(st *State) *NftRuleset {
 				delete(gn.cache, p)
 			}
 		}
+	}
+	if st.Ingress.IP != gn.ingress {
+		gn.ingress, gn.fixed = st.Ingress.IP, nftFixed(st.Ingress.IP)
 	}
 	rs := &NftRuleset{Fixed: gn.fixed, Services: make([]*NftService, 0, len(gn.paths))}
 	for _, p := range gn.paths {
@@ -475,6 +491,9 @@ func (r NftRule) String() string {
 	}
 	if r.DNAT != "" {
 		w = append(w, "dnat to "+r.DNAT)
+	}
+	if r.Redirect {
+		w = append(w, "redirect")
 	}
 	if r.RejectTCP {
 		w = append(w, "reject with tcp reset")

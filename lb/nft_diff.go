@@ -34,6 +34,12 @@ func NftDiff(was, want *NftRuleset) *NftChanges {
 		}
 		return c
 	}
+	// The fixed chains change with the cluster's Ingress address.
+	for k, f := range want.Fixed {
+		if k >= len(was.Fixed) || !slices.EqualFunc(was.Fixed[k].Rules, f.Rules, func(x, y NftRule) bool { return x.String() == y.String() }) {
+			c.Write = append(c.Write, f)
+		}
+	}
 	i, j := 0, 0
 	for i < len(was.Services) || j < len(want.Services) {
 		switch {

@@ -89,6 +89,10 @@ func (e *nftEval) rules(rules []NftRule, p packet, st flowPath) []flowPath {
 			s := st
 			s.to, s.term = r.DNAT, "DNAT"
 			taken = []flowPath{s}
+		case r.Redirect: // to the receiving host's own address, same port
+			s := st
+			s.to, s.term = hostAddrs[0]+":"+strconv.Itoa(p.dport), "DNAT"
+			taken = []flowPath{s}
 		case r.RejectTCP || r.Reject:
 			s := st
 			s.term = "REJECT"
@@ -191,5 +195,33 @@ func TestNftDiffIsProportional(t *testing.T) {
 	c = NftDiff(now, gn.Rules(st))
 	if len(c.Write) != 0 || len(c.DelChains) == 0 || len(c.DelElems) != 1 {
 		t.Errorf("a Service removed: write %d, delete %d chains, %d elements; want 0, its chains, its cluster IP", len(c.Write), len(c.DelChains), len(c.DelElems))
+	}
+}
+
+func TestNftPacketFlowSharedIngressAddress(t *testing.T) {
+	st, cases := sharedIngressCases()
+	e := newNftEval(t, NftRules(st))
+	for _, c := range cases {
+		if got := e.flow(c.p); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
+		}
+	}
+}
+
+// The Ingress address coming or going rewrites the fixed chain that
+// holds its redirects, and nothing else.
+func TestNftDiffFollowsIngressAddress(t *testing.T) {
+	st := testState()
+	gn := NewNftGenerator()
+	was := gn.Rules(st)
+	st.Ingress.IP = "10.99.0.210"
+	now := gn.Rules(st)
+	c := NftDiff(was, now)
+	if len(c.Write) != 1 || c.Write[0].Name != NftChainServices || !strings.Contains(string(NftText(now)), "ip daddr 10.99.0.210 meta l4proto tcp th dport 443 redirect") {
+		t.Errorf("the Ingress address given: writes %d chains, want the services chain with its redirects", len(c.Write))
+	}
+	st.Ingress.IP = ""
+	if c := NftDiff(now, gn.Rules(st)); len(c.Write) != 1 || strings.Contains(string(NftText(gn.Rules(st))), "redirect") {
+		t.Errorf("the Ingress address gone: writes %d chains, want the services chain without redirects", len(c.Write))
 	}
 }

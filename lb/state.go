@@ -15,6 +15,10 @@ type State struct {
 	// (serviceCIDR, nodePortRange, loadBalancerAddresses, clusterDomain).
 	Cluster string
 	Spec    api.ClusterSpec
+	// Ingress is the load balancer address vcenter keeps for the
+	// cluster's Ingress proxy and the host answering for it (the
+	// cluster's status.ingress; zero without one).
+	Ingress api.LoadBalancerIngress
 	// Self is the host this State is for (inventory path).
 	Self string
 	// Hosts are the cluster's hosts, by inventory path.

@@ -94,6 +94,8 @@ func hostCmd() *cobra.Command {
 		ing          ingressFlags
 		rules        bool
 		rulesBackend string
+		// announceIf is where load balancer addresses are answered for.
+		announceIf string
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -144,7 +146,7 @@ func hostCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: network.DefaultBridge, Logger: cfg.Logger})
+					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: svcproxy.ServiceDummy, Logger: cfg.Logger})
 					if err != nil {
 						return err
 					}
@@ -158,12 +160,21 @@ func hostCmd() *cobra.Command {
 			if err := ing.apply(&cfg, rt, ctrd.stateDir); err != nil {
 				return err
 			}
+			ctx, stop := signalContext()
+			defer stop()
+			// The announcer lives and dies with the agent's process: a dead
+			// agent answers for no load balancer address.
+			ann, err := startAnnouncer(ctx, cfg.Logger, announceIf, cfg.GossipBind)
+			if err != nil {
+				return err
+			}
+			if ann != nil {
+				cfg.LB = append(cfg.LB, ann)
+			}
 			a, err := agent.New(cfg)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
 			return a.Run(ctx)
 		},
 	}
@@ -179,6 +190,7 @@ func hostCmd() *cobra.Command {
 	f.Int64Var(&mem, "mem", 0, "memory capacity in MB (0 = read from the machine)")
 	f.StringVar(&simCIDR, "sim-ip-prefix", "", "sim runtime: IP prefix for fake VM addresses")
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
+	f.StringVar(&announceIf, "announce-interface", "", "interface on the hosts' network where this host answers ARP for the load balancer addresses it holds (default: the one carrying --gossip-bind's address; none: answer for none)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
 	f.BoolVar(&rules, "service-rules", true, "containerd runtime: carry the cluster's Services (cluster IPs, node ports, load balancer addresses) in this host's packet filter")
 	f.StringVar(&rulesBackend, "service-rules-backend", svcproxy.BackendAuto, "service rules in nftables (table ip podsphere), iptables, or auto: nftables when the kernel's nf_tables works, else iptables")

@@ -150,3 +150,25 @@ func TestACrashIsNotOverWhileTheVMsHaveNotMoved(t *testing.T) {
 		t.Errorf("failures: %v", r.Failures)
 	}
 }
+
+// Requests lost while the host is down are the drill's figure, not a
+// failure of HA's: the report carries them and the timeline draws them.
+func TestRequestsLostDuringTheFailoverAreReportedNotFailed(t *testing.T) {
+	in := crash()
+	in.Requests = &api.DrillRequests{Service: "/dc1/service/web", Target: "http://10.99.0.240:80/", Sent: 130, Failed: 84,
+		LongestGapMs: 4250, GapFrom: at(-20), GapTo: at(4230),
+		Outages: []api.DrillOutage{{From: at(0), To: at(4200), Failed: 84}}}
+	r := Build(in)
+	if !r.Passed || r.Requests == nil || r.Requests.Failed != 84 {
+		t.Fatalf("passed=%v failures=%v requests=%+v", r.Passed, r.Failures, r.Requests)
+	}
+	svg := SVG(r)
+	if err := xml.Unmarshal([]byte(svg), new(struct{})); err != nil {
+		t.Fatalf("not well-formed XML: %v", err)
+	}
+	for _, want := range []string{"requests via web", "84 failed +0.00s to +4.20s", "longest gap 4.25 s", "130 sent to http://10.99.0.240:80/"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+}

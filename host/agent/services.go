@@ -44,6 +44,7 @@ type lbWatch struct {
 	mu        sync.Mutex
 	services  map[string]lb.Service
 	ingresses map[string]lb.Ingress
+	ingress   api.LoadBalancerIngress // the cluster's status.ingress
 	spec      api.ClusterSpec
 	hosts     map[string]lb.Host
 	listed    map[string]bool // by part: listed at least once
@@ -116,7 +117,7 @@ func (w *lbWatch) snapshot() *lb.State {
 			return nil
 		}
 	}
-	st := &lb.State{Cluster: w.a.cfg.Cluster, Spec: w.spec, Self: w.a.host,
+	st := &lb.State{Cluster: w.a.cfg.Cluster, Spec: w.spec, Ingress: w.ingress, Self: w.a.host,
 		Hosts: make(map[string]lb.Host, len(w.hosts)), Services: make(map[string]lb.Service, len(w.services)),
 		Ingresses: make(map[string]lb.Ingress, len(w.ingresses))}
 	for p, in := range w.ingresses {
@@ -244,10 +245,13 @@ func (w *lbWatch) apply(part string, ev api.WatchEvent) {
 			return
 		}
 		var cs api.ClusterSpec
+		var st api.ClusterStatus
 		if gone || o.DecodeSpec(&cs) != nil {
 			cs = api.ClusterSpec{}
+		} else {
+			_ = o.DecodeStatus(&st)
 		}
-		w.spec = cs
+		w.spec, w.ingress = cs, st.Ingress
 	default:
 		if api.Parent(o.Path) != w.a.cfg.Cluster {
 			return

@@ -101,6 +101,7 @@ func (f *fakeVCenter) remove(path string) {
 func TestLBConsumersGetTheClustersServices(t *testing.T) {
 	f, srv := newFakeVCenter(t)
 	cl := api.New(api.KindCluster, cluster, api.ClusterSpec{ServiceCIDR: "10.96.0.0/16", ClusterDomain: "corp.local"})
+	cl.SetStatus(api.ClusterStatus{Ingress: api.LoadBalancerIngress{IP: "10.99.0.200", Host: me}})
 	f.put(cl)
 	h := api.New(api.KindHost, me, api.HostSpec{})
 	h.SetStatus(api.HostStatus{State: api.HostConnected, Address: "10.99.0.11:7946", PodSubnet: "10.244.1.0/24"})
@@ -127,6 +128,9 @@ func TestLBConsumersGetTheClustersServices(t *testing.T) {
 	st := dns.last()
 	if st.Self != me || st.Cluster != cluster || st.Spec.ClusterDomain != "corp.local" {
 		t.Errorf("state is for %s in %s (domain %q), want %s in %s (corp.local)", st.Self, st.Cluster, st.Spec.ClusterDomain, me, cluster)
+	}
+	if st.Ingress.IP != "10.99.0.200" || st.Ingress.Host != me {
+		t.Errorf("the cluster's Ingress address = %+v, want 10.99.0.200 held by %s", st.Ingress, me)
 	}
 	if got := st.Hosts[me]; got.Address != "10.99.0.11" || got.PodSubnet != "10.244.1.0/24" || got.State != api.HostConnected {
 		t.Errorf("self host = %+v, want address 10.99.0.11, pod subnet 10.244.1.0/24, connected", got)

@@ -1,8 +1,10 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,9 +24,59 @@ func (n *Network) NetNSPath(vmID string) string {
 	return filepath.Join(NetNSDir, n.cfg.NetNSPrefix+vmID)
 }
 
-// CreateNetNS pins a fresh netns for the VM and returns its path; an existing one is kept.
+// CreateNetNS pins a fresh netns for the VM and returns its path. An
+// existing one is kept when this host attached it (a VM restarted or
+// adopted here); one this host never attached is another incarnation's and
+// is replaced. That happens in the lab, whose hosts share /run/netns: a VM
+// that HA restarts on another host finds the crashed host's copy under its
+// name, and attaching into it would fail on the eth0 already there. Unpinning
+// it harms nobody: a process still running in it keeps its namespace.
 func (n *Network) CreateNetNS(vmID string) (string, error) {
-	return CreateNamedNetNS(n.cfg.NetNSPrefix + vmID)
+	name := n.cfg.NetNSPrefix + vmID
+	if isNetNS(filepath.Join(NetNSDir, name)) && n.IP(vmID) == "" {
+		if err := DeleteNamedNetNS(name); err != nil {
+			return "", fmt.Errorf("netns %s: replace one this host never attached: %w", name, err)
+		}
+	}
+	return CreateNamedNetNS(name)
+}
+
+// Remove detaches the VM from the netns at netnsPath and unpins it, as
+// removing the VM does. A netns pinned there that does not carry the address
+// this host leased the VM is another host's incarnation of it: in the lab,
+// whose hosts share /run/netns, a crashed host restarted cleans up the VM
+// that HA restarted elsewhere meanwhile, and entering that netns would
+// delete the other host's eth0 (the VM unreachable, found by ha.drill's
+// ClusterIP stream). Then only this host's lease is released.
+func (n *Network) Remove(ctx context.Context, vmID, netnsPath string) error {
+	if n.pinnedElsewhere(vmID, netnsPath) {
+		return n.Teardown(ctx, vmID, "")
+	}
+	err := n.Teardown(ctx, vmID, netnsPath)
+	if derr := DeleteNamedNetNS(filepath.Base(netnsPath)); derr != nil && err == nil {
+		err = derr
+	}
+	return err
+}
+
+// pinnedElsewhere says whether the netns at path is another host's copy of
+// the VM's: this host leased it an address that the netns does not carry.
+func (n *Network) pinnedElsewhere(vmID, path string) bool {
+	ip := n.IP(vmID)
+	if ip == "" || !isNetNS(path) {
+		return false
+	}
+	has := false
+	err := InNetNS(path, func() error {
+		addrs, err := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, ok := a.(*net.IPNet); ok && p.IP.String() == ip {
+				has = true
+			}
+		}
+		return err
+	})
+	return err == nil && !has
 }
 
 // DeleteNetNS unpins the VM's netns; the kernel frees it (and its veth end) once

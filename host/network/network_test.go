@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,49 @@ func TestTwoHostsRouted(t *testing.T) {
 	got = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(got, "["), "]"), "::ffff:")
 	if got != ipA {
 		t.Fatalf("B saw the request from %q, want A's VM %s (no NAT between pods)", got, ipA)
+	}
+}
+
+// TestVMRestartedOnAnotherHost: hosts that share /run/netns (the lab's) and
+// the VM netns prefix: a VM that HA restarts on host B finds host A's netns
+// under its name (A crashed, its pin stayed). B attaches it afresh in B's
+// subnet instead of failing on A's eth0.
+func TestVMRestartedOnAnotherHost(t *testing.T) {
+	requireRoot(t)
+	name := testName()
+	a, _ := testHost(t, name+"a", "10.244.1.0/24")
+	hostB := testNetNS(t, name+"b")
+	b, err := New(Config{Subnet: "10.244.2.0/24", ClusterCIDR: "10.244.0.0/16", StateDir: t.TempDir(), HostNetNS: hostB, NetNSPrefix: a.cfg.NetNSPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.RemoveHostRules() })
+	_, ipA := testVM(t, a, "vm1")
+	_, ipB := testVM(t, b, "vm1")
+	if !strings.HasPrefix(ipB, "10.244.2.") {
+		t.Fatalf("restarted on B the VM got %s (on A it had %s), want an address of B's subnet", ipB, ipA)
+	}
+	// B's attachment is kept as B's on the next start (adoption), not replaced again.
+	ns, err := b.CreateNetNS("vm1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip, err := b.Setup(context.Background(), "vm1", ns); err != nil || ip != ipB {
+		t.Fatalf("B's second attach of its own VM: %s, %v; want %s kept", ip, err, ipB)
+	}
+	// A comes back and removes its copy of the VM: it releases its lease
+	// and leaves B's VM its netns and its address.
+	if err := a.Remove(context.Background(), "vm1", a.NetNSPath("vm1")); err != nil {
+		t.Fatalf("A removing its stale copy: %v", err)
+	}
+	if ip := a.IP("vm1"); ip != "" {
+		t.Errorf("A still holds %s for the VM after removing it", ip)
+	}
+	var addrs []net.Addr
+	if err := InNetNS(b.NetNSPath("vm1"), func() (err error) { addrs, err = net.InterfaceAddrs(); return err }); err != nil {
+		t.Fatalf("B's VM's netns after A's removal: %v", err)
+	}
+	if !slices.ContainsFunc(addrs, func(a net.Addr) bool { p, ok := a.(*net.IPNet); return ok && p.IP.String() == ipB }) {
+		t.Fatalf("after A removed its copy, B's VM has %v, want %s still", addrs, ipB)
 	}
 }

@@ -169,7 +169,7 @@ func (b *testbed) newBackend() Backend {
 func (b *testbed) newProxy() *Proxy {
 	b.t.Helper()
 	be := b.newBackend()
-	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: network.DefaultBridge, Logger: log.New(io.Discard, "", 0)})
+	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: ServiceDummy, Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -564,6 +564,9 @@ func (b *NFTables) exprs(r lb.NftRule) ([]expr.Any, error) {
 		x = append(x, &expr.Immediate{Register: 1, Data: ip[:]}, &expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(ap.Port())},
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true})
 	}
+	if r.Redirect {
+		x = append(x, &expr.Redir{})
+	}
 	if r.RejectTCP {
 		x = append(x, &expr.Reject{Type: unix.NFT_REJECT_TCP_RST})
 	}
