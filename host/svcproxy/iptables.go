@@ -175,6 +175,11 @@ func (b *IPTables) Remove(ctx context.Context) error {
 	var chains []lb.ID
 	err := network.InNetNS(b.netns, func() error {
 		for _, h := range lb.Hooks {
+			// iptables cannot even check a jump to a missing chain: a host
+			// that never had podsphere's chains has no hooks either.
+			if ok, err := b.ipt.ChainExists(h.Table, h.Rule[len(h.Rule)-1]); err != nil || !ok {
+				continue
+			}
 			if err := b.ipt.DeleteIfExists(h.Table, h.Chain, h.Rule...); err != nil {
 				return err
 			}
