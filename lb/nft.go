@@ -375,9 +375,9 @@ func (g *nftGen) servicePort(s *Service, sp api.ServicePort) {
 	external("service-", "goto "+ext)
 }
 
-// spread sends a new connection to one of eps: numgen picks an index, a
-// constant anonymous map its chain. With ClientIP affinity a client an
-// endpoint served within the timeout goes back to it first.
+// spread sends a new connection to one of eps, each equally likely. With
+// ClientIP affinity a client an endpoint served within the timeout goes
+// back to it first.
 func (g *nftGen) spread(chain string, s *Service, key string, eps []endpoint) {
 	if timeout, ok := affinity(s.Spec); ok {
 		for _, e := range eps {

@@ -264,9 +264,9 @@ func (b *NFTables) full(c *nftables.Conn, sh *shard, rs *lb.NftRuleset, chains [
 			}
 			c.FlushSet(sh.maps[m.Name])
 		}
-		// Every rule of the table in one message (and with them the
-		// anonymous maps they hold): what follows in the same
-		// transaction refills them, so no packet sees the table empty.
+		// Every rule of the table in one message: what follows in the
+		// same transaction refills them, so no packet sees the table
+		// empty.
 		c.FlushTable(sh.table)
 		return b.apply(c, sh, ch, true)
 	}
