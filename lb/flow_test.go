@@ -227,8 +227,15 @@ func to(masq bool, dests ...string) []outcome {
 	return out
 }
 
-func TestPacketFlow(t *testing.T) {
-	e := newEval(t, Rules(testState()))
+type flowCase struct {
+	name string
+	p    packet
+	want []outcome
+}
+
+// flowCases are what a connection's first packet meets on esx-01 of
+// testState, whichever backend carries the rules.
+func flowCases() []flowCase {
 	const (
 		localVM  = "10.244.1.20" // a VM on esx-01's bridge
 		remoteVM = "10.244.2.20" // a VM on esx-02
@@ -236,11 +243,7 @@ func TestPacketFlow(t *testing.T) {
 		hostIP   = "10.99.0.11"
 	)
 	tcp := func(src, dst string, port int) packet { return packet{src: src, dst: dst, proto: "tcp", dport: port} }
-	cases := []struct {
-		name string
-		p    packet
-		want []outcome
-	}{
+	return []flowCase{
 		{"cluster IP spreads over every ready endpoint; local ones hairpin-masqueraded",
 			tcp(localVM, "10.96.0.10", 80), append(to(true, "10.244.1.5:8080", "10.244.1.6:8080"), to(false, "10.244.2.5:8080")...)},
 		{"a VM of another host is not masqueraded",
@@ -264,7 +267,11 @@ func TestPacketFlow(t *testing.T) {
 		{"headless Service: no rules", tcp(localVM, "10.244.1.5", 8080), to(false, "")},
 		{"loopback node port: left alone", tcp("127.0.0.1", "127.0.0.1", 30081), to(false, "")},
 	}
-	for _, c := range cases {
+}
+
+func TestPacketFlow(t *testing.T) {
+	e := newEval(t, Rules(testState()))
+	for _, c := range flowCases() {
 		if got := e.flow(c.p); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
 		}
@@ -275,6 +282,18 @@ func TestPacketFlow(t *testing.T) {
 // through it): each port goes to its own Service, and the Ingress's own
 // ports (80 and 443/TCP) to the Ingress proxy of the host receiving them.
 func TestPacketFlowSharedIngressAddress(t *testing.T) {
+	st, cases := sharedIngressCases()
+	e := newEval(t, Rules(st))
+	for _, c := range cases {
+		if got := e.flow(c.p); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
+		}
+	}
+}
+
+// sharedIngressCases are TestPacketFlowSharedIngressAddress's state and
+// cases, for both backends' models.
+func sharedIngressCases() (*State, []flowCase) {
 	const ingress = "10.99.0.210"
 	st := testState()
 	shared := func(name, ip string, port api.ServicePort, target int, eps ...api.EndpointAddress) {
@@ -285,13 +304,8 @@ func TestPacketFlowSharedIngressAddress(t *testing.T) {
 	shared("udp-dns", "10.96.0.60", api.ServicePort{Port: 53, Protocol: "UDP", NodePort: 30053}, 5353, ep("10.244.1.60", self), ep("10.244.2.60", other))
 	shared("pg", "10.96.0.61", api.ServicePort{Port: 5432, NodePort: 30054}, 5432, ep("10.244.2.61", other))
 	st.Ingress = api.LoadBalancerIngress{IP: ingress, Host: other}
-	e := newEval(t, Rules(st))
 	const outside = "192.0.2.7"
-	for _, c := range []struct {
-		name string
-		p    packet
-		want []outcome
-	}{
+	return st, []flowCase{
 		{"UDP through the Ingress address: its Service, SNAT", packet{src: outside, dst: ingress, proto: "udp", dport: 53}, to(true, "10.244.1.60:5353", "10.244.2.60:5353")},
 		{"TCP through the Ingress address: another Service", packet{src: outside, dst: ingress, proto: "tcp", dport: 5432}, to(true, "10.244.2.61:5432")},
 		{"the Ingress's HTTP: to this host's proxy, client kept", packet{src: outside, dst: ingress, proto: "tcp", dport: 80}, to(false, "10.99.0.11:80")},
@@ -299,10 +313,6 @@ func TestPacketFlowSharedIngressAddress(t *testing.T) {
 		{"the host itself to the Ingress address", packet{out: true, src: "10.99.0.11", dst: ingress, proto: "tcp", dport: 80}, to(false, "10.99.0.11:80")},
 		{"UDP 80 is not the Ingress's", packet{src: outside, dst: ingress, proto: "udp", dport: 80}, to(false, "")},
 		{"a port no Service shares: untouched", packet{src: outside, dst: ingress, proto: "tcp", dport: 53}, to(false, "")},
-	} {
-		if got := e.flow(c.p); !slices.Equal(got, c.want) {
-			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
-		}
 	}
 }
 

@@ -131,7 +131,13 @@ func (b *testbed) ingressProxy() {
 }
 
 func TestAffinityUDPAndTheIngressAddress(t *testing.T) {
-	b := newTestbed(t, "vm1", "vm2", "vm3")
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) { affinityUDPAndTheIngressAddress(t, backend) })
+	}
+}
+
+func affinityUDPAndTheIngressAddress(t *testing.T, backend string) {
+	b := newTestbedOn(t, backend, "vm1", "vm2", "vm3")
 	b.udpEcho("vm1", 5353)
 	b.udpEcho("vm2", 5353)
 	b.ingressProxy()

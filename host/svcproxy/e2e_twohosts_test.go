@@ -34,7 +34,7 @@ type twoHosts struct {
 
 var twoHostPaths = [2]string{"/dc1/host/c1/esx-01", "/dc1/host/c1/esx-02"}
 
-func newTwoHosts(t *testing.T) *twoHosts {
+func newTwoHosts(t *testing.T, backend string) *twoHosts {
 	t.Helper()
 	requireRoot(t)
 	ctx := context.Background()
@@ -91,10 +91,7 @@ func newTwoHosts(t *testing.T) *twoHosts {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
-		be, err := NewIPTables(IPTablesConfig{NetNS: h.hostNS[i]})
-		if err != nil {
-			t.Fatal(err)
-		}
+		be := (&testbed{t: t, hostNS: h.hostNS[i], backend: backend}).newBackend()
 		p, err := New(Config{Backend: be, NetNS: h.hostNS[i], ServiceRouteDev: ServiceDummy, Logger: log.New(io.Discard, "", 0)})
 		if err != nil {
 			t.Fatal(err)
@@ -131,7 +128,13 @@ func (h *twoHosts) via(t *testing.T, i int) {
 }
 
 func TestLoadBalancerAddressAcrossTwoHosts(t *testing.T) {
-	h := newTwoHosts(t)
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) { loadBalancerAddressAcrossTwoHosts(t, backend) })
+	}
+}
+
+func loadBalancerAddressAcrossTwoHosts(t *testing.T, backend string) {
+	h := newTwoHosts(t, backend)
 	b := &testbed{t: t}
 	eps := []api.EndpointAddress{{IP: h.vmIP[0], VM: "/dc1/vm/vm1", Host: twoHostPaths[0]}, {IP: h.vmIP[1], VM: "/dc1/vm/vm2", Host: twoHostPaths[1]}}
 	mk := func(policy, holder string) lb.Service {

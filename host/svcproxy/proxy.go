@@ -47,9 +47,8 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	mu     sync.Mutex // ApplyLB calls come one at a time; this guards Close
-	gen    *lb.Generator
-	last   *lb.Ruleset
-	full   time.Time // when the last full sync succeeded
+	synced bool       // the last sync succeeded
+	full   time.Time  // when the last full sync succeeded
 	health health
 	routed string // service CIDR routed to ServiceRouteDev
 }
@@ -65,7 +64,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	return &Proxy{cfg: cfg, gen: lb.NewGenerator(), health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
+	return &Proxy{cfg: cfg, health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
 }
 
 func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() + ")" }
@@ -76,21 +75,13 @@ func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() 
 func (p *Proxy) ApplyLB(ctx context.Context, st *lb.State) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rs := p.gen.Rules(st)
-	var err error
-	if p.last == nil || time.Since(p.full) >= p.cfg.FullSync {
-		start := time.Now()
-		if err = p.cfg.Backend.Full(ctx, rs); err == nil {
-			p.full = time.Now()
-			p.cfg.Logger.Printf("service rules: full sync of %d services, %d chains in %v", len(st.Services), len(rs.Chains()), time.Since(start).Round(time.Millisecond))
-		}
-	} else {
-		err = p.cfg.Backend.Update(ctx, p.last, rs)
-	}
-	if err != nil {
-		p.last = nil // what is in place is unknown: the next sync is full
-	} else {
-		p.last = rs
+	full := !p.synced || time.Since(p.full) >= p.cfg.FullSync
+	start := time.Now()
+	err := p.cfg.Backend.Sync(ctx, st, full)
+	p.synced = err == nil
+	if err == nil && full {
+		p.full = time.Now()
+		p.cfg.Logger.Printf("service rules: full sync of %d services (%s) in %v", len(st.Services), p.cfg.Backend.Name(), time.Since(start).Round(time.Millisecond))
 	}
 	return errors.Join(err, p.route(st.Spec.ServiceCIDR), p.health.sync(st))
 }
