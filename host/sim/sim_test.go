@@ -54,11 +54,19 @@ func TestLifecycle(t *testing.T) {
 			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 0},
 			{op: "create", id: "a", power: api.PoweredOn, ip: "10.250.3.2"},
 		}},
-		{"stop hides ip, restart keeps it and counts", []step{
+		{"stop hides ip, power-on keeps it and is no restart", []step{
 			{op: "create", id: "a"},
 			{op: "start", id: "a"},
 			{op: "stop", id: "a", power: api.PoweredOff, ip: ""},
 			{op: "stop", id: "a", power: api.PoweredOff},
+			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 0},
+		}},
+		{"a start after a crash is a restart and counts", []step{
+			{op: "create", id: "a"},
+			{op: "start", id: "a"},
+			{op: "crash", id: "a", power: api.PoweredOff},
+			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 1},
+			{op: "stop", id: "a", power: api.PoweredOff, restarts: 1},
 			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 1},
 		}},
 		{"ips are unique and reused after delete", []step{
