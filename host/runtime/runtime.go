@@ -63,6 +63,10 @@ type VMState struct {
 	// driver recorded it; "" when unknown (a VM an older agent made), which
 	// the agent takes as "unchanged".
 	SpecHash string
+	// ShapeHash is ShapeHash of that spec. Only a Resizer reports it: a VM
+	// whose SpecHash changed but whose ShapeHash did not is resized in
+	// place; "" means recreate it.
+	ShapeHash string
 	// Ready: the VM runs and every container (init containers aside) is
 	// ready (passes its readiness probe, or has none and has started).
 	// ReadySince is when it became so; zero while not ready.
@@ -99,6 +103,15 @@ type Notifier interface {
 // is either as it was (nothing stopped yet) or gone.
 type Recreator interface {
 	Recreate(ctx context.Context, spec VMSpec, timeout time.Duration) error
+}
+
+// Resizer is a runtime that can change a VM's size and allocations (NumCPU,
+// MemoryMB, CPU and memory reservations and limits) in place: the limits of
+// its cgroup change at once, running or not, with no restart, and it then
+// reports the new spec's SpecHash. spec differs from the VM's recorded one
+// only in those fields (same ShapeHash).
+type Resizer interface {
+	Resize(ctx context.Context, spec VMSpec) error
 }
 
 // Capacity is what the machine offers to VMs.

@@ -69,6 +69,7 @@ type vm struct {
 
 var (
 	_ runtime.Runtime  = (*Driver)(nil)
+	_ runtime.Resizer  = (*Driver)(nil)
 	_ runtime.Notifier = (*Driver)(nil)
 )
 
@@ -162,7 +163,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 		}
 	}
 	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec),
-		Grace: spec.TerminationGracePeriodSeconds}}
+		ShapeHash: runtime.ShapeHash(spec), Grace: spec.TerminationGracePeriodSeconds}}
 	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
 	v.spec.InitContainers = append([]api.Container(nil), spec.InitContainers...)
 	for _, c := range spec.InitContainers {
@@ -172,6 +173,23 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 		v.state.Containers = append(v.state.Containers, api.ContainerStatus{Name: c.Name, State: "created"})
 	}
 	d.vms[spec.ID] = v
+	return nil
+}
+
+// Resize changes a VM's size and allocations in place: a running VM keeps
+// its boot time, address and restart count.
+func (d *Driver) Resize(ctx context.Context, spec runtime.VMSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(spec.ID)
+	if err != nil {
+		return err
+	}
+	if got := runtime.ShapeHash(spec); got != v.state.ShapeHash {
+		return fmt.Errorf("sim: resize vm %s: more than its size changed: %w", spec.ID, api.ErrInvalid)
+	}
+	v.spec.NumCPU, v.spec.MemoryMB, v.spec.CPU, v.spec.Mem = spec.NumCPU, spec.MemoryMB, spec.CPU, spec.Mem
+	v.state.SpecHash = runtime.SpecHash(spec)
 	return nil
 }
 
