@@ -36,14 +36,27 @@ func (d *Driver) Resize(ctx context.Context, spec runtime.VMSpec) error {
 		return fmt.Errorf("containerd: resize VM %s: more than its size changed (shape %q, want %q): %w", spec.ID, shape, got, api.ErrInvalid)
 	}
 	limits := LimitsFor(spec, d.cfg.MHzPerCore)
-	if err := setupVMCgroup(d.CgroupPath(spec.ID), limits); err != nil {
-		return fmt.Errorf("containerd: resize VM %s: %w", spec.ID, err)
-	}
 	hash := runtime.SpecHash(spec)
-	for _, info := range cs {
-		if err := d.resizeContainer(ctx, info.ID, limits, hash); err != nil {
-			return fmt.Errorf("containerd: resize VM %s container %s: %w", spec.ID, info.Labels[LabelContainer], err)
+	containersToo := func() error {
+		for _, info := range cs {
+			if err := d.resizeContainer(ctx, info.ID, limits, hash); err != nil {
+				return fmt.Errorf("containerd: resize VM %s container %s: %w", spec.ID, info.Labels[LabelContainer], err)
+			}
 		}
+		return nil
+	}
+	// cgroup v1 refuses a CPU quota above the parent's: growing goes VM
+	// cgroup first, shrinking containers first. Try the first order, and the
+	// other when the kernel refuses it.
+	if err := setupVMCgroup(d.CgroupPath(spec.ID), limits); err != nil {
+		if err := containersToo(); err != nil {
+			return err
+		}
+		if err := setupVMCgroup(d.CgroupPath(spec.ID), limits); err != nil {
+			return fmt.Errorf("containerd: resize VM %s: %w", spec.ID, err)
+		}
+	} else if err := containersToo(); err != nil {
+		return err
 	}
 	d.log.Info("VM resized in place", "vm", spec.ID, "path", spec.Path, "cpu", spec.NumCPU, "memoryMB", spec.MemoryMB, "spec", hash)
 	return nil
