@@ -23,6 +23,7 @@ import (
 type manifestOptions struct {
 	env    *Env
 	delete bool
+	prune  bool
 	files  []string
 }
 
@@ -40,7 +41,8 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Create or update the objects of a YAML manifest (podsphere kinds; Kubernetes Namespace, ResourceQuota, Pod, Service, Deployment, ReplicaSet, DaemonSet, Job, HorizontalPodAutoscaler)",
 		Example: `  psc apply -f dev.yaml
-  cat dev.yaml | psc apply -f -`,
+  cat dev.yaml | psc apply -f -
+  psc apply --prune -f cluster.yaml`,
 		Args: exactArgs(0, "no arguments (the manifest comes from -f)"),
 		RunE: runE(o),
 	}
@@ -50,6 +52,10 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 		cmd.Example = "  psc delete -f dev.yaml"
 	}
 	cmd.Flags().StringArrayVarP(&o.files, "f", "f", nil, "manifest file, - for stdin (repeatable)")
+	if !del {
+		// Without it apply changes only the fields a document gives, as kubectl apply.
+		cmd.Flags().BoolVar(&o.prune, "prune", false, "reset the spec fields a document leaves out (a Cluster's rules, groups, ...) instead of keeping them")
+	}
 	return cmd
 }
 
@@ -75,6 +81,9 @@ func (o *manifestOptions) Run(ctx context.Context) error {
 		return o.deleteItems(ctx, r.API, items)
 	}
 	for _, it := range items {
+		if o.prune {
+			it.Keep = nil
+		}
 		result, err := applyItem(ctx, r.API, it)
 		if result != "" {
 			fmt.Fprintf(o.env.Out, "%s %s\n", itemLabel(it), result)
