@@ -249,7 +249,7 @@ func TestVMPower(t *testing.T) {
 func TestVMChangeAndDestroy(t *testing.T) {
 	t.Parallel()
 	l := labInventory(t)
-	if out := l.ok("vm.change", "-m", "4096", "-mem.reservation", "1024", "web-01"); out != "Reconfigured VM /dc1/vm/web-01\n" {
+	if out := l.ok("vm.change", "-m", "4096", "-mem.reservation", "1024", "web-01"); out != "Reconfigured VM /dc1/vm/web-01 live: cpu 1, memory 4096MB, memory reservation 1024MB\n" {
 		t.Errorf("vm.change = %q", out)
 	}
 	s := vmSpec(l.get("/dc1/vm/web-01"))

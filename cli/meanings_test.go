@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
@@ -62,4 +64,66 @@ func (l *testLab) psc1(stdin string, args ...string) string {
 		l.t.Fatalf("psc %q: exit %d: %s", args, code, errOut)
 	}
 	return out
+}
+
+// TestVMChangeLive: vm.change of a running VM's size and reservations is
+// made live by its host (the sim resizes in place): the output says so, and
+// the VM keeps its boot and restart count. A powered-off VM's change says
+// nothing of live.
+func TestVMChangeLive(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	web := l.get("/dc1/vm/web-01")
+	boot := vmStatus(web).BootTime
+	rt := l.agents["esx-01"].rt
+	before, err := rt.Status(context.Background(), web.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := l.ok("vm.change", "-c", "2", "-m", "2048", "-cpu.reservation", "1000", "web-01")
+	if want := "Reconfigured VM /dc1/vm/web-01 live: cpu 2, memory 2048MB, cpu reservation 1000MHz\n"; out != want {
+		t.Errorf("vm.change = %q, want %q", out, want)
+	}
+	l.eventually("esx-01 applied web-01's new size", func() bool {
+		st, err := rt.Status(context.Background(), web.UID)
+		return err == nil && st.SpecHash != before.SpecHash
+	})
+	st, _ := rt.Status(context.Background(), web.UID)
+	if st.PowerState != api.PoweredOn || !st.BootTime.Equal(before.BootTime) || st.Restarts != 0 {
+		t.Errorf("vm.change restarted web-01: %+v (boot was %v)", st, before.BootTime)
+	}
+	if got := vmStatus(l.get("/dc1/vm/web-01")).BootTime; !got.Equal(boot) {
+		t.Errorf("web-01's boot time %v after vm.change, was %v", got, boot)
+	}
+	if out := l.ok("vm.change", "-m", "512", "db-01"); out != "Reconfigured VM /dc1/vm/db-01: cpu 1, memory 512MB\n" {
+		t.Errorf("vm.change of a powered-off VM = %q", out)
+	}
+}
+
+// TestApplyRunningVMSaysWhatHappens: a running VM's new memory is applied
+// live; a new image would restart it, so it is refused (nothing changed)
+// until --restart allows it, and the output says which happened.
+func TestApplyRunningVMSaysWhatHappens(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	doc := func(mem, image string) string {
+		return "apiVersion: podsphere.io/v1\nkind: VirtualMachine\nmetadata:\n  name: app\nspec:\n  pool: /dc1/host/c1/Resources\n  memoryMB: " + mem +
+			"\n  containers:\n  - name: main\n    image: " + image + "\n"
+	}
+	if out := l.psc1(doc("256", "busybox"), "apply", "-f", "-"); out != "VirtualMachine app -> /dc1/vm/app created\n" {
+		t.Fatalf("first apply = %q", out)
+	}
+	if out := l.psc1(doc("512", "busybox"), "apply", "-f", "-"); out != "VirtualMachine app -> /dc1/vm/app configured (live)\n" {
+		t.Errorf("new memory = %q", out)
+	}
+	_, errOut, code := l.psc(doc("512", "busybox:1.36"), nil, "apply", "-f", "-")
+	if code != api.ExitConflict || !strings.Contains(errOut, "--restart") {
+		t.Errorf("new image without --restart: exit %d, %q", code, errOut)
+	}
+	if s := vmSpec(l.get("/dc1/vm/app")); s.Containers[0].Image != "busybox" || s.MemoryMB != 512 {
+		t.Errorf("a refused apply changed the VM: %+v", s)
+	}
+	if out := l.psc1(doc("512", "busybox:1.36"), "apply", "--restart", "-f", "-"); out != "VirtualMachine app -> /dc1/vm/app configured (restarted)\n" {
+		t.Errorf("new image with --restart = %q", out)
+	}
 }

@@ -168,7 +168,7 @@ func (o *vmChangeOptions) Run(ctx context.Context) error {
 	}
 	f := o.cmd.Flags()
 	for _, p := range paths {
-		_, err := modify(ctx, r.API, p, func(obj *api.Object) error {
+		out, err := modify(ctx, r.API, p, func(obj *api.Object) error {
 			s := vmSpec(obj)
 			if f.Changed("c") {
 				s.NumCPU = o.cpus
@@ -185,9 +185,47 @@ func (o *vmChangeOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(o.env.Out, "Reconfigured VM %s\n", p)
+		fmt.Fprintf(o.env.Out, "Reconfigured VM %s%s\n", p, o.said(vmSpec(out)))
 	}
 	return nil
+}
+
+// said is what vm.change did, in govc's units: " live: cpu 2, memory
+// 256MB, ..." for a running VM, whose host changes the limits of its cgroup
+// without a restart (its boot time and restart count stay), or ": cpu 2, ..."
+// for one that is not running, which boots with them.
+func (o *vmChangeOptions) said(s api.VMSpec) string {
+	f := o.cmd.Flags()
+	parts := []string{fmt.Sprintf("cpu %d", s.NumCPU), fmt.Sprintf("memory %dMB", s.MemoryMB)}
+	for _, a := range []struct {
+		flag, what, unit string
+		v                int64
+	}{
+		{"cpu.reservation", "cpu reservation", "MHz", s.CPU.Reservation},
+		{"cpu.limit", "cpu limit", "MHz", s.CPU.Limit},
+		{"mem.reservation", "memory reservation", "MB", s.Mem.Reservation},
+		{"mem.limit", "memory limit", "MB", s.Mem.Limit},
+	} {
+		switch {
+		case !f.Changed(a.flag):
+		case a.v < 0:
+			parts = append(parts, a.what+" unlimited")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %d%s", a.what, a.v, a.unit))
+		}
+	}
+	for _, sh := range []struct {
+		flag, what string
+		v          api.Shares
+	}{{"cpu.shares", "cpu shares", s.CPU.Shares}, {"mem.shares", "memory shares", s.Mem.Shares}} {
+		if f.Changed(sh.flag) {
+			parts = append(parts, sh.what+" "+sharesString(sh.v))
+		}
+	}
+	if s.PowerState == api.PoweredOn {
+		return " live: " + strings.Join(parts, ", ")
+	}
+	return ": " + strings.Join(parts, ", ")
 }
 
 // vmPowerOptions runs `psc vm.power -on|-off|-reset|-suspend|-s|-r VM...`.

@@ -334,21 +334,7 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 		ResetGeneration: spec.ResetGeneration,
 		ResetDone:       done,
 		Migration:       migrationOf(spec),
-		Spec: runtime.VMSpec{
-			ID:                            id,
-			Path:                          o.Path,
-			NumCPU:                        spec.NumCPU,
-			MemoryMB:                      spec.MemoryMB,
-			CPU:                           spec.CPU,
-			Mem:                           spec.Mem,
-			Containers:                    spec.Containers,
-			RestartPolicy:                 spec.RestartPolicy,
-			InitContainers:                spec.InitContainers,
-			TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds,
-			Hostname:                      spec.Hostname,
-			DNSPolicy:                     spec.DNSPolicy,
-			DNSConfig:                     spec.DNSConfig,
-		},
+		Spec:            runtime.SpecFor(id, o.Path, spec),
 	}
 	if d.Migration != "" {
 		// Cold migration: stopped here before it starts elsewhere.

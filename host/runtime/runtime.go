@@ -35,6 +35,32 @@ type VMSpec struct {
 	DNSConfig *api.PodDNSConfig
 }
 
+// SpecFor is the runtime spec of an inventory VM: what its host builds it from.
+func SpecFor(id, path string, s api.VMSpec) VMSpec {
+	return VMSpec{
+		ID:                            id,
+		Path:                          path,
+		NumCPU:                        s.NumCPU,
+		MemoryMB:                      s.MemoryMB,
+		CPU:                           s.CPU,
+		Mem:                           s.Mem,
+		Containers:                    s.Containers,
+		RestartPolicy:                 s.RestartPolicy,
+		InitContainers:                s.InitContainers,
+		TerminationGracePeriodSeconds: s.TerminationGracePeriodSeconds,
+		Hostname:                      s.Hostname,
+		DNSPolicy:                     s.DNSPolicy,
+		DNSConfig:                     s.DNSConfig,
+	}
+}
+
+// NeedsRestart says whether changing a running VM from spec a to spec b
+// restarts it: anything but its size and allocations (which a Resizer
+// changes live) is built into its containers.
+func NeedsRestart(a, b api.VMSpec) bool {
+	return ShapeHash(SpecFor("", "", a)) != ShapeHash(SpecFor("", "", b))
+}
+
 // StopTimeout is how long the VM's containers get to stop before they are
 // killed: its TerminationGracePeriodSeconds, at least MinStopTimeout (the
 // kubelet's floor too), or def when it sets none.
