@@ -22,8 +22,8 @@ import (
 
 // manifestOptions runs `psc apply -f FILE` and `psc delete -f FILE`.
 type manifestOptions struct {
-	env    *Env
-	delete bool
+	env     *Env
+	delete  bool
 	prune   bool
 	restart bool
 	files   []string
