@@ -127,3 +127,19 @@ func TestApplyRunningVMSaysWhatHappens(t *testing.T) {
 		t.Errorf("new image with --restart = %q", out)
 	}
 }
+
+// TestPoolDestroyChildren: govc's pool.destroy -children destroys only the
+// child pools; their VMs move to the pool, which stays.
+func TestPoolDestroyChildren(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	if out := l.ok("pool.destroy", "-children", "dev"); out != "Destroyed pool "+labDev+"/web\n" {
+		t.Errorf("pool.destroy -children dev = %q", out)
+	}
+	if !l.exists(labDev) || l.exists(labDev+"/web") {
+		t.Errorf("after -children: dev exists %v, dev/web exists %v; want dev kept, dev/web gone", l.exists(labDev), l.exists(labDev+"/web"))
+	}
+	if p := vmSpec(l.get("/dc1/vm/web-02")).Pool; p != labDev {
+		t.Errorf("web-02 in %s, want moved to %s", p, labDev)
+	}
+}
