@@ -143,3 +143,23 @@ func TestPoolDestroyChildren(t *testing.T) {
 		t.Errorf("web-02 in %s, want moved to %s", p, labDev)
 	}
 }
+
+// TestEventsBareNames: events resolves a bare host or pool name as other
+// verbs do; a name nothing has is not found (not an empty list, exit 0).
+func TestEventsBareNames(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	if out := l.ok("events", "esx-03"); !strings.Contains(out, "esx-03") {
+		t.Errorf("events esx-03 shows nothing of the host:\n%s", out)
+	}
+	l.ok("pool.change", "-cpu.reservation", "5000", "dev")
+	if out := l.ok("events", "dev"); !strings.Contains(out, "dev") {
+		t.Errorf("events dev shows nothing of the pool:\n%s", out)
+	}
+	if out := l.ok("events", "web-01"); !strings.Contains(out, "web-01") {
+		t.Errorf("events web-01:\n%s", out)
+	}
+	if _, errOut, code := l.psc("", nil, "events", "nothing-here"); code != api.ExitNotFound || !strings.Contains(errOut, "nothing-here") {
+		t.Errorf("events of an unknown name: exit %d, %q", code, errOut)
+	}
+}
