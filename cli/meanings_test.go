@@ -163,3 +163,17 @@ func TestEventsBareNames(t *testing.T) {
 		t.Errorf("events of an unknown name: exit %d, %q", code, errOut)
 	}
 }
+
+// TestVMIPTimeoutExitsZero: as govc, vm.ip of a VM that has no address
+// within -wait prints no address and exits 0 (stderr says why).
+func TestVMIPTimeoutExitsZero(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	out, errOut, code := l.psc("", nil, "vm.ip", "-wait", "100ms", "db-01")
+	if code != 0 || out != "" || !strings.Contains(errOut, "no IP address") {
+		t.Errorf("vm.ip of a powered-off VM: exit %d, out %q, err %q; want exit 0, no output", code, out, errOut)
+	}
+	if _, _, code := l.psc("", nil, "vm.ip", "-wait", "100ms", "nope"); code != api.ExitNotFound {
+		t.Errorf("vm.ip of a missing VM: exit %d, want %d", code, api.ExitNotFound)
+	}
+}

@@ -442,7 +442,7 @@ func newVMIPCommand(env *Env) *cobra.Command {
 	o := &vmIPOptions{env: env}
 	cmd := &cobra.Command{
 		Use:     "vm.ip [-wait 1m] VM...",
-		Short:   "Print VMs' IP addresses, waiting until they have one",
+		Short:   "Print VMs' IP addresses, waiting until they have one (none after -wait: nothing printed, exit 0, as govc)",
 		Example: "  psc vm.ip -wait 30s web-01",
 		Args:    minArgs(1, "at least one VM"),
 		RunE:    runE(o),
@@ -475,6 +475,13 @@ func (o *vmIPOptions) Run(ctx context.Context) error {
 	var ips []vmIP
 	for _, p := range paths {
 		vm, err := waitFor(ctx, r.API, p, o.wait, func(vm *api.Object) bool { return vmStatus(vm).IP != "" })
+		if errors.Is(err, errTimeout) {
+			// govc's meaning: no address yet is an answer, not a failure
+			// (exit 0, nothing printed); stderr says why, for a person.
+			fmt.Fprintf(o.env.Err, "psc: vm.ip: %s has no IP address after %s\n", p, o.wait)
+			ips = append(ips, vmIP{Path: p})
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("IP address of %s: %w", p, err)
 		}
