@@ -177,3 +177,25 @@ func TestVMIPTimeoutExitsZero(t *testing.T) {
 		t.Errorf("vm.ip of a missing VM: exit %d, want %d", code, api.ExitNotFound)
 	}
 }
+
+// TestPowerOnNamesDRSHost: after DRS places a VM on another host than the
+// one it last ran on, vm.power -on names the new host, not the stale one.
+func TestPowerOnNamesDRSHost(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	l.ok("vm.power", "-on", "db-01")
+	l.eventually("db-01 running", func() bool { return vmStatus(l.get("/dc1/vm/db-01")).PowerState == api.PoweredOn })
+	first := vmStatus(l.get("/dc1/vm/db-01")).Host
+	l.ok("vm.power", "-off", "db-01")
+	l.eventually("db-01 off", func() bool { return vmStatus(l.get("/dc1/vm/db-01")).PowerState == api.PoweredOff })
+	// A mandatory rule keeps it off that host now.
+	l.ok("cluster.rule.create", "-name", "away", "-enable", "-mandatory", "-vm-host", "-host", api.Base(first), "-affine=false", "db-01")
+	other := "esx-01"
+	if api.Base(first) == other {
+		other = "esx-02"
+	}
+	out := l.ok("vm.power", "-on", "db-01")
+	if want := "Powering on /dc1/vm/db-01... OK (host " + other + ")\n"; out != want {
+		t.Errorf("vm.power -on after a re-placement = %q, want %q (it last ran on %s)", out, want, api.Base(first))
+	}
+}

@@ -109,7 +109,13 @@ func powerVM(ctx context.Context, c API, w io.Writer, p, action string) error {
 		return err
 	}
 	where := ""
-	if h := vmHost(out); action == "on" && h != "" {
+	// The host DRS placed it on is spec.host; status.host may still be the
+	// host it last ran on until the new one reports.
+	h := vmSpec(out).Host
+	if h == "" {
+		h = vmStatus(out).Host
+	}
+	if action == "on" && h != "" {
 		where = " (host " + api.Base(h) + ")"
 	}
 	fmt.Fprintf(w, "OK%s\n", where)
