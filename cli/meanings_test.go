@@ -199,3 +199,20 @@ func TestPowerOnNamesDRSHost(t *testing.T) {
 		t.Errorf("vm.power -on after a re-placement = %q, want %q (it last ran on %s)", out, want, api.Base(first))
 	}
 }
+
+// TestShouldRuleDoesNotBlockPowerOn: an anti-affinity rule without
+// -mandatory is a "should": with a member on every connected host, the VM
+// is powered on anyway; the same rule made mandatory refuses it.
+func TestShouldRuleDoesNotBlockPowerOn(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	l.ok("cluster.rule.create", "-name", "must-apart", "-enable", "-mandatory", "-anti-affinity", "web-01", "web-02", "db-01")
+	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "db-01"); code != api.ExitInsufficient || !strings.Contains(errOut, "must-apart") {
+		t.Errorf("power-on against a mandatory rule: exit %d, %q", code, errOut)
+	}
+	l.ok("cluster.rule.remove", "-name", "must-apart")
+	l.ok("cluster.rule.create", "-name", "apart", "-enable", "-anti-affinity", "web-01", "web-02", "db-01")
+	if out := l.ok("vm.power", "-on", "db-01"); !strings.HasPrefix(out, "Powering on /dc1/vm/db-01... OK") {
+		t.Errorf("power-on with only a should rule against it = %q", out)
+	}
+}
