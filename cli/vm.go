@@ -257,7 +257,7 @@ func newVMPowerCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.on, "on", false, "power on (runs pool admission, quota and DRS placement)")
 	f.BoolVar(&o.off, "off", false, "power off")
 	f.BoolVar(&o.reset, "reset", false, "reset (restart the containers)")
-	f.BoolVar(&o.suspend, "suspend", false, "suspend")
+	f.BoolVar(&o.suspend, "suspend", false, "refused: podsphere cannot suspend a VM (power it off instead)")
 	f.BoolVarP(&o.shutdown, "s", "s", false, "shut down the guest")
 	f.BoolVarP(&o.reboot, "r", "r", false, "reboot the guest")
 	return cmd

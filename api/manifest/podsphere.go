@@ -208,9 +208,11 @@ func checkVMSpec(s *api.VMSpec) *fieldError {
 		return err
 	}
 	switch s.PowerState {
-	case api.PoweredOn, api.PoweredOff, api.Suspended:
+	case api.PoweredOn, api.PoweredOff:
+	case api.Suspended:
+		return fieldErr("spec.powerState", "%q: podsphere cannot suspend a VM (its containers have no memory image to resume from): use %s", s.PowerState, api.PoweredOff)
 	default:
-		return fieldErr("spec.powerState", "%q is not %s, %s or %s", s.PowerState, api.PoweredOn, api.PoweredOff, api.Suspended)
+		return fieldErr("spec.powerState", "%q is not %s or %s", s.PowerState, api.PoweredOn, api.PoweredOff)
 	}
 	if err := checkRestartPolicy("spec.restartPolicy", s.RestartPolicy); err != nil {
 		return err
