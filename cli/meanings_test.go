@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -214,5 +215,27 @@ func TestShouldRuleDoesNotBlockPowerOn(t *testing.T) {
 	l.ok("cluster.rule.create", "-name", "apart", "-enable", "-anti-affinity", "web-01", "web-02", "db-01")
 	if out := l.ok("vm.power", "-on", "db-01"); !strings.HasPrefix(out, "Powering on /dc1/vm/db-01... OK") {
 		t.Errorf("power-on with only a should rule against it = %q", out)
+	}
+}
+
+// TestRootPoolFigures: ls -l and pool.info agree on the root pool (the
+// cluster's capacity), and pool.info CLUSTER shows the root pool as govc.
+func TestRootPoolFigures(t *testing.T) {
+	t.Parallel()
+	l := labInventory(t)
+	byCluster := l.ok("pool.info", "c1")
+	if byRoot := l.ok("pool.info", "Resources"); byCluster != byRoot {
+		t.Errorf("pool.info c1:\n%s\npool.info Resources:\n%s", byCluster, byRoot)
+	}
+	pi, err := l.api.Pool(l.ctx(), labRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("CPU %dMHz/%dMHz, Mem %dMB/%dMB", pi.CPU.Reservation, pi.CPU.Limit, pi.Mem.Reservation, pi.Mem.Limit)
+	if ls := l.ok("ls", "-l", "host/c1"); !strings.Contains(ls, labRoot+"   ResourcePool   "+want) {
+		t.Errorf("ls -l c1 does not show the root pool as pool.info does (%s):\n%s", want, ls)
+	}
+	if _, _, code := l.psc("", nil, "pool.info", "nope"); code != api.ExitNotFound {
+		t.Errorf("pool.info of neither pool nor cluster: exit %d", code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -155,7 +156,15 @@ func (o *poolInfoOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *poolInfoOptions) Validate() error { return nil }
 
 func (o *poolInfoOptions) Run(ctx context.Context) error {
-	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, o.pools)
+	r, err := o.env.Resolver()
+	if err != nil {
+		return err
+	}
+	args := make([]string, len(o.pools))
+	for i, a := range o.pools {
+		args[i] = rootPoolOf(ctx, r, a)
+	}
+	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, args)
 	if err != nil {
 		return err
 	}
@@ -179,6 +188,32 @@ func (o *poolInfoOptions) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rootPoolOf is arg, or the root pool of the cluster arg names when it names
+// a cluster and no pool of that name exists: govc's pool.info CLUSTER shows
+// the cluster's root pool.
+func rootPoolOf(ctx context.Context, r *Resolver, arg string) string {
+	if strings.ContainsAny(arg, "*?[") {
+		return arg
+	}
+	if p, err := r.Path(ctx, api.KindResourcePool, arg); err == nil {
+		if _, err := r.API.Get(ctx, p); err == nil {
+			return arg
+		}
+	}
+	cp := arg
+	if ref, err := api.ParsePath(arg); err != nil || ref.Kind != api.KindCluster {
+		p, err := r.Path(ctx, api.KindCluster, arg)
+		if err != nil {
+			return arg
+		}
+		cp = p
+	}
+	if o, err := r.API.Get(ctx, cp); err == nil && o.Kind == api.KindCluster {
+		return cp + "/" + api.RootPoolName
+	}
+	return arg
 }
 
 // writePoolInfo prints one pool in govc's pool.info layout. Usage is shown
