@@ -201,7 +201,9 @@ func hostState(o *api.Object) string {
 	return st.State
 }
 
-// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN] [-selector SEL]`.
+// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN] [-selector SEL]
+// [-PROPERTY VALUE]...` with govc's property filters for the common
+// properties.
 type findOptions struct {
 	env  *Env
 	typ  string
@@ -209,6 +211,11 @@ type findOptions struct {
 	name string
 	sel  selectorFlag
 	root string
+
+	powerState string // -runtime.powerState: VMs in this power state
+	onHost     string // -runtime.host: VMs running on this host
+	inPool     string // -resourcePool: VMs of this pool
+	hostState  string // -runtime.connectionState: hosts in this state
 }
 
 func newFindCommand(env *Env) *cobra.Command {
@@ -218,31 +225,81 @@ func newFindCommand(env *Env) *cobra.Command {
 		Short: "Find inventory objects below ROOT (default /) by type, name and labels",
 		Example: `  psc find -type m -name 'web-*'
   psc find /dc1/host/c1 -type p
-  psc find -type m -selector 'env in (prod,qa),tier!=db'`,
+  psc find -type m -selector 'env in (prod,qa),tier!=db'
+  psc find . -type m -runtime.powerState poweredOn
+  psc find -type m -runtime.host esx-01 -resourcePool dev`,
 		Args: maxArgs(1, "one ROOT"),
 		RunE: runE(o),
 	}
-	cmd.Flags().StringVar(&o.typ, "type", "", "object type (d c h p m f rs deploy ds job hpa)")
-	cmd.Flags().StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
+	f := cmd.Flags()
+	f.StringVar(&o.typ, "type", "", "object type: govc's letter or type name (m, VirtualMachine, ...) or d c h p m f rs deploy ds job hpa svc")
+	f.StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
+	f.StringVar(&o.powerState, "runtime.powerState", "", "only VMs in this power state (poweredOn, poweredOff, suspended; a pattern)")
+	f.StringVar(&o.onHost, "runtime.host", "", "only VMs running on this host (name or path)")
+	f.StringVar(&o.inPool, "resourcePool", "", "only VMs of this resource pool (name or path)")
+	f.StringVar(&o.hostState, "runtime.connectionState", "", "only hosts in this state (connected, notResponding, failed, isolated; a pattern)")
 	o.sel.register(cmd)
 	return cmd
 }
 
 func (o *findOptions) Complete(_ *cobra.Command, args []string) error {
-	if len(args) == 1 {
+	if len(args) == 1 && args[0] != "." { // govc's "." is the root (or the datacenter)
 		o.root = args[0]
 	}
 	return nil
 }
 
 func (o *findOptions) Validate() (err error) {
-	if _, err := path.Match(o.name, ""); err != nil {
-		return usagef("bad -name pattern %q: %v", o.name, err)
+	for _, p := range []struct{ flag, pattern string }{
+		{"name", o.name}, {"runtime.powerState", o.powerState}, {"runtime.connectionState", o.hostState},
+	} {
+		if _, err := path.Match(p.pattern, ""); err != nil {
+			return usagef("bad -%s pattern %q: %v", p.flag, p.pattern, err)
+		}
 	}
 	if o.kind, err = parseType(o.typ); err != nil {
 		return err
 	}
+	vmOnly := o.powerState != "" || o.onHost != "" || o.inPool != ""
+	if vmOnly && o.kind != "" && o.kind != api.KindVirtualMachine {
+		return usagef("find: -runtime.powerState, -runtime.host and -resourcePool are VM properties; -type %s has none", o.typ)
+	}
+	if o.hostState != "" && (vmOnly || o.kind != "" && o.kind != api.KindHost) {
+		return usagef("find: -runtime.connectionState is a host property; it does not go with -type %s or VM properties", orDash(o.typ))
+	}
 	return o.sel.parse()
+}
+
+// propertyFilter keeps the objects whose properties match find's
+// -runtime.* / -resourcePool flags; objects without the property do not
+// match, as in govc.
+func (o *findOptions) propertyFilter(ctx context.Context, r *Resolver) (func(*api.Object) bool, error) {
+	var host, pool string
+	var err error
+	if o.onHost != "" {
+		if host, err = r.Path(ctx, api.KindHost, o.onHost); err != nil {
+			return nil, err
+		}
+	}
+	if o.inPool != "" {
+		if pool, err = r.Path(ctx, api.KindResourcePool, o.inPool); err != nil {
+			return nil, err
+		}
+	}
+	match := func(pattern, v string) bool {
+		ok, _ := path.Match(pattern, v)
+		return pattern == "" || ok
+	}
+	return func(obj *api.Object) bool {
+		switch {
+		case o.powerState != "" || host != "" || pool != "":
+			return obj.Kind == api.KindVirtualMachine && match(o.powerState, vmPowerState(obj)) &&
+				(host == "" || vmHost(obj) == host) && (pool == "" || vmSpec(obj).Pool == pool)
+		case o.hostState != "":
+			return obj.Kind == api.KindHost && match(o.hostState, hostState(obj))
+		}
+		return true
+	}, nil
 }
 
 func (o *findOptions) Run(ctx context.Context) error {
@@ -261,9 +318,13 @@ func (o *findOptions) Run(ctx context.Context) error {
 	if _, err := inv.lookup(root); err != nil {
 		return err
 	}
+	props, err := o.propertyFilter(ctx, r)
+	if err != nil {
+		return err
+	}
 	var found []*api.Object
 	for _, obj := range inv.objects(o.kind, root) {
-		if ok, _ := path.Match(o.name, obj.Name()); ok {
+		if ok, _ := path.Match(o.name, obj.Name()); ok && props(obj) {
 			found = append(found, obj)
 		}
 	}

@@ -128,8 +128,12 @@ var DefaultInjector func(ctx context.Context) (Injector, error)
 // errors are printed as "psc: message".
 func Run(ctx context.Context, env *Env, getenv func(string) string, args []string) int {
 	root := NewRootCommand(env, getenv)
-	root.SetArgs(NormalizeArgs(args))
-	err := root.ExecuteContext(ctx)
+	args = NormalizeArgs(args)
+	root.SetArgs(args)
+	err := unknownVerb(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return 0
 	}
@@ -282,6 +286,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 	addWorkloadCommands(env, root)
 	addLBCommands(env, root)
 	addDataPlaneCommands(env, root)
+	installGovcFlags(root)
 	return root
 }
 
