@@ -243,7 +243,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q (psc help lists the commands)", args[0])
+				return usagef("unknown verb %q (psc help lists the verbs)", args[0])
 			}
 			return nil
 		},
