@@ -191,6 +191,7 @@ func unknownVerb(root *cobra.Command, args []string) error {
 	if verb == "" {
 		return nil
 	}
+	root.InitDefaultHelpCmd() // cobra adds "help" only when it executes
 	var names []string
 	for _, c := range root.Commands() {
 		if c.Name() == verb || c.HasAlias(verb) {

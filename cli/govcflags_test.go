@@ -137,6 +137,12 @@ func TestUnknownVerb(t *testing.T) {
 			t.Errorf("psc %q: exit %d, %q, %q; want %d, %q", tc.args, code, out, errOut, api.ExitUsage, tc.want)
 		}
 	}
+	if _, errOut, code := offline("guest.run", "-vm", "web-01"); code != api.ExitUsage || !strings.Contains(errOut, "want a command") {
+		t.Errorf("guest.run -vm VM without a command: exit %d, %q", code, errOut)
+	}
+	if out, errOut, code := offline("help", "vm.info"); code != 0 || !strings.Contains(out, "vm.info") {
+		t.Errorf("psc help vm.info: exit %d, %q", code, errOut)
+	}
 	// A verb psc has, with a global flag before it, is not mistaken.
 	if _, errOut, code := offline("-u", "http://vc:8989", "vm.info", "-k", "web"); !strings.Contains(errOut, "flag -k of vm.info") {
 		t.Errorf("psc -u URL vm.info -k: exit %d, %q", code, errOut)
