@@ -69,7 +69,7 @@ var govcRefused = map[string][]string{
 	"vm.change": {"annotation", "cpu-hot-add-enabled", "e", "f", "ft-encryption-mode", "g", "iommu-enabled",
 		"latency", "managed-by", "memory-hot-add-enabled", "memory-pin", "migrate-encryption", "name",
 		"nested-hv-enabled", "scheduled-hw-upgrade-policy", "sync-time-with-host", "uuid", "vpmc-enabled"},
-	"vm.create": {"annotation", "cluster", "datastore-cluster", "disk", "disk-datastore", "disk.controller",
+	"vm.create": {"annotation", "datastore-cluster", "disk", "disk-datastore", "disk.controller",
 		"disk.eager", "disk.thick", "ds", "firmware", "folder", "force", "g", "iso", "iso-datastore", "link",
 		"net", "net.adapter", "net.address", "net.protocol", "profile", "version"},
 	"vm.info":    {"e", "g", "t"},

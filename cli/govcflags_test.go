@@ -66,9 +66,20 @@ func TestGovcFlagsAcceptedOrRefused(t *testing.T) {
 		verbs[c.Name()] = true
 	}
 	for verb, refused := range govcRefused {
+		cmd, _, err := root.Find([]string{verb})
+		if err != nil || cmd == root {
+			t.Errorf("govcRefused has %s, a verb psc does not have", verb)
+			continue
+		}
 		for _, fl := range refused {
 			if !slices.Contains(govc[verb], fl) {
 				t.Errorf("govcRefused[%s] has -%s, which govc's %s does not list", verb, fl, verb)
+			}
+			// A flag psc has gained must leave the table (and docs/cli.md).
+			if f := cmd.Flags().Lookup(fl); f != nil {
+				if _, ok := f.Value.(*refusedFlag); !ok {
+					t.Errorf("govcRefused[%s] has -%s, but psc's %s has that flag now: drop it from the table and docs/cli.md", verb, fl, verb)
+				}
 			}
 		}
 	}
