@@ -205,6 +205,7 @@ func TestGovcForms(t *testing.T) {
 		{[]string{"find", "-type", "m", "-runtime.host", "esx-02"}, "/dc1/vm/web-02\n"},
 		{[]string{"find", "-resourcePool", "dev"}, "/dc1/vm/web-01\n"},
 		{[]string{"find", "-type", "h", "-runtime.connectionState", "connected"}, labCluster + "/esx-01\n" + labCluster + "/esx-02\n"},
+		{[]string{"find", "-type", "ClusterComputeResource", "-type", "h"}, labCluster + "\n" + labCluster + "/esx-01\n" + labCluster + "/esx-02\n" + labCluster + "/esx-03\n"},
 		{[]string{"find", "-name", "web-*", "-runtime.powerState", "powered*", "-resourcePool", labDev + "/web"}, "/dc1/vm/web-02\n"},
 	}
 	for _, f := range finds {

@@ -80,6 +80,30 @@ func parseType(t string) (string, error) {
 	return "", usagef("unknown type %q (want d, c, r, h, p, m, f, rs, deploy, ds, job, hpa, svc or govc's type names (Datacenter, ClusterComputeResource, HostSystem, ResourcePool, VirtualMachine, Folder) or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset, service)", t)
 }
 
+// parseTypes reads repeated -t / -type values into the kinds they name;
+// nil when none is given (every kind).
+func parseTypes(types []string) (map[string]bool, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	kinds := map[string]bool{}
+	for _, t := range types {
+		for _, one := range strings.Split(t, ",") {
+			k, err := parseType(one)
+			if err != nil {
+				return nil, err
+			}
+			if k != "" {
+				kinds[k] = true
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	return kinds, nil
+}
+
 // inventory is a snapshot of the inventory objects under one prefix, with
 // the datacenters' host and vm folders added.
 type inventory struct {

@@ -16,8 +16,8 @@ import (
 type lsOptions struct {
 	env   *Env
 	long  bool
-	typ   string
-	kind  string
+	types []string        // -t, repeatable as govc's
+	kinds map[string]bool // what -t names; nil: every kind
 	sel   selectorFlag
 	paths []string
 }
@@ -35,7 +35,7 @@ func newLsCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.long, "l", "l", false, "long listing: kind and key figures")
-	cmd.Flags().StringVarP(&o.typ, "t", "t", "", "only objects of this type (d c h p m f rs deploy ds job hpa, or datacenter cluster host pool vm folder replicaset deployment daemonset)")
+	cmd.Flags().StringArrayVarP(&o.types, "t", "t", nil, "only objects of this type, repeatable (d c h p m f rs deploy ds job hpa, govc's type names such as ClusterComputeResource, or datacenter cluster host pool vm folder replicaset deployment daemonset)")
 	o.sel.register(cmd)
 	return cmd
 }
@@ -46,7 +46,7 @@ func (o *lsOptions) Complete(_ *cobra.Command, args []string) error {
 }
 
 func (o *lsOptions) Validate() (err error) {
-	if o.kind, err = parseType(o.typ); err != nil {
+	if o.kinds, err = parseTypes(o.types); err != nil {
 		return err
 	}
 	return o.sel.parse()
@@ -95,10 +95,10 @@ func (o *lsOptions) Run(ctx context.Context) error {
 			listed = append(listed, kids...)
 		}
 	}
-	if o.kind != "" {
+	if o.kinds != nil {
 		var keep []*api.Object
 		for _, l := range listed {
-			if l.Kind == o.kind {
+			if o.kinds[l.Kind] {
 				keep = append(keep, l)
 			}
 		}
@@ -205,12 +205,12 @@ func hostState(o *api.Object) string {
 // [-PROPERTY VALUE]...` with govc's property filters for the common
 // properties.
 type findOptions struct {
-	env  *Env
-	typ  string
-	kind string
-	name string
-	sel  selectorFlag
-	root string
+	env   *Env
+	types []string        // -type, repeatable as govc's
+	kinds map[string]bool // what -type names; nil: every kind
+	name  string
+	sel   selectorFlag
+	root  string
 
 	powerState string // -runtime.powerState: VMs in this power state
 	onHost     string // -runtime.host: VMs running on this host
@@ -232,7 +232,7 @@ func newFindCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.typ, "type", "", "object type: govc's letter or type name (m, VirtualMachine, ...) or d c h p m f rs deploy ds job hpa svc")
+	f.StringArrayVar(&o.types, "type", nil, "object type, repeatable: govc's letter or type name (m, VirtualMachine, ...) or d c h p m f rs deploy ds job hpa svc")
 	f.StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
 	f.StringVar(&o.powerState, "runtime.powerState", "", "only VMs in this power state (poweredOn, poweredOff, suspended; a pattern)")
 	f.StringVar(&o.onHost, "runtime.host", "", "only VMs running on this host (name or path)")
@@ -257,15 +257,16 @@ func (o *findOptions) Validate() (err error) {
 			return usagef("bad -%s pattern %q: %v", p.flag, p.pattern, err)
 		}
 	}
-	if o.kind, err = parseType(o.typ); err != nil {
+	if o.kinds, err = parseTypes(o.types); err != nil {
 		return err
 	}
+	only := func(kind string) bool { return o.kinds == nil || len(o.kinds) == 1 && o.kinds[kind] }
 	vmOnly := o.powerState != "" || o.onHost != "" || o.inPool != ""
-	if vmOnly && o.kind != "" && o.kind != api.KindVirtualMachine {
-		return usagef("find: -runtime.powerState, -runtime.host and -resourcePool are VM properties; -type %s has none", o.typ)
+	if vmOnly && !only(api.KindVirtualMachine) {
+		return usagef("find: -runtime.powerState, -runtime.host and -resourcePool are VM properties; -type %s has none", strings.Join(o.types, ","))
 	}
-	if o.hostState != "" && (vmOnly || o.kind != "" && o.kind != api.KindHost) {
-		return usagef("find: -runtime.connectionState is a host property; it does not go with -type %s or VM properties", orDash(o.typ))
+	if o.hostState != "" && (vmOnly || !only(api.KindHost)) {
+		return usagef("find: -runtime.connectionState is a host property; it does not go with -type %s or VM properties", orDash(strings.Join(o.types, ",")))
 	}
 	return o.sel.parse()
 }
@@ -323,7 +324,10 @@ func (o *findOptions) Run(ctx context.Context) error {
 		return err
 	}
 	var found []*api.Object
-	for _, obj := range inv.objects(o.kind, root) {
+	for _, obj := range inv.objects("", root) {
+		if o.kinds != nil && !o.kinds[obj.Kind] {
+			continue
+		}
 		if ok, _ := path.Match(o.name, obj.Name()); ok && props(obj) {
 			found = append(found, obj)
 		}
