@@ -65,7 +65,7 @@ var govcRefused = map[string][]string{
 	"ls":                      {"I", "L", "i"},
 	"pool.info":               {"a", "p"},
 	"tasks":                   {"b", "e", "l", "s"},
-	"tree":                    {"C", "L", "l", "p"},
+	"tree":                    {"C", "l"},
 	"vm.change": {"annotation", "cpu-hot-add-enabled", "e", "f", "ft-encryption-mode", "g", "iommu-enabled",
 		"latency", "managed-by", "memory-hot-add-enabled", "memory-pin", "migrate-encryption", "name",
 		"nested-hv-enabled", "scheduled-hw-upgrade-policy", "sync-time-with-host", "uuid", "vpmc-enabled"},
