@@ -75,7 +75,7 @@ var govcRefused = map[string][]string{
 	"vm.info":    {"e", "g", "t"},
 	"vm.ip":      {"a", "esxcli", "n", "v4"},
 	"vm.migrate": {"folder", "net.adapter", "net.address", "net.protocol"},
-	"vm.power":   {"M", "standby", "wait"},
+	"vm.power":   {"M", "standby"},
 }
 
 // installGovcFlags adds govc's object flags and the refused flags to every

@@ -263,7 +263,10 @@ func TestGovcForms(t *testing.T) {
 	if _, errOut, code := l.psc("", nil, "vm.power", "-reset", "db-01"); code != api.ExitConflict {
 		t.Errorf("vm.power -reset without -force on a powered-off VM: exit %d, %q; want %d", code, errOut, api.ExitConflict)
 	}
-	l.ok("vm.power", "-off", "-force", "-vm", "db-01")
+	l.ok("vm.power", "-off", "-force", "-wait", "-vm", "db-01")
+	if _, errOut, code := l.psc("", nil, "vm.power", "-on", "-wait=false", "db-01"); code != api.ExitUsage || !strings.Contains(errOut, "-wait=false") {
+		t.Errorf("vm.power -wait=false: exit %d, %q", code, errOut)
+	}
 	if got := l.get("/dc1/vm/db-01"); vmSpec(got).PowerState != api.PoweredOff || vmSpec(got).ResetGeneration != vmSpec(before).ResetGeneration {
 		t.Errorf("db-01 after -force: %+v", vmSpec(got))
 	}

@@ -196,6 +196,7 @@ type vmPowerOptions struct {
 	on, off, reset, suspend bool
 	shutdown, reboot        bool
 	force                   bool
+	wait                    bool
 	action                  string
 	vms                     []string
 }
@@ -218,6 +219,7 @@ func newVMPowerCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.suspend, "suspend", false, "suspend")
 	f.BoolVarP(&o.shutdown, "s", "s", false, "shut down the guest")
 	f.BoolVarP(&o.reboot, "r", "r", false, "reboot the guest")
+	f.BoolVar(&o.wait, "wait", true, "wait for the operation to complete (govc's; psc always waits, -wait=false is refused)")
 	f.BoolVar(&o.force, "force", false, "as govc: -s and -r become a hard power-off and reset, and a VM in the wrong state for the action is skipped, not an error")
 	return cmd
 }
@@ -239,6 +241,9 @@ func (o *vmPowerOptions) Validate() error {
 	}
 	if len(set) != 1 {
 		return usagef("vm.power: give exactly one of -on, -off, -reset, -suspend, -s, -r")
+	}
+	if !o.wait {
+		return usagef("vm.power: -wait=false is not supported: psc returns once vcenter has recorded the change and placed the VM")
 	}
 	o.action = set[0]
 	if o.force {
