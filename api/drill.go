@@ -60,6 +60,14 @@ type HADrillReport struct {
 	// Requests counts what a client sent through a Service that selects
 	// the drill's VMs while it ran (load balancing), when there is one.
 	Requests *DrillRequests `json:"requests,omitempty"`
+	// ClusterIPRequests is the same stream sent to the Service's
+	// clusterIP:port from inside a VM the drill leaves alone, the path
+	// other VMs' traffic takes.
+	ClusterIPRequests *DrillRequests `json:"clusterIPRequests,omitempty"`
+	// RequestsNotSent says why a Service selects the drill's VMs but a
+	// stream could not be sent (no address an outside client reaches, no
+	// client VM the drill leaves alone, not in a lab).
+	RequestsNotSent []string `json:"requestsNotSent,omitempty"`
 
 	Passed   bool     `json:"passed"`
 	Failures []string `json:"failures,omitempty"`
@@ -103,10 +111,14 @@ type DrillDuplicate struct {
 type DrillRequests struct {
 	Service string `json:"service"`
 	// Target is where they went (http://ADDRESS:PORT/: the Service's
-	// LoadBalancer address or a NodePort on a host the drill does not fail),
-	// From the namespace or machine they were sent from.
+	// LoadBalancer address or a NodePort on a host the drill does not fail,
+	// or its clusterIP), From the namespace or machine they were sent from
+	// (for the ClusterIP stream: "VM NAME on HOST").
 	Target string `json:"target,omitempty"`
 	From   string `json:"from,omitempty"`
+	// FromVM and FromHost name the client VM of a ClusterIP stream.
+	FromVM   string `json:"fromVM,omitempty"`
+	FromHost string `json:"fromHost,omitempty"`
 	// IntervalMs is the time between two requests' starts, TimeoutMs how
 	// long one may take before it counts as failed.
 	IntervalMs int `json:"intervalMs,omitempty"`

@@ -120,6 +120,11 @@ type LoadBalancerIngress struct {
 	IP    string       `json:"ip,omitempty"`
 	Host  string       `json:"host,omitempty"`
 	Ports []PortStatus `json:"ports,omitempty"`
+	// Shared is podsphere's too: the address is the cluster's Ingress
+	// address (asked for with spec.loadBalancerIP), which the Service
+	// shares with the Ingress proxy (80 and 443/TCP) and other Services,
+	// each on its own ports; its holder is the Ingress address's.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // PortStatus is Kubernetes' status.loadBalancer.ingress[].ports[]: listed

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // aboutOptions runs `psc about`: who vcenter is and how big the cluster of members is.
@@ -33,7 +35,12 @@ func (o *aboutOptions) Run(ctx context.Context) error {
 		return err
 	}
 	if o.env.JSON {
-		return writeJSON(o.env.Out, a)
+		// Every field the table shows, vcenter's own beside the two psc adds.
+		return writeJSON(o.env.Out, struct {
+			FullName string `json:"fullName"`
+			*api.About
+			URL string `json:"url"`
+		}{a.Name + " " + a.Version, a, o.env.URL})
 	}
 	_, err = fmt.Fprintf(o.env.Out, "FullName:     %s %s\nName:         %s\nVersion:      %s\nAPI version:  %s\nRevision:     %d\nMembers:      %d\nURL:          %s\n",
 		a.Name, a.Version, a.Name, a.Version, a.APIVersion, a.Revision, a.Members, o.env.URL)

@@ -17,13 +17,16 @@ import (
 	"github.com/podsphere/podsphere/api"
 	"github.com/podsphere/podsphere/api/client"
 	"github.com/podsphere/podsphere/api/manifest"
+	"github.com/podsphere/podsphere/host/runtime"
 )
 
 // manifestOptions runs `psc apply -f FILE` and `psc delete -f FILE`.
 type manifestOptions struct {
-	env    *Env
-	delete bool
-	files  []string
+	env     *Env
+	delete  bool
+	prune   bool
+	restart bool
+	files   []string
 }
 
 func newApplyCommand(env *Env) *cobra.Command {
@@ -40,7 +43,8 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Create or update the objects of a YAML manifest (podsphere kinds; Kubernetes Namespace, ResourceQuota, Pod, Service, Deployment, ReplicaSet, DaemonSet, Job, HorizontalPodAutoscaler)",
 		Example: `  psc apply -f dev.yaml
-  cat dev.yaml | psc apply -f -`,
+  cat dev.yaml | psc apply -f -
+  psc apply --prune -f cluster.yaml`,
 		Args: exactArgs(0, "no arguments (the manifest comes from -f)"),
 		RunE: runE(o),
 	}
@@ -50,6 +54,12 @@ func newManifestCommand(env *Env, del bool) *cobra.Command {
 		cmd.Example = "  psc delete -f dev.yaml"
 	}
 	cmd.Flags().StringArrayVarP(&o.files, "f", "f", nil, "manifest file, - for stdin (repeatable)")
+	if !del {
+		// Without it apply changes only the fields a document gives, as kubectl apply.
+		cmd.Flags().BoolVar(&o.prune, "prune", false, "reset the spec fields a document leaves out (a Cluster's rules, groups, ...) instead of keeping them")
+		// A running VM's size and allocations change live; anything else needs a restart.
+		cmd.Flags().BoolVar(&o.restart, "restart", false, "let a change of a running VM's containers (image, command, env, ...) restart it; without, such a change is refused")
+	}
 	return cmd
 }
 
@@ -75,7 +85,10 @@ func (o *manifestOptions) Run(ctx context.Context) error {
 		return o.deleteItems(ctx, r.API, items)
 	}
 	for _, it := range items {
-		result, err := applyItem(ctx, r.API, it)
+		if o.prune {
+			it.Keep = nil
+		}
+		result, err := applyItem(ctx, r.API, it, o.restart)
 		if result != "" {
 			fmt.Fprintf(o.env.Out, "%s %s\n", itemLabel(it), result)
 		}
@@ -132,7 +145,10 @@ func (o *manifestOptions) decode(ctx context.Context, r *Resolver) ([]manifest.I
 // applyItem makes one object as its manifest says and reports created,
 // configured or unchanged. The result is set even when a later step (a
 // refused power-on) fails, so the user sees what did happen.
-func applyItem(ctx context.Context, c API, it manifest.Item) (string, error) {
+// A running VM whose change needs a restart (runtime.NeedsRestart) is
+// refused unless restart; the result says "configured (live)" or
+// "configured (restarted)" for a running VM.
+func applyItem(ctx context.Context, c API, it manifest.Item, restart bool) (string, error) {
 	want := it.Object
 	cur, err := c.Get(ctx, want.Path)
 	switch {
@@ -154,11 +170,27 @@ func applyItem(ctx context.Context, c API, it manifest.Item) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	how := ""
 	if !sameJSON(spec, cur.Spec) || !sameLabels(want.Labels, cur.Labels) {
 		_, err := modify(ctx, c, want.Path, func(o *api.Object) error {
 			s, err := keepServerFields(it, o)
+			if err != nil {
+				return err
+			}
+			if o.Kind == api.KindVirtualMachine && vmSpec(o).PowerState == api.PoweredOn && vmSpec(want).PowerState == api.PoweredOn {
+				var next api.VMSpec
+				_ = json.Unmarshal(s, &next)
+				switch {
+				case !runtime.NeedsRestart(vmSpec(o), next):
+					how = " (live)"
+				case !restart:
+					return fmt.Errorf("%s is running and this change (containers, init containers, restart policy, hostname, DNS or grace period) restarts it: apply again with --restart to let it, or power it off first: %w", o.Path, api.ErrConflict)
+				default:
+					how = " (restarted)"
+				}
+			}
 			o.Spec, o.Labels = s, want.Labels
-			return err
+			return nil
 		})
 		if err != nil {
 			return "", err
@@ -171,10 +203,10 @@ func applyItem(ctx context.Context, c API, it manifest.Item) (string, error) {
 			if _, err := c.Power(ctx, want.Path, action); err != nil {
 				return resultWord(changed), err
 			}
-			changed = true
+			changed, how = true, ""
 		}
 	}
-	return resultWord(changed), nil
+	return resultWord(changed) + how, nil
 }
 
 func resultWord(changed bool) string {

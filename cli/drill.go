@@ -75,7 +75,8 @@ func newHADrillCommand(env *Env) *cobra.Command {
 			"(unless -heal=false) and reports: when the failure was seen and declared, each VM's restart, the\n" +
 			"time until all were back, capacity before and after, and any VM seen running twice (which fails\n" +
 			"the drill). When a Service selects the protected VMs, it also sends 20 requests a second through it from\n" +
-			"outside the hosts (its LoadBalancer address, else a NodePort) and reports sent, failed and the longest gap.\n" +
+			"outside the hosts (its LoadBalancer address, else a NodePort) and 20 a second to its ClusterIP from inside\n" +
+			"a VM on a host the drill leaves alone, and reports for each stream sent, failed and the longest gap.\n" +
 			"The report is kept as /DC/drill/NAME.",
 		Example: `  psc ha.drill -mode crash esx-02
   psc ha.drill -mode isolate -duration 20s -svg isolate.svg esx-03
@@ -200,21 +201,15 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	run.in.CapacityBefore = capacityOf(hosts.Items)
 	run.in.CapacityBefore.Failover = failoverOf(ctx, c, cluster)
 
-	var prober Prober
-	if o.env.DrillProber != nil {
-		paths := make([]string, 0, len(run.in.Protected))
-		for _, p := range run.in.Protected {
-			paths = append(paths, p.VM)
-		}
-		if prober, err = o.env.DrillProber(ctx, cluster, paths); err != nil {
-			return err
-		}
+	paths := make([]string, 0, len(run.in.Protected))
+	for _, p := range run.in.Protected {
+		paths = append(paths, p.VM)
 	}
-	if prober != nil {
-		if err := prober.Start(ctx); err != nil {
-			return err
-		}
+	streams, err := o.startStreams(ctx, c, inj, dc, cluster, paths)
+	if err != nil {
+		return err
 	}
+	defer streams.stop(nil) // on an early return: no stream outlives the drill
 	sctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -262,10 +257,7 @@ func (o *drillOptions) Run(ctx context.Context) error {
 	}
 	stop()
 	wg.Wait()
-	if prober != nil {
-		r := prober.Stop()
-		run.in.Requests = &r
-	}
+	streams.stop(&run.in)
 	run.in.Ended = time.Now()
 	rep := drill.Build(run.in)
 	if injectErr != nil {

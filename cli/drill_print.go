@@ -50,19 +50,34 @@ func writeDrill(env *Env, r api.HADrillReport) error {
 	line("Capacity", fmt.Sprintf("%s -> %s", capacityString(r.CapacityBefore), capacityString(r.CapacityAfter)))
 	line("Runtime samples", fmt.Sprintf("%d, every %d ms, read directly from each host", r.Samples, r.SampleIntervalMs))
 	line("Duplicates", fmt.Sprintf("%d", len(r.Duplicates)))
-	if r.Requests != nil {
-		q := r.Requests
-		line("Requests", fmt.Sprintf("%d sent through %s (%s), %d failed", q.Sent, api.Base(q.Service), q.Target, q.Failed))
+	// The stream from outside, then the one to the ClusterIP from a VM,
+	// each with its own gap and last error.
+	for _, st := range []struct {
+		q                 *api.DrillRequests
+		label, gap, lastE string
+	}{{r.Requests, "Requests", "Longest gap", "Last error"}, {r.ClusterIPRequests, "Via ClusterIP", "ClusterIP gap", "ClusterIP error"}} {
+		q := st.q
+		if q == nil {
+			continue
+		}
+		sent := fmt.Sprintf("%d sent through %s (%s), %d failed", q.Sent, api.Base(q.Service), q.Target, q.Failed)
+		if q.FromVM != "" {
+			sent = fmt.Sprintf("%d sent through %s (%s) from %s, %d failed", q.Sent, api.Base(q.Service), q.Target, q.From, q.Failed)
+		}
+		line(st.label, sent)
 		if q.Sent > 0 {
 			gap := fmt.Sprintf("%.2f s", float64(q.LongestGapMs)/1000)
 			if !q.GapFrom.IsZero() {
 				gap += fmt.Sprintf(" (%s to %s)", drill.Offset(q.GapFrom, r.Injected), drill.Offset(q.GapTo, r.Injected))
 			}
-			line("Longest gap", gap)
+			line(st.gap, gap)
 		}
 		if q.LastError != "" {
-			line("Last error", q.LastError)
+			line(st.lastE, q.LastError)
 		}
+	}
+	for _, why := range r.RequestsNotSent {
+		line("No requests", why)
 	}
 	rows := make([][]string, 0, len(r.VMs))
 	for _, v := range r.VMs {

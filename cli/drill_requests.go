@@ -46,7 +46,7 @@ func ServiceProber(env *Env, from string, dial Dialer) func(ctx context.Context,
 		t, why := drillTarget(cluster, svcs.Items, hosts.Items, vms)
 		if t == nil {
 			if why != "" {
-				fmt.Fprintf(env.Err, "ha.drill: no requests sent: %s\n", why)
+				return nil, &NoStream{Why: why}
 			}
 			return nil, nil
 		}
@@ -54,19 +54,24 @@ func ServiceProber(env *Env, from string, dial Dialer) func(ctx context.Context,
 	}
 }
 
+// NoStream is a DrillProber's answer when a Service selects the drill's
+// VMs but no stream can be sent to it: the report keeps Why.
+type NoStream struct{ Why string }
+
+func (e *NoStream) Error() string { return e.Why }
+
 // drillStreamTarget is where a drill's requests go.
 type drillStreamTarget struct {
 	Service string // inventory path
 	URL     string
+	// VM and Host name the client VM a ClusterIP stream is sent from.
+	VM, Host string
 }
 
-// drillTarget picks the Service selecting the drill's VMs and the address
-// an outside client reaches it on: the LoadBalancer address (it moves
-// when its host fails, which is what the drill measures), else a NodePort
-// on a connected host that runs none of the drill's VMs. nil with why
-// when there is none a client outside could use.
-func drillTarget(cluster string, svcs, hosts []*api.Object, vms []string) (*drillStreamTarget, string) {
-	failing := map[string]bool{} // the hosts the drill's VMs run on
+// drillServices are the Services of cluster selecting any of the drill's
+// VMs (by path), sorted, and the hosts those VMs are endpoints on.
+func drillServices(cluster string, svcs []*api.Object, vms []string) ([]*api.Object, map[string]bool) {
+	failing := map[string]bool{}
 	var candidates []*api.Object
 	for _, o := range svcs {
 		var spec api.ServiceSpec
@@ -88,10 +93,20 @@ func drillTarget(cluster string, svcs, hosts []*api.Object, vms []string) (*dril
 			candidates = append(candidates, o)
 		}
 	}
+	slices.SortFunc(candidates, func(a, b *api.Object) int { return strings.Compare(a.Path, b.Path) })
+	return candidates, failing
+}
+
+// drillTarget picks the Service selecting the drill's VMs and the address
+// an outside client reaches it on: the LoadBalancer address (it moves
+// when its host fails, which is what the drill measures), else a NodePort
+// on a connected host that runs none of the drill's VMs. nil with why
+// when there is none a client outside could use.
+func drillTarget(cluster string, svcs, hosts []*api.Object, vms []string) (*drillStreamTarget, string) {
+	candidates, failing := drillServices(cluster, svcs, vms)
 	if len(candidates) == 0 {
 		return nil, ""
 	}
-	slices.SortFunc(candidates, func(a, b *api.Object) int { return strings.Compare(a.Path, b.Path) })
 	for _, o := range candidates {
 		var spec api.ServiceSpec
 		var st api.ServiceStatus
@@ -171,7 +186,8 @@ func (p *streamProber) Start(ctx context.Context) error {
 
 func (p *streamProber) Stop() api.DrillRequests {
 	r := api.DrillRequests{Service: p.target.Service, Target: p.target.URL, From: p.from,
-		IntervalMs: int(loadgen.DefaultInterval / time.Millisecond), TimeoutMs: int(loadgen.DefaultTimeout / time.Millisecond)}
+		IntervalMs: int(loadgen.DefaultInterval / time.Millisecond), TimeoutMs: int(loadgen.DefaultTimeout / time.Millisecond),
+		FromVM: p.target.VM, FromHost: p.target.Host}
 	if p.stream == nil {
 		return r
 	}

@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +81,30 @@ func (s *simInjector) Running(ctx context.Context) (map[string][]string, error) 
 	return out, nil
 }
 
+// simVMInjector is a simInjector that also dials from inside VMs: the
+// sim VMs have no network namespace, so every connection a VM opens goes
+// to a local HTTP server standing in for the Service's endpoints, and the
+// address and VM asked for are recorded.
+type simVMInjector struct {
+	*simInjector
+	server string
+	mu     sync.Mutex
+	uids   []string
+	dialed []string
+}
+
+func (s *simVMInjector) DialFromVM(uid string) (Dialer, error) {
+	s.mu.Lock()
+	s.uids = append(s.uids, uid)
+	s.mu.Unlock()
+	return func(ctx context.Context, nw, addr string) (net.Conn, error) {
+		s.mu.Lock()
+		s.dialed = append(s.dialed, addr)
+		s.mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, nw, s.server)
+	}, nil
+}
+
 // countingProber stands in for requests sent through a Service: it says
 // it sent 10, none failed.
 type countingProber struct {
@@ -104,14 +132,18 @@ func TestHADrill(t *testing.T) {
 		l.startHost(h)
 	}
 	for _, name := range []string{"db", "app"} {
-		l.create(api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot, NumCPU: 1, MemoryMB: 64,
-			PowerState: api.PoweredOn, CPU: vmAllocation(), Mem: vmAllocation(), Containers: []api.Container{{Name: "main", Image: "busybox"}}}))
+		vm := api.New(api.KindVirtualMachine, "/dc1/vm/"+name, api.VMSpec{Pool: labRoot, NumCPU: 1, MemoryMB: 64,
+			PowerState: api.PoweredOn, CPU: vmAllocation(), Mem: vmAllocation(), Containers: []api.Container{{Name: "main", Image: "busybox"}}})
+		vm.Labels = map[string]string{"app": name}
+		l.create(vm)
 	}
 	var spec api.VMSpec
 	_ = l.get("/dc1/vm/db").DecodeSpec(&spec)
 	victim := api.Base(spec.Host)
 
-	inj := &simInjector{l: l, down: map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "db\n") }))
+	t.Cleanup(srv.Close)
+	inj := &simVMInjector{simInjector: &simInjector{l: l, down: map[string]bool{}}, server: srv.Listener.Addr().String()}
 	var prober *countingProber
 	drill := func(injector bool, args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
@@ -156,6 +188,28 @@ func TestHADrill(t *testing.T) {
 		t.Fatalf("a refused drill was kept:\n%s", ls)
 	}
 
+	// A Service selects db; a client VM runs on a host the drill leaves
+	// alone (sorted first, as the drill picks): the drill streams to the
+	// Service's ClusterIP from inside it.
+	l.create(api.New(api.KindService, "/dc1/service/db", api.ServiceSpec{Type: api.ServiceClusterIP, Selector: map[string]string{"app": "db"},
+		Ports: []api.ServicePort{{Port: 5432}}}))
+	other := "esx-01"
+	if victim == other {
+		other = "esx-02"
+	}
+	l.create(api.New(api.KindVirtualMachine, "/dc1/vm/a-client", api.VMSpec{Pool: labRoot, NumCPU: 1, MemoryMB: 64, Host: labCluster + "/" + other,
+		Pinned: true, PowerState: api.PoweredOn, CPU: vmAllocation(), Mem: vmAllocation(), Containers: []api.Container{{Name: "main", Image: "busybox"}}}))
+	var svc api.ServiceSpec
+	l.eventually("db's endpoint and the client VM running", func() bool {
+		var st api.ServiceStatus
+		var vst api.VMStatus
+		o := l.get("/dc1/service/db")
+		_ = o.DecodeStatus(&st)
+		_ = o.DecodeSpec(&svc)
+		_ = l.get("/dc1/vm/a-client").DecodeStatus(&vst)
+		return st.Ready == 1 && svc.ClusterIP != "" && vst.PowerState == api.PoweredOn && vst.IP != ""
+	})
+
 	prober = &countingProber{}
 	out, errOut, code := drill(true, "ha.drill", "-json", "-mode", "crash", "-name", "sim-crash", victim)
 	var rep api.HADrillReport
@@ -169,6 +223,19 @@ func TestHADrill(t *testing.T) {
 	if !prober.started || rep.Requests == nil || rep.Requests.Sent != 10 || len(prober.vms) != len(rep.VMs) {
 		t.Errorf("the drill's prober: started %v, given %v, report %+v", prober.started, prober.vms, rep.Requests)
 	}
+	// The ClusterIP stream went from the client VM to the Service's
+	// clusterIP:port, and was answered.
+	q := rep.ClusterIPRequests
+	if q == nil || q.Sent == 0 || q.Failed != 0 || q.FromVM != "/dc1/vm/a-client" || q.FromHost != other ||
+		q.Target != "http://"+net.JoinHostPort(svc.ClusterIP, "5432")+"/" || q.Service != "/dc1/service/db" {
+		t.Errorf("the ClusterIP stream: %+v, want sent from /dc1/vm/a-client on %s to %s:5432, none failed", q, other, svc.ClusterIP)
+	}
+	inj.mu.Lock()
+	uid := l.get("/dc1/vm/a-client").UID
+	if len(inj.uids) != 1 || inj.uids[0] != uid || len(inj.dialed) == 0 || inj.dialed[0] != net.JoinHostPort(svc.ClusterIP, "5432") {
+		t.Errorf("the injector was asked to dial from %v to %v, want from the client VM %s to %s:5432", inj.uids, inj.dialed, uid, svc.ClusterIP)
+	}
+	inj.mu.Unlock()
 	moved := 0
 	for _, v := range rep.VMs {
 		if v.From != victim || v.Outcome != "restarted" || v.To == victim || v.Ready.IsZero() {

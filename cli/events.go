@@ -158,13 +158,43 @@ func cmpKey(a, b uint64) int {
 }
 
 // targetPath resolves an events filter: an inventory path, or a bare name
-// taken as a VM's (events are most often about VMs).
+// resolved as other verbs do, of whichever kind has an object of that name
+// (VM, host, pool, cluster, workload, Service...). A name that no object has
+// is not found, and one that several kinds have is ambiguous: both say so
+// rather than print no events.
 func (r *Resolver) targetPath(ctx context.Context, arg string) (string, error) {
-	if !strings.HasPrefix(arg, "/") && !strings.Contains(arg, "/") {
-		return r.Path(ctx, api.KindVirtualMachine, arg)
+	if strings.HasPrefix(arg, "/") || strings.Contains(arg, "/") {
+		return r.inventoryPath(ctx, arg, "/")
 	}
-	return r.inventoryPath(ctx, arg, "/")
+	var found []string
+	for _, kind := range eventTargetKinds {
+		p, err := r.Path(ctx, kind, arg)
+		if err != nil {
+			continue // no datacenter or cluster to resolve this kind in
+		}
+		if slices.Contains(found, p) {
+			continue
+		}
+		_, err = r.API.Get(ctx, p)
+		switch {
+		case err == nil:
+			found = append(found, p)
+		case !errors.Is(err, api.ErrNotFound):
+			return "", err
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no VM, host, pool, cluster or workload is named %q (give a path for anything else): %w", arg, api.ErrNotFound)
+	case 1:
+		return found[0], nil
+	}
+	return "", usagef("%q is ambiguous: %s (give the path)", arg, strings.Join(found, ", "))
 }
+
+// eventTargetKinds are the kinds a bare events name may name, most likely first.
+var eventTargetKinds = []string{api.KindVirtualMachine, api.KindHost, api.KindResourcePool, api.KindCluster,
+	api.KindDeployment, api.KindReplicaSet, api.KindDaemonSet, api.KindJob, api.KindService, api.KindIngress, api.KindDatacenter}
 
 // follow watches kind from revision and hands every change to fn until ctx
 // ends (Ctrl-C), picking the watch up again when the stream breaks.

@@ -113,17 +113,21 @@ spec:
 	if code := get("other.example.com"); code != 404 {
 		t.Errorf("no rule: %d, want 404", code)
 	}
-	out, errOut, code := l.psc("", nil, "ingress.log", "-n", "2")
-	if code != 0 {
-		t.Fatalf("ingress.log: exit %d: %s", code, errOut)
-	}
+	// The proxy logs a request once it has answered it: the client may
+	// read the answer first.
+	var out string
+	l.eventually("the 404 in the access log", func() bool {
+		var code int
+		out, _, code = l.psc("", nil, "ingress.log", "-n", "2")
+		return code == 0 && strings.Contains(out, " 404")
+	})
 	t.Logf("psc ingress.log -n 2:\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[0], "esx-01") || !strings.Contains(lines[0], "GET shop.example.com/cart 503") ||
 		!strings.Contains(lines[0], "ingress/shop") || !strings.Contains(lines[1], "GET other.example.com/cart 404") {
 		t.Errorf("ingress.log -n 2:\n%s\nwant the 503 of shop.example.com then the 404, both on esx-01", out)
 	}
-	out, _, code = l.psc("", nil, "ingress.log", "-json", "esx-01")
+	out, _, code := l.psc("", nil, "ingress.log", "-json", "esx-01")
 	var entries []map[string]any
 	if err := json.Unmarshal([]byte(out), &entries); code != 0 || err != nil || len(entries) < 2 || entries[0]["hostSystem"] != "esx-01" || entries[0]["host"] != "shop.example.com" {
 		t.Errorf("ingress.log -json esx-01: exit %d %v: %s", code, err, out)

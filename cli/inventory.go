@@ -111,6 +111,10 @@ type inventory struct {
 	paths  []string // sorted
 	// owned lists, by owner path, what each workload owns (by path).
 	owned map[string][]*api.Object
+	// rootPools holds vcenter's figures of the root pools ls -l shows: a
+	// root pool's reservation and limit are the cluster's capacity, which
+	// its stored spec does not carry (pool.info shows the same).
+	rootPools map[string]*api.PoolInfo
 }
 
 // loadInventory lists every inventory kind below root ("/" for all).

@@ -114,6 +114,18 @@ func (o *lsOptions) Run(ctx context.Context) error {
 		return writeJSON(o.env.Out, listed)
 	}
 	if o.long {
+		for _, l := range listed {
+			if ref, err := api.ParsePath(l.Path); err == nil && l.Kind == api.KindResourcePool && len(ref.Pools) == 0 {
+				pi, err := r.API.Pool(ctx, l.Path)
+				if err != nil {
+					return err
+				}
+				if inv.rootPools == nil {
+					inv.rootPools = map[string]*api.PoolInfo{}
+				}
+				inv.rootPools[l.Path] = pi
+			}
+		}
 		return writeLsLong(o.env.Out, inv, listed)
 	}
 	for _, l := range listed {
@@ -162,8 +174,12 @@ func summary(inv *inventory, o *api.Object) string {
 		if s.Quota != nil {
 			q = ", quota"
 		}
-		return fmt.Sprintf("CPU %s/%s, Mem %s/%s, %d VM(s)%s", mhz(s.CPU.Reservation), mhz(s.CPU.Limit),
-			mb(s.Mem.Reservation), mb(s.Mem.Limit), len(inv.poolVMs(o.Path)), q)
+		cpu, mem := [2]int64{s.CPU.Reservation, s.CPU.Limit}, [2]int64{s.Mem.Reservation, s.Mem.Limit}
+		if pi := inv.rootPools[o.Path]; pi != nil {
+			cpu, mem = [2]int64{pi.CPU.Reservation, pi.CPU.Limit}, [2]int64{pi.Mem.Reservation, pi.Mem.Limit}
+		}
+		return fmt.Sprintf("CPU %s/%s, Mem %s/%s, %d VM(s)%s", mhz(cpu[0]), mhz(cpu[1]),
+			mb(mem[0]), mb(mem[1]), len(inv.poolVMs(o.Path)), q)
 	case api.KindVirtualMachine:
 		s := vmSpec(o)
 		h := vmHost(o)

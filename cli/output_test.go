@@ -249,6 +249,16 @@ func TestJSONOutput(t *testing.T) {
 				t.Errorf("vm.info -json = %+v", objs)
 			}
 		}},
+		{[]string{"about", "-json"}, func(t *testing.T, raw []byte) {
+			// Every field the table shows.
+			var a map[string]any
+			mustJSON(t, raw, &a)
+			for _, k := range []string{"fullName", "name", "version", "apiVersion", "revision", "members", "url"} {
+				if _, ok := a[k]; !ok {
+					t.Errorf("about -json has no %q: %s", k, raw)
+				}
+			}
+		}},
 		{[]string{"vm.ip", "-json", "web-01"}, func(t *testing.T, raw []byte) {
 			var ips []map[string]string
 			mustJSON(t, raw, &ips)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -154,7 +156,15 @@ func (o *poolInfoOptions) Complete(_ *cobra.Command, args []string) error {
 func (o *poolInfoOptions) Validate() error { return nil }
 
 func (o *poolInfoOptions) Run(ctx context.Context) error {
-	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, o.pools)
+	r, err := o.env.Resolver()
+	if err != nil {
+		return err
+	}
+	args := make([]string, len(o.pools))
+	for i, a := range o.pools {
+		args[i] = rootPoolOf(ctx, r, a)
+	}
+	r, paths, err := o.env.resolvePaths(ctx, api.KindResourcePool, args)
 	if err != nil {
 		return err
 	}
@@ -178,6 +188,32 @@ func (o *poolInfoOptions) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rootPoolOf is arg, or the root pool of the cluster arg names when it names
+// a cluster and no pool of that name exists: govc's pool.info CLUSTER shows
+// the cluster's root pool.
+func rootPoolOf(ctx context.Context, r *Resolver, arg string) string {
+	if strings.ContainsAny(arg, "*?[") {
+		return arg
+	}
+	if p, err := r.Path(ctx, api.KindResourcePool, arg); err == nil {
+		if _, err := r.API.Get(ctx, p); err == nil {
+			return arg
+		}
+	}
+	cp := arg
+	if ref, err := api.ParsePath(arg); err != nil || ref.Kind != api.KindCluster {
+		p, err := r.Path(ctx, api.KindCluster, arg)
+		if err != nil {
+			return arg
+		}
+		cp = p
+	}
+	if o, err := r.API.Get(ctx, cp); err == nil && o.Kind == api.KindCluster {
+		return cp + "/" + api.RootPoolName
+	}
+	return arg
 }
 
 // writePoolInfo prints one pool in govc's pool.info layout. Usage is shown
@@ -217,13 +253,13 @@ func newPoolDestroyCommand(env *Env) *cobra.Command {
 	o := &poolDestroyOptions{env: env}
 	cmd := &cobra.Command{
 		Use:   "pool.destroy [-children] POOL...",
-		Short: "Destroy resource pools; their VMs move to the parent (-children also destroys child pools)",
+		Short: "Destroy resource pools; their VMs move to the parent (-children destroys only the child pools, as govc)",
 		Example: `  psc pool.destroy dev
   psc pool.destroy -children '*/Resources/test'`,
 		Args: minArgs(1, "at least one POOL"),
 		RunE: runE(o),
 	}
-	cmd.Flags().BoolVar(&o.children, "children", false, "also destroy child pools")
+	cmd.Flags().BoolVar(&o.children, "children", false, "destroy only the pool's child pools (their VMs move to the pool), keeping the pool")
 	return cmd
 }
 
@@ -240,13 +276,46 @@ func (o *poolDestroyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	for _, p := range paths {
-		if ref, _ := api.ParsePath(p); len(ref.Pools) == 0 {
-			return usagef("%s is a cluster's root pool; it goes away with the cluster", p)
+		if o.children {
+			if err := o.destroyChildren(ctx, r.API, p); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := r.API.Delete(ctx, p, client.DeleteOptions{Children: o.children}); err != nil {
+		if ref, _ := api.ParsePath(p); len(ref.Pools) == 0 {
+			return usagef("%s is a cluster's root pool; it goes away with the cluster (pool.destroy -children destroys its child pools)", p)
+		}
+		if err := r.API.Delete(ctx, p, client.DeleteOptions{}); err != nil {
 			return err
 		}
 		fmt.Fprintf(o.env.Out, "Destroyed pool %s\n", p)
+	}
+	return nil
+}
+
+// destroyChildren is govc's pool.destroy -children (vSphere's
+// DestroyChildren): every child pool of p goes, with its own children, and
+// their VMs move to p, which stays. The root pool may be given.
+func (o *poolDestroyOptions) destroyChildren(ctx context.Context, c API, p string) error {
+	list, err := c.List(ctx, client.ListOptions{Kind: api.KindResourcePool, Prefix: p + "/"})
+	if err != nil {
+		return err
+	}
+	var direct []string
+	for _, it := range list.Items {
+		if api.Parent(it.Path) == p {
+			direct = append(direct, it.Path)
+		}
+	}
+	slices.Sort(direct)
+	for _, child := range direct {
+		if err := c.Delete(ctx, child, client.DeleteOptions{Children: true}); err != nil {
+			return fmt.Errorf("destroying the child pools of %s: %w", p, err)
+		}
+		fmt.Fprintf(o.env.Out, "Destroyed pool %s\n", child)
+	}
+	if len(direct) == 0 {
+		fmt.Fprintf(o.env.Out, "Pool %s has no child pools\n", p)
 	}
 	return nil
 }

@@ -66,7 +66,8 @@ type Env struct {
 	Injector func(ctx context.Context) (Injector, error)
 	// DrillProber, when set, gives ha.drill a Prober sending requests
 	// through a Service that selects the protected VMs (paths) of cluster;
-	// nil prober: none selects them.
+	// nil prober: none selects them; a *NoStream error: one does, but it
+	// cannot be reached from outside (the report says why).
 	DrillProber func(ctx context.Context, cluster string, vms []string) (Prober, error)
 
 	api API

@@ -42,6 +42,9 @@ var serviceKind = registerWorkload(&workloadKind{
 			if s.LoadBalancerIP != "" {
 				b.add("Asked address", "%s (spec.loadBalancerIP)", s.LoadBalancerIP)
 			}
+			if len(st.LoadBalancer.Ingress) > 0 && st.LoadBalancer.Ingress[0].Shared {
+				b.add("Shared", "the cluster's Ingress address, with its proxy (80, 443/TCP) and other Services on their own ports")
+			}
 			b.add("Answered by", "%s", answeringText(s, st))
 		}
 		b.add("Selector", "%s", labelsText(s.Selector))
@@ -118,6 +121,10 @@ func externalIPText(s api.ServiceSpec, st api.ServiceStatus) string {
 	case api.ServiceLoadBalancer:
 		if len(st.LoadBalancer.Ingress) == 0 || st.LoadBalancer.Ingress[0].IP == "" {
 			return "<pending>"
+		}
+		if st.LoadBalancer.Ingress[0].Shared {
+			// TCP or UDP through the Ingress's address, on the Service's ports.
+			return st.LoadBalancer.Ingress[0].IP + " (ingress)"
 		}
 		return st.LoadBalancer.Ingress[0].IP
 	case api.ServiceExternalName:

@@ -129,4 +129,27 @@ spec:
 	if _, errOut, code := l.psc(taken, nil, "apply", "-f", "-"); code == 0 || !strings.Contains(errOut, "/dc1/service/shop") {
 		t.Errorf("a second Service on 10.99.0.201: exit %d: %s, want refused naming /dc1/service/shop", code, errOut)
 	}
+
+	// UDP through the Ingress address: shared, shown so, answered by the
+	// Ingress address's host; the Ingress's own port is refused.
+	dns := "apiVersion: v1\nkind: Service\nmetadata: {name: dns}\nspec: {type: LoadBalancer, loadBalancerIP: 10.99.0.200, ports: [{port: 53, protocol: UDP}]}\n"
+	if out, errOut, code := l.psc(dns, nil, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply the sharing Service: exit %d: %s%s", code, out, errOut)
+	}
+	ingHost := regexp.MustCompile(`Ingress address: 10\.99\.0\.200 answered by (esx-0\d)`).FindStringSubmatch(ci)
+	if ingHost == nil {
+		t.Fatalf("cluster.info names no Ingress host:\n%s", ci)
+	}
+	shared := regexp.MustCompile(`(?m)^dns\s+LoadBalancer\s+10\.96\.0\.\d+\s+10\.99\.0\.200 \(ingress\)\s+53:3\d+/UDP\s+-\s+` + ingHost[1] + `\s`)
+	l.eventually("svc.ls shows the shared Ingress address", func() bool {
+		out = l.ok("svc.ls")
+		return shared.MatchString(out)
+	})
+	if info := squash(l.ok("svc.info", "dns")); !strings.Contains(info, " Shared: the cluster's Ingress address") {
+		t.Errorf("svc.info of the sharing Service:\n%s", info)
+	}
+	web := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: LoadBalancer, loadBalancerIP: 10.99.0.200, ports: [{port: 80}]}\n"
+	if _, errOut, code := l.psc(web, nil, "apply", "-f", "-"); code == 0 || !strings.Contains(errOut, "Ingress proxy's") {
+		t.Errorf("80/TCP on the Ingress address: exit %d: %s, want refused as the Ingress proxy's", code, errOut)
+	}
 }

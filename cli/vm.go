@@ -109,7 +109,13 @@ func powerVM(ctx context.Context, c API, w io.Writer, p, action string) error {
 		return err
 	}
 	where := ""
-	if h := vmHost(out); action == "on" && h != "" {
+	// The host DRS placed it on is spec.host; status.host may still be the
+	// host it last ran on until the new one reports.
+	h := vmSpec(out).Host
+	if h == "" {
+		h = vmStatus(out).Host
+	}
+	if action == "on" && h != "" {
 		where = " (host " + api.Base(h) + ")"
 	}
 	fmt.Fprintf(w, "OK%s\n", where)
@@ -168,7 +174,7 @@ func (o *vmChangeOptions) Run(ctx context.Context) error {
 	}
 	f := o.cmd.Flags()
 	for _, p := range paths {
-		_, err := modify(ctx, r.API, p, func(obj *api.Object) error {
+		out, err := modify(ctx, r.API, p, func(obj *api.Object) error {
 			s := vmSpec(obj)
 			if f.Changed("c") {
 				s.NumCPU = o.cpus
@@ -185,9 +191,47 @@ func (o *vmChangeOptions) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(o.env.Out, "Reconfigured VM %s\n", p)
+		fmt.Fprintf(o.env.Out, "Reconfigured VM %s%s\n", p, o.said(vmSpec(out)))
 	}
 	return nil
+}
+
+// said is what vm.change did, in govc's units: " live: cpu 2, memory
+// 256MB, ..." for a running VM, whose host changes the limits of its cgroup
+// without a restart (its boot time and restart count stay), or ": cpu 2, ..."
+// for one that is not running, which boots with them.
+func (o *vmChangeOptions) said(s api.VMSpec) string {
+	f := o.cmd.Flags()
+	parts := []string{fmt.Sprintf("cpu %d", s.NumCPU), fmt.Sprintf("memory %dMB", s.MemoryMB)}
+	for _, a := range []struct {
+		flag, what, unit string
+		v                int64
+	}{
+		{"cpu.reservation", "cpu reservation", "MHz", s.CPU.Reservation},
+		{"cpu.limit", "cpu limit", "MHz", s.CPU.Limit},
+		{"mem.reservation", "memory reservation", "MB", s.Mem.Reservation},
+		{"mem.limit", "memory limit", "MB", s.Mem.Limit},
+	} {
+		switch {
+		case !f.Changed(a.flag):
+		case a.v < 0:
+			parts = append(parts, a.what+" unlimited")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %d%s", a.what, a.v, a.unit))
+		}
+	}
+	for _, sh := range []struct {
+		flag, what string
+		v          api.Shares
+	}{{"cpu.shares", "cpu shares", s.CPU.Shares}, {"mem.shares", "memory shares", s.Mem.Shares}} {
+		if f.Changed(sh.flag) {
+			parts = append(parts, sh.what+" "+sharesString(sh.v))
+		}
+	}
+	if s.PowerState == api.PoweredOn {
+		return " live: " + strings.Join(parts, ", ")
+	}
+	return ": " + strings.Join(parts, ", ")
 }
 
 // vmPowerOptions runs `psc vm.power -on|-off|-reset|-suspend|-s|-r VM...`.
@@ -216,7 +260,7 @@ func newVMPowerCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.on, "on", false, "power on (runs pool admission, quota and DRS placement)")
 	f.BoolVar(&o.off, "off", false, "power off")
 	f.BoolVar(&o.reset, "reset", false, "reset (restart the containers)")
-	f.BoolVar(&o.suspend, "suspend", false, "suspend")
+	f.BoolVar(&o.suspend, "suspend", false, "refused: podsphere cannot suspend a VM (power it off instead)")
 	f.BoolVarP(&o.shutdown, "s", "s", false, "shut down the guest")
 	f.BoolVarP(&o.reboot, "r", "r", false, "reboot the guest")
 	f.BoolVar(&o.wait, "wait", true, "wait for the operation to complete (govc's; psc always waits, -wait=false is refused)")
@@ -440,7 +484,7 @@ func newVMIPCommand(env *Env) *cobra.Command {
 	o := &vmIPOptions{env: env}
 	cmd := &cobra.Command{
 		Use:     "vm.ip [-wait 1m] VM...",
-		Short:   "Print VMs' IP addresses, waiting until they have one",
+		Short:   "Print VMs' IP addresses, waiting until they have one (none after -wait: nothing printed, exit 0, as govc)",
 		Example: "  psc vm.ip -wait 30s web-01",
 		Args:    minArgs(1, "at least one VM"),
 		RunE:    runE(o),
@@ -473,6 +517,13 @@ func (o *vmIPOptions) Run(ctx context.Context) error {
 	var ips []vmIP
 	for _, p := range paths {
 		vm, err := waitFor(ctx, r.API, p, o.wait, func(vm *api.Object) bool { return vmStatus(vm).IP != "" })
+		if errors.Is(err, errTimeout) {
+			// govc's meaning: no address yet is an answer, not a failure
+			// (exit 0, nothing printed); stderr says why, for a person.
+			fmt.Fprintf(o.env.Err, "psc: vm.ip: %s has no IP address after %s\n", p, o.wait)
+			ips = append(ips, vmIP{Path: p})
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("IP address of %s: %w", p, err)
 		}

@@ -9,7 +9,7 @@ import (
 // hosts' network: every LoadBalancer address vcenter gave to it
 // (status.loadBalancer.ingress[] with host == Self), sorted and without
 // duplicates, and the cluster's Ingress address when vcenter gave it to
-// Self too. vcenter alone decides which host holds an address and moves
+// Self too (which covers the Services sharing that address). vcenter alone decides which host holds an address and moves
 // it when that host fails or enters maintenance; a host only follows, so
 // two hosts never both claim an address for longer than the agents take to
 // see the same move. Addresses that are not IPv4 are left out: ARP is IPv4's.
@@ -23,7 +23,10 @@ func Announced(st *State) []netip.Addr {
 	}
 	for _, s := range st.Services {
 		for _, in := range s.Status.LoadBalancer.Ingress {
-			if in.Host != st.Self {
+			// A Service sharing the Ingress address follows the Ingress's
+			// holder a write later: the cluster's entry alone decides, so
+			// no two hosts answer for it in between.
+			if in.Host != st.Self || in.Shared {
 				continue
 			}
 			a, err := netip.ParseAddr(in.IP)

@@ -43,6 +43,12 @@ func TestAnnounced(t *testing.T) {
 			lbService("/dc/service/web", api.LoadBalancerIngress{IP: "10.99.0.201", Host: a}),
 		}, api.LoadBalancerIngress{IP: "10.99.0.200", Host: a}, "[10.99.0.200 10.99.0.201]"},
 		{"the cluster's Ingress address held by another host", a, nil, api.LoadBalancerIngress{IP: "10.99.0.200", Host: b}, "[]"},
+		{"a Service sharing the Ingress address follows the Ingress's holder, not its own (a write behind)", a, []Service{
+			lbService("/dc/service/dns", api.LoadBalancerIngress{IP: "10.99.0.200", Host: a, Shared: true}),
+		}, api.LoadBalancerIngress{IP: "10.99.0.200", Host: b}, "[]"},
+		{"the Ingress address held here, its sharer not updated yet", a, []Service{
+			lbService("/dc/service/dns", api.LoadBalancerIngress{IP: "10.99.0.200", Host: b, Shared: true}),
+		}, api.LoadBalancerIngress{IP: "10.99.0.200", Host: a}, "[10.99.0.200]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // A tiny evaluator of the generated rules: what happens to the first
@@ -148,6 +150,10 @@ func (e *flowEval) run(table, chain string, p packet, st flowPath) []flowPath {
 			s := st
 			s.to, s.term = args[1], "DNAT"
 			taken = []flowPath{s}
+		case "REDIRECT": // to the receiving host's own address, same port
+			s := st
+			s.to, s.term = fmt.Sprintf("%s:%d", hostAddrs[0], p.dport), "DNAT"
+			taken = []flowPath{s}
 		case "REJECT", "DROP":
 			s := st
 			s.term = target
@@ -221,8 +227,15 @@ func to(masq bool, dests ...string) []outcome {
 	return out
 }
 
-func TestPacketFlow(t *testing.T) {
-	e := newEval(t, Rules(testState()))
+type flowCase struct {
+	name string
+	p    packet
+	want []outcome
+}
+
+// flowCases are what a connection's first packet meets on esx-01 of
+// testState, whichever backend carries the rules.
+func flowCases() []flowCase {
 	const (
 		localVM  = "10.244.1.20" // a VM on esx-01's bridge
 		remoteVM = "10.244.2.20" // a VM on esx-02
@@ -230,11 +243,7 @@ func TestPacketFlow(t *testing.T) {
 		hostIP   = "10.99.0.11"
 	)
 	tcp := func(src, dst string, port int) packet { return packet{src: src, dst: dst, proto: "tcp", dport: port} }
-	cases := []struct {
-		name string
-		p    packet
-		want []outcome
-	}{
+	return []flowCase{
 		{"cluster IP spreads over every ready endpoint; local ones hairpin-masqueraded",
 			tcp(localVM, "10.96.0.10", 80), append(to(true, "10.244.1.5:8080", "10.244.1.6:8080"), to(false, "10.244.2.5:8080")...)},
 		{"a VM of another host is not masqueraded",
@@ -258,9 +267,79 @@ func TestPacketFlow(t *testing.T) {
 		{"headless Service: no rules", tcp(localVM, "10.244.1.5", 8080), to(false, "")},
 		{"loopback node port: left alone", tcp("127.0.0.1", "127.0.0.1", 30081), to(false, "")},
 	}
+}
+
+func TestPacketFlow(t *testing.T) {
+	e := newEval(t, Rules(testState()))
+	for _, c := range flowCases() {
+		if got := e.flow(c.p); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
+		}
+	}
+}
+
+// Services sharing the cluster's Ingress address (TCP and UDP forwarding
+// through it): each port goes to its own Service, and the Ingress's own
+// ports (80 and 443/TCP) to the Ingress proxy of the host receiving them.
+func TestPacketFlowSharedIngressAddress(t *testing.T) {
+	st, cases := sharedIngressCases()
+	e := newEval(t, Rules(st))
 	for _, c := range cases {
 		if got := e.flow(c.p); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %+v\n got %v\nwant %v", c.name, c.p, got, c.want)
 		}
+	}
+}
+
+// sharedIngressCases are TestPacketFlowSharedIngressAddress's state and
+// cases, for both backends' models.
+func sharedIngressCases() (*State, []flowCase) {
+	const ingress = "10.99.0.210"
+	st := testState()
+	shared := func(name, ip string, port api.ServicePort, target int, eps ...api.EndpointAddress) {
+		s := svc(name, api.ServiceSpec{Type: api.ServiceLoadBalancer, ClusterIP: ip, LoadBalancerIP: ingress, Ports: []api.ServicePort{port}}, target, eps...)
+		s.Status.LoadBalancer.Ingress = []api.LoadBalancerIngress{{IP: ingress, Host: other, Shared: true}}
+		st.Services[s.Path] = s
+	}
+	shared("udp-dns", "10.96.0.60", api.ServicePort{Port: 53, Protocol: "UDP", NodePort: 30053}, 5353, ep("10.244.1.60", self), ep("10.244.2.60", other))
+	shared("pg", "10.96.0.61", api.ServicePort{Port: 5432, NodePort: 30054}, 5432, ep("10.244.2.61", other))
+	st.Ingress = api.LoadBalancerIngress{IP: ingress, Host: other}
+	const outside = "192.0.2.7"
+	return st, []flowCase{
+		{"UDP through the Ingress address: its Service, SNAT", packet{src: outside, dst: ingress, proto: "udp", dport: 53}, to(true, "10.244.1.60:5353", "10.244.2.60:5353")},
+		{"TCP through the Ingress address: another Service", packet{src: outside, dst: ingress, proto: "tcp", dport: 5432}, to(true, "10.244.2.61:5432")},
+		{"the Ingress's HTTP: to this host's proxy, client kept", packet{src: outside, dst: ingress, proto: "tcp", dport: 80}, to(false, "10.99.0.11:80")},
+		{"the Ingress's HTTPS too", packet{src: outside, dst: ingress, proto: "tcp", dport: 443}, to(false, "10.99.0.11:443")},
+		{"the host itself to the Ingress address", packet{out: true, src: "10.99.0.11", dst: ingress, proto: "tcp", dport: 80}, to(false, "10.99.0.11:80")},
+		{"UDP 80 is not the Ingress's", packet{src: outside, dst: ingress, proto: "udp", dport: 80}, to(false, "")},
+		{"a port no Service shares: untouched", packet{src: outside, dst: ingress, proto: "tcp", dport: 53}, to(false, "")},
+	}
+}
+
+// A Generator follows the cluster's Ingress address: given, moved, gone.
+func TestGeneratorFollowsIngressAddress(t *testing.T) {
+	gn := NewGenerator()
+	st := testState()
+	redirects := func() []string {
+		var out []string
+		for _, r := range gn.Rules(st).Fixed[0].Rules {
+			if strings.HasSuffix(r, "-j REDIRECT") {
+				out = append(out, strings.Fields(r)[1])
+			}
+		}
+		return out
+	}
+	if got := redirects(); len(got) != 0 {
+		t.Errorf("without an Ingress address: %v", got)
+	}
+	for _, ip := range []string{"10.99.0.210", "10.99.0.211"} {
+		st.Ingress.IP = ip
+		if got := redirects(); !slices.Equal(got, []string{ip + "/32", ip + "/32"}) {
+			t.Errorf("Ingress address %s: redirects for %v, want 80 and 443 of it", ip, got)
+		}
+	}
+	st.Ingress.IP = ""
+	if got := redirects(); len(got) != 0 {
+		t.Errorf("after the Ingress address went: %v", got)
 	}
 }

@@ -132,7 +132,7 @@ func NewGenerator() *Generator { return &Generator{cache: map[string]*ServiceRul
 // Rules is the package's Rules, reusing the rules of unchanged Services.
 func (gn *Generator) Rules(st *State) *Ruleset {
 	self := st.Hosts[st.Self]
-	if host := st.Self + "\x00" + self.PodSubnet + "\x00" + st.Spec.PodCIDR; host != gn.host {
+	if host := st.Self + "\x00" + self.PodSubnet + "\x00" + st.Spec.PodCIDR + "\x00" + st.Ingress.IP; host != gn.host {
 		gn.host, gn.cache, gn.paths, gn.fixed = host, map[string]*ServiceRules{}, nil, nil
 	}
 	// The sorted paths change only when Services come or go.
@@ -174,6 +174,7 @@ func (gn *Generator) Rules(st *State) *Ruleset {
 			}
 		}
 	}
+	fixed[0].Rules = append(fixed[0].Rules, ingressRules(st.Ingress.IP)...)
 	// Node ports last, as kube-proxy: a cluster IP rule never loses to
 	// one. Loopback is left out: DNAT from 127.0.0.1 needs route_localnet.
 	fixed[0].Rules = append(fixed[0].Rules, `-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -m comment --comment "podsphere node ports" -j `+ChainNodePorts)
@@ -186,6 +187,26 @@ func (gn *Generator) Rules(st *State) *Ruleset {
 	fixed[3].Rules = []string{"-j MARK --or-mark " + MasqMark}
 	rs.Fixed, gn.fixed = fixed, fixed
 	return rs
+}
+
+// IngressProxyPorts are the ports of the cluster's Ingress address that
+// go to the Ingress proxy of the host receiving them (HTTP and HTTPS);
+// Services sharing the address take the others.
+var IngressProxyPorts = []int{80, 443}
+
+// ingressRules deliver the Ingress address's proxy ports to this host's
+// own Ingress proxy (listening on every address of the host), the
+// client's address kept: the address is answered for by ARP, never on a
+// kernel interface, so without them the packets would be routed on.
+func ingressRules(ip string) []string {
+	if ip == "" {
+		return nil
+	}
+	var out []string
+	for _, port := range IngressProxyPorts {
+		out = append(out, fmt.Sprintf(`-d %s/32 -p tcp -m tcp --dport %d -m comment --comment "the cluster's Ingress address: this host's Ingress proxy" -j REDIRECT`, ip, port))
+	}
+	return out
 }
 
 // services is st's Services' rules in path order, made again for those

@@ -132,9 +132,34 @@ run psc deployment.rollout.history site
 SITE=$(psc ls /dc1/vm | awk -F/ '/site-/ {print $NF; exit}')
 run psc guest.run "$SITE" -- wget -qO- http://127.0.0.1/
 
-# 6. vSphere HA, proven with a real failure: the drill crashes a host (its
+# 7. Built-in load balancing: a LoadBalancer Service in front of the
+#    Deployment (an NSX / F5 virtual server whose pool members are its
+#    ready VMs), reached by name from a VM, by node port on every host, and
+#    on an address of the lab's network that one host answers for (the HA
+#    drill below streams requests through it).
+say "psc apply -f site-svc.yaml   # a LoadBalancer Service for the site"
+cat <<YAML | psc apply -f -
+apiVersion: v1
+kind: Service
+metadata: {name: site}
+spec:
+  type: LoadBalancer
+  selector: {app: site}
+  ports: [{port: 80, nodePort: 30080}]
+YAML
+note "waiting for the rules on every host and the address's answering host"
+for _ in $(seq 100); do
+  psc guest.run web-01 -- timeout 2 wget -qO- http://site/ >/dev/null 2>&1 && break
+  sleep 0.2
+done
+run psc svc.ls
+run psc guest.run web-01 -- wget -qO- http://site/
+run psc guest.run web-01 -- wget -qO- http://10.99.0.12:30080/
+
+# 8. vSphere HA, proven with a real failure: the drill crashes a host (its
 # agent, its HA process and every container die, its link goes down) and
-# measures until every protected VM runs and is ready elsewhere.
+# measures until every protected VM runs and is ready elsewhere, while a
+# steady stream of requests goes through the site's Service address.
 run psc cluster.change -ha-enabled -ha-isolation-response powerOff c1
 VICTIM=$(host_of "$SITE")
 run psc ha.plan -fail "$VICTIM"
@@ -164,7 +189,8 @@ The lab is still up. To keep going from this shell:
   psc ha.drill.info NAME                    # a kept drill report
 
 Guides: docs/lab.md (this lab), docs/cli.md (every psc verb),
-docs/workloads.md (Deployments, replica sets and the rest), docs/ha.md
+docs/workloads.md (Deployments, replica sets and the rest),
+docs/loadbalancing.md (Services, DNS, Ingress), docs/ha.md
 (vSphere HA: restarts, isolation, admission control, drills).
 Tear it all down (processes, namespaces, containers, files), as root, with:
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -78,7 +79,28 @@ func (d *document) cluster() ([]Item, *fieldError) {
 		field, msg, _ := strings.Cut(apiMessage(err), " ")
 		return nil, &fieldError{field: strings.TrimSuffix(field, ":"), msg: msg}
 	}
-	return d.podsphereItem(doc.Metadata, api.KindCluster, s)
+	items, ferr := d.podsphereItem(doc.Metadata, api.KindCluster, s)
+	if ferr == nil {
+		items[0].Keep = omitted[api.ClusterSpec](d)
+	}
+	return items, ferr
+}
+
+// omitted lists the top-level spec fields of S the document leaves out.
+// apply keeps them from the existing object, as kubectl apply does, so a
+// minimal manifest changes only what it gives: a Cluster document without
+// rules leaves the DRS rules alone, while an explicit "rules: []" (or psc
+// apply --prune) removes them.
+func omitted[S any](d *document) []string {
+	var keys []string
+	t := reflect.TypeFor[S]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" && !d.has("spec", name) {
+			keys = append(keys, name)
+		}
+	}
+	return keys
 }
 
 func (d *document) pool() ([]Item, *fieldError) {
@@ -186,9 +208,11 @@ func checkVMSpec(s *api.VMSpec) *fieldError {
 		return err
 	}
 	switch s.PowerState {
-	case api.PoweredOn, api.PoweredOff, api.Suspended:
+	case api.PoweredOn, api.PoweredOff:
+	case api.Suspended:
+		return fieldErr("spec.powerState", "%q: podsphere cannot suspend a VM (its containers have no memory image to resume from): use %s", s.PowerState, api.PoweredOff)
 	default:
-		return fieldErr("spec.powerState", "%q is not %s, %s or %s", s.PowerState, api.PoweredOn, api.PoweredOff, api.Suspended)
+		return fieldErr("spec.powerState", "%q is not %s or %s", s.PowerState, api.PoweredOn, api.PoweredOff)
 	}
 	if err := checkRestartPolicy("spec.restartPolicy", s.RestartPolicy); err != nil {
 		return err

@@ -83,16 +83,17 @@ func vcenterCmd() *cobra.Command {
 
 func hostCmd() *cobra.Command {
 	var (
-		cfg     agent.Config
-		rt      string
-		cpu     int64
-		mem     int64
-		simCIDR string
-		ctrd    containerdFlags
-		status  time.Duration
-		haf     haFlags
-		ing     ingressFlags
-		rules   bool
+		cfg          agent.Config
+		rt           string
+		cpu          int64
+		mem          int64
+		simCIDR      string
+		ctrd         containerdFlags
+		status       time.Duration
+		haf          haFlags
+		ing          ingressFlags
+		rules        bool
+		rulesBackend string
 		// announceIf is where load balancer addresses are answered for.
 		announceIf string
 	)
@@ -141,11 +142,11 @@ func hostCmd() *cobra.Command {
 				// Real VM networking: this host carries the cluster's
 				// Services in its packet filter (sim VMs have no packets).
 				if rules {
-					be, err := svcproxy.NewIPTables(svcproxy.IPTablesConfig{})
+					be, err := svcproxy.NewBackend(context.Background(), rulesBackend, "", cfg.Logger)
 					if err != nil {
 						return err
 					}
-					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: network.DefaultBridge, Logger: cfg.Logger})
+					p, err := svcproxy.New(svcproxy.Config{Backend: be, ServiceRouteDev: svcproxy.ServiceDummy, Logger: cfg.Logger})
 					if err != nil {
 						return err
 					}
@@ -191,7 +192,8 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.APIListen, "listen", "", "address of the agent's own API (logs, exec, metrics) for vcenter (default: the gossip IP, any port; containerd runtime)")
 	f.StringVar(&announceIf, "announce-interface", "", "interface on the hosts' network where this host answers ARP for the load balancer addresses it holds (default: the one carrying --gossip-bind's address; none: answer for none)")
 	f.DurationVar(&status, "status-interval", 0, "how often VM status and usage are re-checked and reported (default 10s)")
-	f.BoolVar(&rules, "service-rules", true, "containerd runtime: carry the cluster's Services (cluster IPs, node ports, load balancer addresses) in this host's iptables")
+	f.BoolVar(&rules, "service-rules", true, "containerd runtime: carry the cluster's Services (cluster IPs, node ports, load balancer addresses) in this host's packet filter")
+	f.StringVar(&rulesBackend, "service-rules-backend", svcproxy.BackendAuto, "service rules in nftables (table ip podsphere), iptables, or auto: nftables when the kernel's nf_tables works, else iptables")
 	ctrd.register(f)
 	haf.register(f)
 	ing.register(f)

@@ -84,6 +84,32 @@ func (l *labInjector) Running(ctx context.Context) (map[string][]string, error) 
 	return s.Running, nil
 }
 
+// DialFromVM opens ha.drill's ClusterIP requests inside the VM's own
+// network namespace (/run/netns/ps-UID, pinned by its host's agent on this
+// machine), each on a thread switched into it: the socket stays there, so
+// the requests leave through the VM's eth0 and its host's Service rules,
+// as the VM's own traffic does, with no process started in the VM.
+func (l *labInjector) DialFromVM(uid string) (cli.Dialer, error) {
+	ns := filepath.Join(network.NetNSDir, network.DefaultNetNSPrefix+uid)
+	if _, err := os.Stat(ns); err != nil {
+		return nil, fmt.Errorf("its network namespace %s: %w", ns, err)
+	}
+	return netnsDialer(ns), nil
+}
+
+// netnsDialer dials from inside the network namespace at ns.
+func netnsDialer(ns string) cli.Dialer {
+	return func(ctx context.Context, nw, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := network.InNetNS(ns, func() error {
+			var err error
+			c, err = (&net.Dialer{}).DialContext(ctx, nw, addr)
+			return err
+		})
+		return c, err
+	}
+}
+
 // labDrillProber sends ha.drill's requests from inside the lab PSC_LAB
 // names: psc runs in the machine's root namespace, which has no route to
 // the lab's management network, so each connection is opened on a thread
@@ -98,15 +124,6 @@ func labDrillProber(env *cli.Env) func(ctx context.Context, cluster string, vms 
 		if err != nil {
 			return nil, fmt.Errorf("ha.drill: where to send requests from: %w", err)
 		}
-		dial := func(ctx context.Context, nw, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := network.InNetNS(ns, func() error {
-				var err error
-				c, err = (&net.Dialer{}).DialContext(ctx, nw, addr)
-				return err
-			})
-			return c, err
-		}
-		return cli.ServiceProber(env, "lab namespace "+filepath.Base(ns), dial)(ctx, cluster, vms)
+		return cli.ServiceProber(env, "lab namespace "+filepath.Base(ns), netnsDialer(ns))(ctx, cluster, vms)
 	}
 }

@@ -85,6 +85,8 @@ type Input struct {
 
 	CapacityBefore, CapacityAfter api.DrillCapacity
 	Requests                      *api.DrillRequests
+	ClusterIPRequests             *api.DrillRequests
+	RequestsNotSent               []string
 }
 
 // Build makes the report.
@@ -93,6 +95,7 @@ func Build(in Input) api.HADrillReport {
 		IsolationResponse: in.IsolationResponse, Injected: in.Injected, Healed: in.Healed, Ended: in.Ended,
 		HostResponse: in.HostResponse, HostResponseAt: in.HostResponseAt,
 		CapacityBefore: in.CapacityBefore, CapacityAfter: in.CapacityAfter, Requests: in.Requests,
+		ClusterIPRequests: in.ClusterIPRequests, RequestsNotSent: append([]string(nil), in.RequestsNotSent...),
 		Samples: len(in.Samples), SampleIntervalMs: int(in.SampleInterval / time.Millisecond)}
 	hit := map[string]bool{}
 	for _, h := range in.Hosts {

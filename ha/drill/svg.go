@@ -45,9 +45,8 @@ func SVG(r api.HADrillReport) string {
 		return float64(left) + plot*math.Max(0, t.Sub(r.Injected).Seconds())/span
 	}
 	rows := 1 + len(r.VMs)
-	if r.Requests != nil {
-		rows++ // the requests sent through the Service
-	}
+	streams := requestRows(r)
+	rows += len(streams) // the requests sent through the Service
 	height := top + rows*rowH + 70
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
@@ -121,10 +120,11 @@ func SVG(r api.HADrillReport) string {
 			fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="white">%s</text>`, x(v.Ready)+3, y+17, esc(v.To))
 		}
 	}
-	if q := r.Requests; q != nil {
-		y = top + (1+len(r.VMs))*rowH
-		fmt.Fprintf(&b, `<text x="10" y="%d">%s</text>`, y+17, esc("requests via "+api.Base(q.Service)))
-		bar(&b, x(r.Injected), x(end), y, rowH, colReady, fmt.Sprintf("%d sent to %s, %d failed", q.Sent, q.Target, q.Failed))
+	for i, st := range streams {
+		q := st.q
+		y = top + (1+len(r.VMs)+i)*rowH
+		fmt.Fprintf(&b, `<text x="10" y="%d">%s</text>`, y+17, esc(st.label))
+		bar(&b, x(r.Injected), x(end), y, rowH, colReady, fmt.Sprintf("%d sent to %s from %s, %d failed", q.Sent, q.Target, q.From, q.Failed))
 		for _, o := range q.Outages {
 			x0, x1 := x(o.From), x(o.To)
 			if x1-x0 < 1 {
@@ -133,7 +133,8 @@ func SVG(r api.HADrillReport) string {
 			bar(&b, x0, x1, y, rowH, colFault, fmt.Sprintf("%d failed %s to %s", o.Failed, offset(o.From, r.Injected), offset(o.To, r.Injected)))
 		}
 		if q.LongestGapMs > 0 && !q.GapFrom.IsZero() {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9">%s</text>`+"\n", x(q.GapFrom)+3, y+rowH+8,
+			// Inside its own row: the rows of both streams stay readable.
+			fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="9">%s</text>`+"\n", x(q.GapFrom)+3, y+rowH/2+3,
 				esc(fmt.Sprintf("longest gap %.2f s", float64(q.LongestGapMs)/1000)))
 		}
 	}
@@ -155,6 +156,25 @@ func SVG(r api.HADrillReport) string {
 		ly+35, r.Samples, r.SampleIntervalMs, r.Injected.UTC().Format(time.RFC3339Nano))
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// requestStream is one row of requests in the timeline.
+type requestStream struct {
+	q     *api.DrillRequests
+	label string
+}
+
+// requestRows are the report's request streams: from outside, then to the
+// ClusterIP from a VM.
+func requestRows(r api.HADrillReport) []requestStream {
+	var out []requestStream
+	if q := r.Requests; q != nil {
+		out = append(out, requestStream{q, "requests via " + api.Base(q.Service)})
+	}
+	if q := r.ClusterIPRequests; q != nil {
+		out = append(out, requestStream{q, "ClusterIP from " + api.Base(q.FromVM)})
+	}
+	return out
 }
 
 func bar(b *strings.Builder, x0, x1 float64, y, h int, col, title string) {

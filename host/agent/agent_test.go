@@ -736,8 +736,10 @@ func testSpecChange(t *testing.T, withRecreator bool) {
 	web := status(f.obj("/dc1/vm/web"))
 	time.Sleep(time.Millisecond)
 
-	// vm.change -mem.limit 64 on the running web.
-	newWeb := vmEdited("web", me, api.PoweredOn, func(s *api.VMSpec) { s.Mem.Limit = 64 })
+	// A new environment for the running web: only a new container does that.
+	newWeb := vmEdited("web", me, api.PoweredOn, func(s *api.VMSpec) {
+		s.Containers[0].Env = append(s.Containers[0].Env, api.EnvVar{Name: "MODE", Value: "new"})
+	})
 	want := runtime.SpecHash(specOf(newWeb))
 	f.put(newWeb)
 	eventually(t, "web recreated with the new spec and running again", func() bool {
@@ -748,6 +750,25 @@ func testSpecChange(t *testing.T, withRecreator bool) {
 	})
 	if n := recreated("uid-web"); n != 1 {
 		t.Errorf("web recreated %d times, want 1", n)
+	}
+
+	// vm.change -mem.limit 64 on the running web: resized in place, it keeps
+	// running from the same boot.
+	webBoot := status(f.obj("/dc1/vm/web")).BootTime
+	resized := vmEdited("web", me, api.PoweredOn, func(s *api.VMSpec) {
+		s.Containers[0].Env = append(s.Containers[0].Env, api.EnvVar{Name: "MODE", Value: "new"})
+		s.Mem.Limit = 64
+	})
+	f.put(resized)
+	eventually(t, "web resized to the new memory limit", func() bool {
+		st, err := rt.Status(ctx, "uid-web")
+		return err == nil && st.SpecHash == runtime.SpecHash(specOf(resized))
+	})
+	if st, _ := rt.Status(ctx, "uid-web"); st.PowerState != api.PoweredOn || !st.BootTime.Equal(webBoot) || st.Restarts != 0 {
+		t.Errorf("resizing web restarted it: %+v (boot was %v)", st, webBoot)
+	}
+	if n := recreated("uid-web"); n != 1 {
+		t.Errorf("web recreated %d times after a resize, want 1", n)
 	}
 
 	// A new image for db while it is off: recreated, not started.

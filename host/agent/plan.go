@@ -46,6 +46,10 @@ const (
 	// spec, or the runtime's own runtime.Recreator. It leaves the VM
 	// stopped; a Start follows when the VM is to run.
 	Recreate ActionKind = "recreate"
+	// Resize changes a VM's size and allocations in place (runtime.Resizer)
+	// when nothing else of its spec changed: a running VM keeps running, with
+	// its boot time and restart count, as vm.change promises.
+	Resize ActionKind = "resize"
 )
 
 // Action is one step for one VM. Spec is set for Create and Recreate.
@@ -69,7 +73,10 @@ type Action struct {
 // whose spec.host is this host; a runtime VM missing from it was deleted or
 // moved elsewhere and is stopped and deleted. Plan does no I/O.
 //
-// A VM whose desired spec hashes (runtime.SpecHash) differently from the hash
+// A VM whose desired spec differs from the recorded one only in its size and
+// allocations (same runtime.ShapeHash, reported by a runtime.Resizer) is
+// resized in place, running or not: Resize, and nothing restarts.
+// Any other VM whose desired spec hashes (runtime.SpecHash) differently from the hash
 // its driver recorded at create is recreated with the new spec: Recreate,
 // then Start if it is to run (the fresh boot also carries out any pending
 // reset). A VM to stay off is recreated too, right away and without a start,
@@ -107,11 +114,15 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 			hash = runtime.SpecHash(d.Spec)
 		}
 		changed := exists && a.SpecHash != "" && a.SpecHash != hash
+		// Only the size and allocations changed, and the runtime resizes in place.
+		resize := changed && a.ShapeHash != "" && a.ShapeHash == runtime.ShapeHash(d.Spec)
 		if d.PowerState != api.PoweredOn {
 			if running {
 				free = append(free, act(Stop))
 			}
 			switch {
+			case resize:
+				rest = append(rest, withSpec(Resize))
 			case changed:
 				rest = append(rest, withSpec(Recreate))
 			case exists && !running:
@@ -122,6 +133,14 @@ func Plan(desired []DesiredVM, actual []runtime.VMState) []Action {
 		switch {
 		case !exists:
 			rest = append(rest, withSpec(Create), act(Start))
+		case resize:
+			rest = append(rest, withSpec(Resize))
+			switch {
+			case !running && (a.Phase == "" || d.ResetGeneration != d.ResetDone):
+				rest = append(rest, act(Start))
+			case running && d.ResetGeneration != d.ResetDone:
+				rest = append(rest, act(Restart))
+			}
 		case changed:
 			rest = append(rest, withSpec(Recreate), act(Start))
 		case !running && a.Phase != "" && d.ResetGeneration == d.ResetDone:

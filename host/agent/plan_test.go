@@ -25,6 +25,13 @@ func hashed(id, power, hash string) runtime.VMState {
 	return s
 }
 
+// shaped is hashed with the shape hash a runtime.Resizer reports.
+func shaped(id, power, hash, shape string) runtime.VMState {
+	s := hashed(id, power, hash)
+	s.ShapeHash = shape
+	return s
+}
+
 // completed is a run-to-completion VM that finished in phase.
 func completed(id, phase string) runtime.VMState {
 	s := have(id, api.PoweredOff)
@@ -56,6 +63,7 @@ func TestPlan(t *testing.T) {
 	on, off := api.PoweredOn, api.PoweredOff
 	// The hash of want's spec, and one of a spec want no longer has.
 	cur, old := runtime.SpecHash(want("a", on, 0, 0).Spec), runtime.SpecHash(changedSpec("a", on, 0, 0).Spec)
+	shape := runtime.ShapeHash(changedSpec("a", on, 0, 0).Spec)
 	for _, tc := range []struct {
 		name    string
 		desired []DesiredVM
@@ -91,6 +99,11 @@ func TestPlan(t *testing.T) {
 		{"spec changed while stopped, to power on", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{hashed("a", off, old)}, "recreate a, start a"},
 		{"spec changed while stopped and to stay off: recreated, not started", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", off, old)}, "recreate a"},
 		{"spec changed and powered off at once: stop, then recreate", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", on, old)}, "stop a, recreate a"},
+		{"only the size changed while running: resized in place, no restart", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{shaped("a", on, old, shape)}, "resize a"},
+		{"only the size changed while stopped: resized, stays off", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{shaped("a", off, old, shape)}, "resize a"},
+		{"only the size changed, to power on: resized, then started", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{shaped("a", off, old, shape)}, "resize a, start a"},
+		{"only the size changed with a reset pending: resized, then reset", []DesiredVM{want("a", on, 4, 3)}, []runtime.VMState{shaped("a", on, old, shape)}, "resize a@4, restart a@4"},
+		{"more than the size changed: recreated", []DesiredVM{want("a", on, 0, 0)}, []runtime.VMState{shaped("a", on, old, "another-shape")}, "recreate a, start a"},
 		{"spec unchanged and off", []DesiredVM{want("a", off, 0, 0)}, []runtime.VMState{hashed("a", off, cur)}, "adopt a"},
 		{"no recorded hash (older agent): adopted, not recreated",
 			[]DesiredVM{changedSpec("a", on, 0, 0), changedSpec("b", off, 0, 0)},
@@ -118,7 +131,7 @@ func TestPlan(t *testing.T) {
 				if a.Kind == Recreate && (a.Spec == nil || a.Spec.ID != a.ID) {
 					t.Errorf("recreate %s without its spec", a.ID)
 				}
-				if a.Kind != Create && a.Kind != Recreate && a.Spec != nil {
+				if a.Kind != Create && a.Kind != Recreate && a.Kind != Resize && a.Spec != nil {
 					t.Errorf("%s %s carries a spec", a.Kind, a.ID)
 				}
 			}

@@ -334,21 +334,7 @@ func (r *reconciler) desiredOf(o *api.Object) DesiredVM {
 		ResetGeneration: spec.ResetGeneration,
 		ResetDone:       done,
 		Migration:       migrationOf(spec),
-		Spec: runtime.VMSpec{
-			ID:                            id,
-			Path:                          o.Path,
-			NumCPU:                        spec.NumCPU,
-			MemoryMB:                      spec.MemoryMB,
-			CPU:                           spec.CPU,
-			Mem:                           spec.Mem,
-			Containers:                    spec.Containers,
-			RestartPolicy:                 spec.RestartPolicy,
-			InitContainers:                spec.InitContainers,
-			TerminationGracePeriodSeconds: spec.TerminationGracePeriodSeconds,
-			Hostname:                      spec.Hostname,
-			DNSPolicy:                     spec.DNSPolicy,
-			DNSConfig:                     spec.DNSConfig,
-		},
+		Spec:            runtime.SpecFor(id, o.Path, spec),
 	}
 	if d.Migration != "" {
 		// Cold migration: stopped here before it starts elsewhere.
@@ -475,6 +461,8 @@ func (r *reconciler) runJob(ctx context.Context, j *job) jobResult {
 		}
 		if act.Kind == Recreate {
 			r.a.log.Printf("vm %s: recreate (spec changed)", act.Path)
+		} else if act.Kind == Resize {
+			r.a.log.Printf("vm %s: resized in place (cpu %d, memory %dMB)", act.Path, act.Spec.NumCPU, act.Spec.MemoryMB)
 		} else {
 			r.a.log.Printf("vm %s: %s", act.Path, act.Kind)
 		}
@@ -558,6 +546,11 @@ func (r *reconciler) apply(ctx context.Context, act Action) error {
 			return err
 		}
 		return r.rt.Start(ctx, act.ID)
+	case Resize:
+		if rs, ok := r.rt.(runtime.Resizer); ok {
+			return rs.Resize(ctx, *act.Spec)
+		}
+		return fmt.Errorf("runtime %s cannot resize a VM in place: %w", r.rt.Name(), api.ErrInvalid)
 	case Recreate:
 		if rc, ok := r.rt.(runtime.Recreator); ok {
 			return rc.Recreate(ctx, *act.Spec, stop)

@@ -214,6 +214,7 @@ func (d *Driver) create(ctx context.Context, spec runtime.VMSpec, images []conta
 			LabelCgroup:        cgroup,
 			LabelPorts:         string(ports),
 			LabelSpecHash:      hash,
+			LabelShapeHash:     runtime.ShapeHash(spec),
 		}
 		if i < len(spec.InitContainers) {
 			labels[LabelInit] = "true"

@@ -62,6 +62,9 @@ const (
 	// LabelSpecHash is runtime.SpecHash of the spec the containers were
 	// made from; containers an older driver made lack it (hash unknown).
 	LabelSpecHash = "podsphere.spec-hash"
+	// LabelShapeHash is runtime.ShapeHash of that spec: with it, a change of
+	// size and allocations alone is made in place (Resize).
+	LabelShapeHash = "podsphere.shape-hash"
 	// LabelInit marks an init container ("true").
 	LabelInit = "podsphere.init"
 	// LabelProbes holds the container's probes and ports (JSON of an

@@ -263,6 +263,56 @@ func TestVMLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("resize in place", func(t *testing.T) {
+		// vm.change -m/-cpu.limit on the running web: new limits at once, same
+		// task (no restart), new spec hash; then back, for the subtests after.
+		nsCtx := namespaces.WithNamespace(ctx, name)
+		c, err := d.Client().LoadContainer(nsCtx, ContainerID("web", "main"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := c.Task(nsCtx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := d.Status(ctx, "web")
+		bigger := web
+		bigger.CPU.Limit, bigger.Mem.Limit = 1000, 96
+		if err := d.Resize(ctx, bigger); err != nil {
+			t.Fatalf("Resize: %v", err)
+		}
+		if mem := cgroupFile(t, task.Pid(), "memory", "memory.limit_in_bytes", "memory.max"); mem != strconv.Itoa(96<<20) {
+			t.Errorf("memory limit after resize %s, want %d", mem, 96<<20)
+		}
+		quota := 1000 * cfsPeriod / d.MHzPerCore()
+		if CgroupV2() {
+			if got := cgroupFile(t, task.Pid(), "cpu", "", "cpu.max"); got != fmt.Sprintf("%d %d", quota, cfsPeriod) {
+				t.Errorf("cpu.max after resize %q, want %d %d", got, quota, cfsPeriod)
+			}
+		}
+		after, err := d.Status(ctx, "web")
+		if err != nil || after.PowerState != api.PoweredOn || !after.BootTime.Equal(before.BootTime) || after.Restarts != before.Restarts {
+			t.Errorf("resize restarted web: %+v -> %+v (%v)", before, after, err)
+		}
+		if after.SpecHash != runtime.SpecHash(bigger) || after.ShapeHash != runtime.ShapeHash(web) {
+			t.Errorf("hashes after resize %q/%q, want %q/%q", after.SpecHash, after.ShapeHash, runtime.SpecHash(bigger), runtime.ShapeHash(web))
+		}
+		if t2, err := c.Task(nsCtx, nil); err != nil || t2.Pid() != task.Pid() {
+			t.Errorf("web's task changed by a resize: %v", err)
+		}
+		other := bigger
+		other.Containers = []api.Container{{Name: "main", Image: busyboxRef, Command: []string{"sleep", "1"}}}
+		if err := d.Resize(ctx, other); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("Resize with a new command = %v, want ErrInvalid", err)
+		}
+		if err := d.Resize(ctx, web); err != nil {
+			t.Fatalf("Resize back: %v", err)
+		}
+		if mem := cgroupFile(t, task.Pid(), "memory", "memory.limit_in_bytes", "memory.max"); mem != strconv.Itoa(64<<20) {
+			t.Errorf("memory limit after resizing back %s, want %d", mem, 64<<20)
+		}
+	})
+
 	t.Run("VM to VM by IP", func(t *testing.T) {
 		if page := fetch(t, d, "client", "http://"+webSt.IP+"/"); !strings.Contains(page, "podsphere busybox") {
 			t.Fatalf("page %q", page)

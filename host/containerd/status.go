@@ -103,7 +103,8 @@ func (d *Driver) Status(ctx context.Context, id string) (runtime.VMState, error)
 // a run-to-completion VM that nothing supervises any more.
 func (d *Driver) vmState(id string, cs []containers.Container, procs map[string]*task.Process) runtime.VMState {
 	first := cs[0].Labels
-	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff, SpecHash: first[LabelSpecHash]}
+	st := runtime.VMState{ID: id, Path: first[LabelVMPath], IP: first[LabelIP], PowerState: api.PoweredOff, SpecHash: first[LabelSpecHash],
+		ShapeHash: first[LabelShapeHash]}
 	if g, err := strconv.ParseInt(first[LabelGrace], 10, 64); err == nil {
 		st.Grace = &g
 	}

@@ -155,10 +155,7 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 	var errs []error
 	netns := d.NetNSPath(id)
 	if n := d.network(); n != nil {
-		if err := n.Teardown(ctx, id, netns); err != nil {
-			errs = append(errs, err)
-		}
-		if err := n.DeleteNetNS(id); err != nil {
+		if err := n.Remove(ctx, id, netns); err != nil {
 			errs = append(errs, err)
 		}
 	} else if err := network.DeleteNamedNetNS(filepath.Base(netns)); err != nil {

@@ -1,8 +1,10 @@
 package network
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,6 +39,44 @@ func (n *Network) CreateNetNS(vmID string) (string, error) {
 		}
 	}
 	return CreateNamedNetNS(name)
+}
+
+// Remove detaches the VM from the netns at netnsPath and unpins it, as
+// removing the VM does. A netns pinned there that does not carry the address
+// this host leased the VM is another host's incarnation of it: in the lab,
+// whose hosts share /run/netns, a crashed host restarted cleans up the VM
+// that HA restarted elsewhere meanwhile, and entering that netns would
+// delete the other host's eth0 (the VM unreachable, found by ha.drill's
+// ClusterIP stream). Then only this host's lease is released.
+func (n *Network) Remove(ctx context.Context, vmID, netnsPath string) error {
+	if n.pinnedElsewhere(vmID, netnsPath) {
+		return n.Teardown(ctx, vmID, "")
+	}
+	err := n.Teardown(ctx, vmID, netnsPath)
+	if derr := DeleteNamedNetNS(filepath.Base(netnsPath)); derr != nil && err == nil {
+		err = derr
+	}
+	return err
+}
+
+// pinnedElsewhere says whether the netns at path is another host's copy of
+// the VM's: this host leased it an address that the netns does not carry.
+func (n *Network) pinnedElsewhere(vmID, path string) bool {
+	ip := n.IP(vmID)
+	if ip == "" || !isNetNS(path) {
+		return false
+	}
+	has := false
+	err := InNetNS(path, func() error {
+		addrs, err := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, ok := a.(*net.IPNet); ok && p.IP.String() == ip {
+				has = true
+			}
+		}
+		return err
+	})
+	return err == nil && !has
 }
 
 // DeleteNetNS unpins the VM's netns; the kernel frees it (and its veth end) once

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,20 @@ func TestVMRestartedOnAnotherHost(t *testing.T) {
 	}
 	if ip, err := b.Setup(context.Background(), "vm1", ns); err != nil || ip != ipB {
 		t.Fatalf("B's second attach of its own VM: %s, %v; want %s kept", ip, err, ipB)
+	}
+	// A comes back and removes its copy of the VM: it releases its lease
+	// and leaves B's VM its netns and its address.
+	if err := a.Remove(context.Background(), "vm1", a.NetNSPath("vm1")); err != nil {
+		t.Fatalf("A removing its stale copy: %v", err)
+	}
+	if ip := a.IP("vm1"); ip != "" {
+		t.Errorf("A still holds %s for the VM after removing it", ip)
+	}
+	var addrs []net.Addr
+	if err := InNetNS(b.NetNSPath("vm1"), func() (err error) { addrs, err = net.InterfaceAddrs(); return err }); err != nil {
+		t.Fatalf("B's VM's netns after A's removal: %v", err)
+	}
+	if !slices.ContainsFunc(addrs, func(a net.Addr) bool { p, ok := a.(*net.IPNet); return ok && p.IP.String() == ipB }) {
+		t.Fatalf("after A removed its copy, B's VM has %v, want %s still", addrs, ipB)
 	}
 }

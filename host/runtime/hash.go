@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+
+	"github.com/podsphere/podsphere/api"
 )
 
 // SpecHash is a short, stable fingerprint of the part of a VM's spec that
@@ -74,6 +76,16 @@ func SpecHash(spec VMSpec) string {
 	}
 	sum := sha256.Sum256(canon)
 	return hex.EncodeToString(sum[:8])
+}
+
+// ShapeHash is SpecHash of the spec without its size and allocations
+// (NumCPU, MemoryMB and the CPU and memory reservations and limits): two
+// specs of one shape differ only in what a Resizer changes on a running VM,
+// so a change of SpecHash alone, ShapeHash kept, needs no restart.
+func ShapeHash(spec VMSpec) string {
+	spec.NumCPU, spec.MemoryMB = 0, 0
+	spec.CPU, spec.Mem = api.Allocation{}, api.Allocation{}
+	return SpecHash(spec)
 }
 
 // setPointers are the JSON keys of pointer fields whose zero value is

@@ -35,6 +35,32 @@ type VMSpec struct {
 	DNSConfig *api.PodDNSConfig
 }
 
+// SpecFor is the runtime spec of an inventory VM: what its host builds it from.
+func SpecFor(id, path string, s api.VMSpec) VMSpec {
+	return VMSpec{
+		ID:                            id,
+		Path:                          path,
+		NumCPU:                        s.NumCPU,
+		MemoryMB:                      s.MemoryMB,
+		CPU:                           s.CPU,
+		Mem:                           s.Mem,
+		Containers:                    s.Containers,
+		RestartPolicy:                 s.RestartPolicy,
+		InitContainers:                s.InitContainers,
+		TerminationGracePeriodSeconds: s.TerminationGracePeriodSeconds,
+		Hostname:                      s.Hostname,
+		DNSPolicy:                     s.DNSPolicy,
+		DNSConfig:                     s.DNSConfig,
+	}
+}
+
+// NeedsRestart says whether changing a running VM from spec a to spec b
+// restarts it: anything but its size and allocations (which a Resizer
+// changes live) is built into its containers.
+func NeedsRestart(a, b api.VMSpec) bool {
+	return ShapeHash(SpecFor("", "", a)) != ShapeHash(SpecFor("", "", b))
+}
+
 // StopTimeout is how long the VM's containers get to stop before they are
 // killed: its TerminationGracePeriodSeconds, at least MinStopTimeout (the
 // kubelet's floor too), or def when it sets none.
@@ -63,6 +89,10 @@ type VMState struct {
 	// driver recorded it; "" when unknown (a VM an older agent made), which
 	// the agent takes as "unchanged".
 	SpecHash string
+	// ShapeHash is ShapeHash of that spec. Only a Resizer reports it: a VM
+	// whose SpecHash changed but whose ShapeHash did not is resized in
+	// place; "" means recreate it.
+	ShapeHash string
 	// Ready: the VM runs and every container (init containers aside) is
 	// ready (passes its readiness probe, or has none and has started).
 	// ReadySince is when it became so; zero while not ready.
@@ -99,6 +129,15 @@ type Notifier interface {
 // is either as it was (nothing stopped yet) or gone.
 type Recreator interface {
 	Recreate(ctx context.Context, spec VMSpec, timeout time.Duration) error
+}
+
+// Resizer is a runtime that can change a VM's size and allocations (NumCPU,
+// MemoryMB, CPU and memory reservations and limits) in place: the limits of
+// its cgroup change at once, running or not, with no restart, and it then
+// reports the new spec's SpecHash. spec differs from the VM's recorded one
+// only in those fields (same ShapeHash).
+type Resizer interface {
+	Resize(ctx context.Context, spec VMSpec) error
 }
 
 // Capacity is what the machine offers to VMs.

@@ -56,6 +56,11 @@ type vm struct {
 	state  runtime.VMState
 	ip     string
 	booted bool // started at least once
+	// crashed: its containers died (Crash) since the last start, so the
+	// next start is the runtime restarting them, which counts; a start
+	// after an admin's stop is a power-on, which does not (as containerd's
+	// driver counts only its own restarts).
+	crashed bool
 	// timer tells the agent when the probes' delays run out (nil: none pending).
 	timer *time.Timer
 	// unready: its readiness probes fail (FailReadiness) while it keeps running.
@@ -64,6 +69,7 @@ type vm struct {
 
 var (
 	_ runtime.Runtime  = (*Driver)(nil)
+	_ runtime.Resizer  = (*Driver)(nil)
 	_ runtime.Notifier = (*Driver)(nil)
 )
 
@@ -157,7 +163,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 		}
 	}
 	v := &vm{spec: spec, state: runtime.VMState{ID: spec.ID, Path: spec.Path, PowerState: api.PoweredOff, SpecHash: runtime.SpecHash(spec),
-		Grace: spec.TerminationGracePeriodSeconds}}
+		ShapeHash: runtime.ShapeHash(spec), Grace: spec.TerminationGracePeriodSeconds}}
 	v.spec.Containers = append([]api.Container(nil), spec.Containers...)
 	v.spec.InitContainers = append([]api.Container(nil), spec.InitContainers...)
 	for _, c := range spec.InitContainers {
@@ -170,9 +176,27 @@ func (d *Driver) Create(ctx context.Context, spec runtime.VMSpec) error {
 	return nil
 }
 
+// Resize changes a VM's size and allocations in place: a running VM keeps
+// its boot time, address and restart count.
+func (d *Driver) Resize(ctx context.Context, spec runtime.VMSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(spec.ID)
+	if err != nil {
+		return err
+	}
+	if got := runtime.ShapeHash(spec); got != v.state.ShapeHash {
+		return fmt.Errorf("sim: resize vm %s: more than its size changed: %w", spec.ID, api.ErrInvalid)
+	}
+	v.spec.NumCPU, v.spec.MemoryMB, v.spec.CPU, v.spec.Mem = spec.NumCPU, spec.MemoryMB, spec.CPU, spec.Mem
+	v.state.SpecHash = runtime.SpecHash(spec)
+	return nil
+}
+
 // Start powers a VM on: a new boot time, and an address from the host's
-// range that stays the VM's until Delete. Each start after the first counts
-// as a restart of the VM and of every container.
+// range that stays the VM's until Delete. A start after a Crash counts as a
+// restart of the VM and of every container; a start after Stop is a
+// power-on and counts nothing.
 func (d *Driver) Start(ctx context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -194,7 +218,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	v.state.PowerState = api.PoweredOn
 	v.state.BootTime = now
 	v.state.Phase = ""
-	if v.booted {
+	restart := v.booted && v.crashed
+	v.crashed = false
+	if restart {
 		v.state.Restarts++
 	}
 	// Init containers first: each completes at once.
@@ -206,7 +232,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 			st.State = "created"
 			continue
 		}
-		if v.booted {
+		if restart {
 			st.Restarts++
 		}
 		code, _ := exitOf(c)
@@ -220,7 +246,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 			st.State = "created"
 			continue
 		}
-		if v.booted {
+		if restart {
 			st.Restarts++
 		}
 		st.State, st.ExitCode, st.StartedAt = "running", 0, now
@@ -359,6 +385,7 @@ func (d *Driver) Crash(id string, exitCode int) error {
 	}
 	if v.state.PowerState == api.PoweredOn {
 		v.stop(exitCode)
+		v.crashed = true
 		// A run-to-completion VM whose policy would not restart it has completed.
 		if completes(v.spec.RestartPolicy, exitCode) {
 			v.state.Phase = api.PhaseSucceeded

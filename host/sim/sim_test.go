@@ -54,11 +54,19 @@ func TestLifecycle(t *testing.T) {
 			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 0},
 			{op: "create", id: "a", power: api.PoweredOn, ip: "10.250.3.2"},
 		}},
-		{"stop hides ip, restart keeps it and counts", []step{
+		{"stop hides ip, power-on keeps it and is no restart", []step{
 			{op: "create", id: "a"},
 			{op: "start", id: "a"},
 			{op: "stop", id: "a", power: api.PoweredOff, ip: ""},
 			{op: "stop", id: "a", power: api.PoweredOff},
+			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 0},
+		}},
+		{"a start after a crash is a restart and counts", []step{
+			{op: "create", id: "a"},
+			{op: "start", id: "a"},
+			{op: "crash", id: "a", power: api.PoweredOff},
+			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 1},
+			{op: "stop", id: "a", power: api.PoweredOff, restarts: 1},
 			{op: "start", id: "a", power: api.PoweredOn, ip: "10.250.3.2", restarts: 1},
 		}},
 		{"ips are unique and reused after delete", []step{
@@ -481,4 +489,37 @@ func TestCompletion(t *testing.T) {
 			t.Fatalf("a new run clears the phase: %+v", st)
 		}
 	})
+}
+
+// TestResize: a running VM's size changes in place (same boot, address and
+// restart count, the new spec hash); a change of its containers is refused.
+func TestResize(t *testing.T) {
+	ctx := context.Background()
+	d := New(2000, 4096, "10.250.3")
+	d.now = clock()
+	s := spec("a")
+	if err := d.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := d.Status(ctx, "a")
+	bigger := s
+	bigger.NumCPU, bigger.MemoryMB = 2, 512
+	if err := d.Resize(ctx, bigger); err != nil {
+		t.Fatalf("Resize: %v", err)
+	}
+	after, _ := d.Status(ctx, "a")
+	if after.PowerState != api.PoweredOn || !after.BootTime.Equal(before.BootTime) || after.IP != before.IP || after.Restarts != 0 {
+		t.Errorf("resize changed the running VM: %+v -> %+v", before, after)
+	}
+	if after.SpecHash != runtime.SpecHash(bigger) || after.ShapeHash != runtime.ShapeHash(s) {
+		t.Errorf("hashes after resize %q/%q", after.SpecHash, after.ShapeHash)
+	}
+	other := bigger
+	other.Containers = []api.Container{{Name: "web", Image: "nginx:2"}}
+	if err := d.Resize(ctx, other); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("Resize with new containers = %v, want ErrInvalid", err)
+	}
 }

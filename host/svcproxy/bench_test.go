@@ -204,3 +204,104 @@ func BenchmarkRulesOneChange10k(b *testing.B) {
 		was = rs
 	}
 }
+
+// The nftables figures of docs/benchmarks.md: go test ./host/svcproxy
+// -run '^$' -bench NftSync -benchtime 3x (root; fresh namespaces). The
+// floor is `nft -f` of the same table as text (lb.NftText), the nft
+// binary's own single transaction.
+func BenchmarkNftSync(b *testing.B) {
+	requireRootB(b)
+	if _, err := exec.LookPath("nft"); err != nil {
+		b.Skip("nft not installed (apt-get install nftables)")
+	}
+	ctx := context.Background()
+	n, _, _ := benchConfig()
+	st := bigState(n, 5)
+	rs := lb.NftRules(st)
+	text := lb.NftText(rs)
+	all := lb.NftDiff(nil, rs)
+	rules := 0
+	for _, c := range all.Write {
+		rules += len(c.Rules)
+	}
+	b.Logf("%d Services x 5 endpoints: %d chains, %d rules, %d map elements, %d KB of nft -f input", n, len(all.Write), rules, len(all.AddElems), len(text)/1024)
+
+	b.Run("floor-nft-f", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			ns := benchNS(b)
+			b.StartTimer()
+			err := network.InNetNS(ns, func() error {
+				cmd := exec.Command("nft", "-f", "-")
+				cmd.Stdin = bytes.NewReader(text)
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%v: %s", err, out)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	newNft := func(b *testing.B) *NFTables {
+		be, err := NewNFTables(NFTablesConfig{NetNS: benchNS(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return be
+	}
+	b.Run("full-sync-empty-host", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			be := newNft(b)
+			b.StartTimer()
+			if err := be.Sync(ctx, st, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("full-sync-adopting", func(b *testing.B) {
+		be := newNft(b)
+		if err := be.Sync(ctx, st, true); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			// A restarted agent: a new backend, nothing remembered.
+			b.StopTimer()
+			nb, err := NewNFTables(NFTablesConfig{NetNS: be.netns})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := nb.Sync(ctx, st, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("one-endpoint-change", func(b *testing.B) {
+		be := newNft(b)
+		p, err := New(Config{Backend: be})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		cur := bigState(n, 5)
+		if err := p.ApplyLB(ctx, cur); err != nil { // the full sync
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		var worst time.Duration
+		for i := range b.N {
+			moveOneEndpoint(cur, i)
+			start := time.Now()
+			if err := p.ApplyLB(ctx, cur); err != nil {
+				b.Fatal(err)
+			}
+			worst = max(worst, time.Since(start))
+		}
+		b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
+	})
+}

@@ -80,6 +80,7 @@ type testbed struct {
 	st           *lb.State
 	self         string
 	servicesFile string
+	backend      string // iptables or nftables
 }
 
 const (
@@ -89,12 +90,14 @@ const (
 	self     = "/dc1/host/c1/esx-01"
 )
 
-func newTestbed(t *testing.T, vms ...string) *testbed {
+func newTestbed(t *testing.T, vms ...string) *testbed { return newTestbedOn(t, "iptables", vms...) }
+
+func newTestbedOn(t *testing.T, backend string, vms ...string) *testbed {
 	t.Helper()
 	requireRoot(t)
 	ctx := context.Background()
 	name := fmt.Sprintf("psr%04x", rand.IntN(0xffff))
-	b := &testbed{t: t, name: name, client: name + "-c", vmNS: map[string]string{}, vmIP: map[string]string{}, podSubnet: "10.244.1.0/24"}
+	b := &testbed{t: t, name: name, backend: backend, client: name + "-c", vmNS: map[string]string{}, vmIP: map[string]string{}, podSubnet: "10.244.1.0/24"}
 	b.hostNS = netns(t, name+"-h")
 	netns(t, b.client)
 	n, err := network.New(network.Config{Subnet: b.podSubnet, ClusterCIDR: "10.244.0.0/16", StateDir: t.TempDir(), HostNetNS: b.hostNS, NetNSPrefix: name + "-"})
@@ -148,13 +151,25 @@ func newTestbed(t *testing.T, vms ...string) *testbed {
 	return b
 }
 
-func (b *testbed) newProxy() *Proxy {
+func (b *testbed) newBackend() Backend {
 	b.t.Helper()
-	be, err := NewIPTables(IPTablesConfig{NetNS: b.hostNS})
+	var be Backend
+	var err error
+	if b.backend == "nftables" {
+		be, err = NewNFTables(NFTablesConfig{NetNS: b.hostNS})
+	} else {
+		be, err = NewIPTables(IPTablesConfig{NetNS: b.hostNS})
+	}
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: network.DefaultBridge, Logger: log.New(io.Discard, "", 0)})
+	return be
+}
+
+func (b *testbed) newProxy() *Proxy {
+	b.t.Helper()
+	be := b.newBackend()
+	p, err := New(Config{Backend: be, NetNS: b.hostNS, ServiceRouteDev: ServiceDummy, Logger: log.New(io.Discard, "", 0)})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -245,6 +260,21 @@ func (b *testbed) apply(p *Proxy, st *lb.State) {
 // chains are podsphere's chains in the host's namespace, table/name.
 func (b *testbed) chains() []string {
 	var out []string
+	if b.backend == "nftables" {
+		// Every shard table has the fixed chains: the names, once each.
+		ours := false
+		for _, l := range strings.Split(run(b.t, "ip", "netns", "exec", b.name+"-h", "nft", "list", "ruleset"), "\n") {
+			if t, ok := strings.CutPrefix(l, "table "); ok {
+				f := strings.Fields(t)
+				ours = len(f) > 1 && f[0] == "ip" && isShardTable(f[1])
+			}
+			if c, ok := strings.CutPrefix(strings.TrimSpace(l), "chain "); ok && ours && !slices.Contains(out, strings.TrimSuffix(c, " {")) {
+				out = append(out, strings.TrimSuffix(c, " {"))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
 	for _, table := range []string{"nat", "filter"} {
 		for _, l := range strings.Split(run(b.t, "ip", "netns", "exec", b.name+"-h", "iptables", "-w", "-t", table, "-S"), "\n") {
 			if c, ok := strings.CutPrefix(l, "-N "); ok && strings.HasPrefix(c, lb.ChainPrefix) {
@@ -256,8 +286,18 @@ func (b *testbed) chains() []string {
 	return out
 }
 
-func chainsOf(rs *lb.Ruleset) []string {
+// chainsOf are the chains st makes on b's backend.
+func (b *testbed) chainsOf(st *lb.State) []string {
 	var out []string
+	if b.backend == "nftables" {
+		rs := lb.NftRules(st)
+		for _, c := range lb.NftDiff(nil, rs).Write {
+			out = append(out, c.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	rs := lb.Rules(st)
 	for _, c := range rs.Chains() {
 		out = append(out, c.Table+"/"+c.Name)
 	}
@@ -266,7 +306,13 @@ func chainsOf(rs *lb.Ruleset) []string {
 }
 
 func TestServicesOnAHost(t *testing.T) {
-	b := newTestbed(t, "vm1", "vm2", "vm3")
+	for _, backend := range []string{"iptables", "nftables"} {
+		t.Run(backend, func(t *testing.T) { servicesOnAHost(t, backend) })
+	}
+}
+
+func servicesOnAHost(t *testing.T, backend string) {
+	b := newTestbedOn(t, backend, "vm1", "vm2", "vm3")
 	st := b.state()
 	b.apply(b.proxy, st)
 	gw := "10.244.1.1"
@@ -325,7 +371,11 @@ func TestServicesOnAHost(t *testing.T) {
 	})
 
 	t.Run("a restarted agent adopts the rules without a gap", func(t *testing.T) {
-		run(t, "ip", "netns", "exec", b.name+"-h", "iptables", "-w", "-t", "nat", "-N", "PS-SVC-LEFTOVER")
+		if backend == "nftables" {
+			run(t, "ip", "netns", "exec", b.name+"-h", "nft", "add", "chain", "ip", lb.NftTable, "svc-leftover")
+		} else {
+			run(t, "ip", "netns", "exec", b.name+"-h", "iptables", "-w", "-t", "nat", "-N", "PS-SVC-LEFTOVER")
+		}
 		var ok, failed atomic.Int64
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -359,7 +409,7 @@ func TestServicesOnAHost(t *testing.T) {
 		}
 		b.proxy = b.newProxy()
 		b.apply(b.proxy, st)
-		if got, want := b.chains(), chainsOf(lb.Rules(st)); !slices.Equal(got, want) {
+		if got, want := b.chains(), b.chainsOf(st); !slices.Equal(got, want) {
 			t.Errorf("chains after adoption:\n%v\nwant\n%v", got, want)
 		}
 	})
@@ -368,7 +418,7 @@ func TestServicesOnAHost(t *testing.T) {
 		st := b.state()
 		delete(st.Services, "/dc1/service/web")
 		b.apply(b.proxy, st)
-		if got, want := b.chains(), chainsOf(lb.Rules(st)); !slices.Equal(got, want) {
+		if got, want := b.chains(), b.chainsOf(st); !slices.Equal(got, want) {
 			t.Errorf("chains:\n%v\nwant\n%v", got, want)
 		}
 		if out, err := get(b.client, "http://"+hostIP+":30081/"); err == nil {
@@ -380,9 +430,14 @@ func TestServicesOnAHost(t *testing.T) {
 	})
 
 	t.Run("remove leaves nothing", func(t *testing.T) {
-		be, _ := NewIPTables(IPTablesConfig{NetNS: b.hostNS})
-		if err := be.Remove(context.Background()); err != nil {
+		if err := b.newBackend().Remove(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+		if backend == "nftables" {
+			if s := run(t, "ip", "netns", "exec", b.name+"-h", "nft", "list", "tables"); strings.Contains(s, lb.NftTable) {
+				t.Errorf("the table is still there: %s", s)
+			}
+			return
 		}
 		if c := b.chains(); len(c) != 0 {
 			t.Errorf("left %v", c)

@@ -17,18 +17,20 @@ import (
 	"github.com/podsphere/podsphere/lb"
 )
 
-// Backend programs a host's packet filter from a rule set. It is small on
-// purpose: an nftables backend would take the same two calls.
+// Backend programs a host's packet filter from the load-balancing state;
+// each backend turns it into its own rules (lb.Rules for iptables,
+// lb.NftRules for nftables) and remembers what it last programmed.
 type Backend interface {
 	Name() string
-	// Full makes the host's rules exactly rs: every podsphere chain
-	// rewritten, every podsphere chain rs lacks deleted (whoever left
-	// it), the hooks from the built-in chains in place. It adopts what a
-	// previous agent left without a moment with no rules.
-	Full(ctx context.Context, rs *lb.Ruleset) error
-	// Update moves the host from was, what the last successful sync
-	// left, to rs, rewriting only the chains that differ.
-	Update(ctx context.Context, was, rs *lb.Ruleset) error
+	// Sync programs st. A full sync makes the host's rules exactly st's:
+	// everything of podsphere's rewritten, whatever st lacks deleted
+	// (whoever left it), adopting what a previous agent left without a
+	// moment with no rules. Otherwise it moves the host from what the
+	// last successful Sync left, rewriting only what differs; after a
+	// failed Sync the next is full.
+	Sync(ctx context.Context, st *lb.State, full bool) error
+	// Remove deletes everything of podsphere's from the host.
+	Remove(ctx context.Context) error
 }
 
 // IPTables is the iptables backend: one `iptables-restore --noflush` per
@@ -38,6 +40,8 @@ type IPTables struct {
 	netns   string
 	restore string
 	ipt     *iptables.IPTables
+	gen     *lb.Generator
+	last    *lb.Ruleset
 }
 
 // IPTablesConfig configures the backend.
@@ -54,7 +58,7 @@ type IPTablesConfig struct {
 
 // NewIPTables checks that iptables can be run in cfg.NetNS.
 func NewIPTables(cfg IPTablesConfig) (*IPTables, error) {
-	b := &IPTables{netns: cfg.NetNS, restore: cfg.Restore}
+	b := &IPTables{netns: cfg.NetNS, restore: cfg.Restore, gen: lb.NewGenerator()}
 	if b.restore == "" {
 		p, err := exec.LookPath("iptables-restore")
 		if err != nil {
@@ -78,6 +82,22 @@ func NewIPTables(cfg IPTablesConfig) (*IPTables, error) {
 }
 
 func (b *IPTables) Name() string { return "iptables" }
+
+func (b *IPTables) Sync(ctx context.Context, st *lb.State, full bool) error {
+	rs := b.gen.Rules(st)
+	var err error
+	if full || b.last == nil {
+		err = b.Full(ctx, rs)
+	} else {
+		err = b.Update(ctx, b.last, rs)
+	}
+	if err != nil {
+		b.last = nil // what is in place is unknown: the next sync is full
+		return err
+	}
+	b.last = rs
+	return nil
+}
 
 func (b *IPTables) Full(ctx context.Context, rs *lb.Ruleset) error {
 	want := map[lb.ID]bool{}
@@ -155,6 +175,11 @@ func (b *IPTables) Remove(ctx context.Context) error {
 	var chains []lb.ID
 	err := network.InNetNS(b.netns, func() error {
 		for _, h := range lb.Hooks {
+			// iptables cannot even check a jump to a missing chain: a host
+			// that never had podsphere's chains has no hooks either.
+			if ok, err := b.ipt.ChainExists(h.Table, h.Rule[len(h.Rule)-1]); err != nil || !ok {
+				continue
+			}
 			if err := b.ipt.DeleteIfExists(h.Table, h.Chain, h.Rule...); err != nil {
 				return err
 			}

@@ -27,11 +27,16 @@ type Config struct {
 	NetNS string
 	// HealthBind is the address health-check node ports listen on ("" = every address).
 	HealthBind string
-	// ServiceRouteDev, when set, is the device (the VM bridge, ps0) the
+	// ServiceRouteDev, when set, is the device (ServiceDummy) the
 	// cluster's service network is routed to when nothing routes it, so
 	// the host itself can reach cluster IPs on a host without a default
 	// route (the lab's): the kernel picks a route before the rules
-	// translate the address.
+	// translate the address. A missing device is made, as an empty
+	// bridge (the dummy driver is a kernel module, the bridge is already
+	// there for ps0): not the VM bridge itself, because a VM's packet routed back out the bridge it came
+	// in makes the kernel send the VM an ICMP redirect first, which uses
+	// up the per-client ICMP allowance and so swallows the port
+	// unreachable refusing a UDP Service without members.
 	ServiceRouteDev string
 	FullSync        time.Duration // 0 = DefaultFullSync
 	Logger          *log.Logger   // nil = log.Default()
@@ -42,9 +47,8 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	mu     sync.Mutex // ApplyLB calls come one at a time; this guards Close
-	gen    *lb.Generator
-	last   *lb.Ruleset
-	full   time.Time // when the last full sync succeeded
+	synced bool       // the last sync succeeded
+	full   time.Time  // when the last full sync succeeded
 	health health
 	routed string // service CIDR routed to ServiceRouteDev
 }
@@ -60,7 +64,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = log.Default()
 	}
-	return &Proxy{cfg: cfg, gen: lb.NewGenerator(), health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
+	return &Proxy{cfg: cfg, health: health{netns: cfg.NetNS, bind: cfg.HealthBind, servers: map[int]*hcServer{}}}, nil
 }
 
 func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() + ")" }
@@ -71,24 +75,21 @@ func (p *Proxy) Name() string { return "service rules (" + p.cfg.Backend.Name() 
 func (p *Proxy) ApplyLB(ctx context.Context, st *lb.State) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rs := p.gen.Rules(st)
-	var err error
-	if p.last == nil || time.Since(p.full) >= p.cfg.FullSync {
-		start := time.Now()
-		if err = p.cfg.Backend.Full(ctx, rs); err == nil {
-			p.full = time.Now()
-			p.cfg.Logger.Printf("service rules: full sync of %d services, %d chains in %v", len(st.Services), len(rs.Chains()), time.Since(start).Round(time.Millisecond))
-		}
-	} else {
-		err = p.cfg.Backend.Update(ctx, p.last, rs)
-	}
-	if err != nil {
-		p.last = nil // what is in place is unknown: the next sync is full
-	} else {
-		p.last = rs
+	full := !p.synced || time.Since(p.full) >= p.cfg.FullSync
+	start := time.Now()
+	err := p.cfg.Backend.Sync(ctx, st, full)
+	p.synced = err == nil
+	if err == nil && full {
+		p.full = time.Now()
+		p.cfg.Logger.Printf("service rules: full sync of %d services (%s) in %v", len(st.Services), p.cfg.Backend.Name(), time.Since(start).Round(time.Millisecond))
 	}
 	return errors.Join(err, p.route(st.Spec.ServiceCIDR), p.health.sync(st))
 }
+
+// ServiceDummy is the device (an empty bridge) the service network is
+// routed to on a host without a default route: packets that no rule
+// translated or refused end there.
+const ServiceDummy = "ps-svc0"
 
 // ServiceRouteProtocol marks the service network's route (`proto 148`),
 // next to the peer routes' 147, so neither removes the other's.
@@ -107,6 +108,13 @@ func (p *Proxy) route(cidr string) error {
 		if pfx, err := netip.ParsePrefix(cidr); err == nil {
 			if exec.Command("ip", "route", "get", pfx.Addr().Next().String()).Run() == nil {
 				return nil
+			}
+		}
+		if exec.Command("ip", "link", "show", p.cfg.ServiceRouteDev).Run() != nil {
+			for _, args := range [][]string{{"link", "add", p.cfg.ServiceRouteDev, "type", "bridge"}, {"link", "set", p.cfg.ServiceRouteDev, "up"}} {
+				if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+					return fmt.Errorf("service rules: %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+				}
 			}
 		}
 		out, err := exec.Command("ip", "route", "replace", cidr, "dev", p.cfg.ServiceRouteDev, "proto", ServiceRouteProtocol).CombinedOutput()

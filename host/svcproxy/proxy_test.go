@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/podsphere/podsphere/api"
@@ -19,22 +20,27 @@ import (
 type syncs struct {
 	calls []string
 	fail  bool
+	gen   *lb.Generator
+	last  *lb.Ruleset
 }
 
-func (s *syncs) Name() string { return "recording" }
-func (s *syncs) Full(_ context.Context, rs *lb.Ruleset) error {
-	s.calls = append(s.calls, "full")
+func (s *syncs) Name() string                 { return "recording" }
+func (s *syncs) Remove(context.Context) error { return nil }
+func (s *syncs) Sync(_ context.Context, st *lb.State, full bool) error {
+	if s.gen == nil {
+		s.gen = lb.NewGenerator()
+	}
+	rs := s.gen.Rules(st)
+	if full {
+		s.calls = append(s.calls, "full")
+	} else {
+		w, r := lb.Diff(s.last, rs)
+		s.calls = append(s.calls, fmt.Sprintf("update %d/%d", len(w), len(r)))
+	}
 	if s.fail {
 		return errors.New("iptables-restore: exit status 1")
 	}
-	return nil
-}
-func (s *syncs) Update(_ context.Context, was, rs *lb.Ruleset) error {
-	w, r := lb.Diff(was, rs)
-	s.calls = append(s.calls, fmt.Sprintf("update %d/%d", len(w), len(r)))
-	if s.fail {
-		return errors.New("iptables-restore: exit status 1")
-	}
+	s.last = rs
 	return nil
 }
 
@@ -128,5 +134,12 @@ func TestHealthCheckNodePort(t *testing.T) {
 	}
 	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", hc)); err == nil {
 		t.Error("the health check port of a removed Service still answers")
+	}
+}
+
+func TestNewBackendRefusesUnknownNames(t *testing.T) {
+	_, err := NewBackend(context.Background(), "ebpf", "", log.New(io.Discard, "", 0))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "--service-rules-backend") {
+		t.Errorf("NewBackend(ebpf) = %v, want api.ErrInvalid naming the flag", err)
 	}
 }

@@ -680,7 +680,7 @@ func TestPowerOnRules(t *testing.T) {
 		"esx-01": running(connected(100000, 262144), 2, 2000, 0), // web1, web2: the big host wins without the rule
 		"esx-02": connected(10000, 32768),
 	}, map[string]admission.Pool{"": withVMs(cpuPool(alloc(0, -1, true)), 2000, 0)})
-	c.Spec.Rules = []api.ClusterRule{{Name: "db-apart", Enabled: true, Kind: "anti-affinity", VMs: []string{"db1", "db2", "db3"}}}
+	c.Spec.Rules = []api.ClusterRule{{Name: "db-apart", Enabled: true, Mandatory: true, Kind: "anti-affinity", VMs: []string{"db1", "db2", "db3"}}}
 	c.Running = map[string]string{}
 
 	d, err := admission.PowerOn(c, nil, vmDir+"db1", nil, vmIn(rootRP, 1000))

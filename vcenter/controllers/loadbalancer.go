@@ -195,7 +195,59 @@ func (c *LoadBalancer) Reconcile(_ context.Context, key string) (Result, error) 
 			return Result{}, err
 		}
 	}
-	return Result{}, nil
+	return Result{}, c.followIngress(key)
+}
+
+// followIngress gives the Services sharing cluster's Ingress address its
+// holder: one host answers for the address, whatever port is asked.
+func (c *LoadBalancer) followIngress(cluster string) error {
+	sharers := c.inv.IngressSharers(cluster)
+	if len(sharers) == 0 {
+		return nil
+	}
+	cl, err := c.inv.Get(cluster)
+	if err != nil {
+		return err
+	}
+	var cst api.ClusterStatus
+	_ = cl.DecodeStatus(&cst)
+	for _, p := range sharers {
+		o, err := c.inv.Get(p)
+		if err != nil || lbViewOf(o).holder == cst.Ingress.Host {
+			continue
+		}
+		err = c.inv.Update(LoadBalancerUser, func(t *inventory.Txn) error {
+			o, err := t.Get(p)
+			if err != nil {
+				if isNotFoundErr(err) {
+					return nil
+				}
+				return err
+			}
+			var st api.ServiceStatus
+			_ = o.DecodeStatus(&st)
+			if len(st.LoadBalancer.Ingress) == 0 || !st.LoadBalancer.Ingress[0].Shared || st.LoadBalancer.Ingress[0].IP != cst.Ingress.IP {
+				return nil // it stopped sharing meanwhile
+			}
+			from := st.LoadBalancer.Ingress[0].Host
+			st.LoadBalancer.Ingress[0].Host = cst.Ingress.Host
+			o.SetStatus(st)
+			if _, err := t.Update(o); err != nil {
+				return err
+			}
+			if cst.Ingress.Host == "" {
+				return t.Event("error", "LoadBalancerHolderChangedEvent", p, "Ingress address %s shared by Service %s: no healthy host left to answer for it", cst.Ingress.IP, p)
+			}
+			if from == "" {
+				return t.Event("info", "LoadBalancerHolderChangedEvent", p, "Ingress address %s shared by Service %s: answered by %s", cst.Ingress.IP, p, api.Base(cst.Ingress.Host))
+			}
+			return t.Event("warning", "LoadBalancerHolderChangedEvent", p, "Ingress address %s shared by Service %s: answered by %s instead of %s, with the Ingress", cst.Ingress.IP, p, api.Base(cst.Ingress.Host), api.Base(from))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func orNone(s string) string {

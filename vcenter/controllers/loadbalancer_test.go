@@ -71,6 +71,9 @@ func (b *lbBed) ingressHolder() string {
 	o, _ := b.inv.Get(cluster)
 	var st api.ClusterStatus
 	_ = o.DecodeStatus(&st)
+	if st.Ingress.Host == "" {
+		return ""
+	}
 	return api.Base(st.Ingress.Host)
 }
 
@@ -191,5 +194,67 @@ func TestLoadBalancerPendingGetsAddress(t *testing.T) {
 	b.drain()
 	if ip, h := b.holder(web); ip != "10.99.0.201" || h != "esx-01" {
 		t.Errorf("after addresses were given: %s on %q, want 10.99.0.201 on esx-01", ip, h)
+	}
+}
+
+// A Service sharing the cluster's Ingress address (TCP or UDP through it)
+// is answered by the Ingress address's host, and follows it when it
+// moves; its own events say so.
+func TestIngressSharersFollowIngressHolder(t *testing.T) {
+	b := newLBBed(t, api.ClusterSpec{LoadBalancerAddresses: []string{"10.99.0.200-10.99.0.239"}}, "esx-01", "esx-02", "esx-03")
+	const dns, web = dc + "/service/dns", dc + "/service/web"
+	b.must(b.inv.Create("admin", api.New(api.KindService, dns, api.ServiceSpec{Type: api.ServiceLoadBalancer, LoadBalancerIP: "10.99.0.200",
+		Selector: map[string]string{"app": "dns"}, Ports: []api.ServicePort{{Port: 53, Protocol: "UDP"}}})))
+	b.must(b.inv.Create("admin", api.New(api.KindService, web, api.ServiceSpec{Type: api.ServiceLoadBalancer,
+		Selector: map[string]string{"app": "web"}, Ports: []api.ServicePort{{Port: 80}}})))
+	b.drain()
+	if ip, h := b.holder(dns); ip != "10.99.0.200" || h != "esx-01" || b.ingressHolder() != "esx-01" {
+		t.Fatalf("dns: %s on %q, Ingress on %q: want 10.99.0.200 on esx-01 with the Ingress", ip, h, b.ingressHolder())
+	}
+	// The sharer is not an address of its own: web still goes to the
+	// least loaded host, not the Ingress's.
+	if _, h := b.holder(web); h != "esx-02" {
+		t.Errorf("web held by %s, want esx-02 (esx-01 has the one shared address)", h)
+	}
+
+	b.inv.SetConnection(cluster+"/esx-01", false)
+	b.drain()
+	ing := b.ingressHolder()
+	if ing == "esx-01" || ing == "" {
+		t.Fatalf("after esx-01 failed the Ingress address is on %q", ing)
+	}
+	if _, h := b.holder(dns); h != ing {
+		t.Errorf("after esx-01 failed: dns on %q, the Ingress address on %q: want the same host", h, ing)
+	}
+	ev := b.events(dns, "LoadBalancerHolderChangedEvent")
+	if len(ev) == 0 || !strings.Contains(ev[len(ev)-1], "answered by "+ing+" instead of esx-01, with the Ingress") {
+		t.Errorf("dns events %q: want its move with the Ingress", ev)
+	}
+
+	// The endpoints controller's writes keep the shared address and holder.
+	vm := api.New(api.KindVirtualMachine, dc+"/vm/dns-1", api.VMSpec{Pool: root, NumCPU: 1, MemoryMB: 64, PowerState: api.PoweredOn,
+		Containers: []api.Container{{Name: "main", Image: "coredns"}}})
+	vm.Labels = map[string]string{"app": "dns"}
+	b.must(b.inv.Create("admin", vm))
+	vm, _ = b.inv.Get(dc + "/vm/dns-1")
+	var vs api.VMSpec
+	_ = vm.DecodeSpec(&vs)
+	vm.SetStatus(api.VMStatus{PowerState: api.PoweredOn, Host: vs.Host, IP: "10.244.1.5", Ready: true})
+	b.must(b.inv.SetStatus("host", vm))
+	b.drain()
+	o, _ := b.inv.Get(dns)
+	var st api.ServiceStatus
+	_ = o.DecodeStatus(&st)
+	if st.Total != 1 || len(st.LoadBalancer.Ingress) != 1 || !st.LoadBalancer.Ingress[0].Shared || api.Base(st.LoadBalancer.Ingress[0].Host) != ing {
+		t.Errorf("after the endpoints changed: %+v, want 1 endpoint, still shared and on %s", st, ing)
+	}
+
+	// No healthy host left: the sharer, like the Ingress, has none.
+	for _, h := range []string{"esx-02", "esx-03"} {
+		b.inv.SetConnection(cluster+"/"+h, false)
+	}
+	b.drain()
+	if _, h := b.holder(dns); h != "" || b.ingressHolder() != "" {
+		t.Errorf("with no healthy host: dns on %q, Ingress on %q, want nobody", h, b.ingressHolder())
 	}
 }

@@ -247,6 +247,9 @@ func (a *allocation) loadBalancer(spec *api.ServiceSpec, was api.ServiceStatus, 
 	if len(was.LoadBalancer.Ingress) > 0 {
 		cur = was.LoadBalancer.Ingress[0]
 	}
+	if cur.Shared && spec.LoadBalancerIP != cur.IP {
+		cur = api.LoadBalancerIngress{} // no longer asked for: the Ingress address stays the cluster's
+	}
 	keep := func(ip netip.Addr) {
 		in := api.LoadBalancerIngress{IP: ip.String()}
 		if cur.IP == in.IP {
@@ -262,12 +265,12 @@ func (a *allocation) loadBalancer(spec *api.ServiceSpec, was api.ServiceStatus, 
 		if !lb.InRanges(rs, ip) {
 			return fmt.Errorf("spec.loadBalancerIP %s is not one of cluster %s's load balancer addresses (%s): %w", ip, a.cluster, rangesText(rs), api.ErrInvalid)
 		}
-		if owner := a.t.inv.allocs.lbOwner(a.cluster, ip); owner != "" && owner != a.path {
-			what := "Service " + owner
-			if owner == a.cluster {
-				what = "the Ingress address of cluster " + owner
-			}
-			return fmt.Errorf("spec.loadBalancerIP %s is %s: %w", ip, what, api.ErrConflict)
+		owner := a.t.inv.allocs.lbOwner(a.cluster, ip)
+		if owner == a.cluster {
+			return a.shareIngress(spec, ip, st)
+		}
+		if owner != "" && owner != a.path {
+			return fmt.Errorf("spec.loadBalancerIP %s is Service %s's: %w", ip, owner, api.ErrConflict)
 		}
 		spec.LoadBalancerIP = ip.String()
 		keep(ip)
@@ -290,6 +293,33 @@ func (a *allocation) loadBalancer(spec *api.ServiceSpec, was api.ServiceStatus, 
 		return nil
 	}
 	keep(ip)
+	return nil
+}
+
+// shareIngress gives the Service the cluster's Ingress address ip (it
+// asked for it with spec.loadBalancerIP), as MetalLB shares an address:
+// every port of the Service must be free on it, neither the Ingress
+// proxy's (80 and 443/TCP) nor another sharing Service's; the Service's
+// holder is the address's (the load balancer controller keeps it so).
+func (a *allocation) shareIngress(spec *api.ServiceSpec, ip netip.Addr, st *api.ServiceStatus) error {
+	for i, p := range spec.Ports {
+		for _, port := range lb.IngressProxyPorts { // TCP, the proxy's
+			if p.Port == port && p.Protocol == "TCP" {
+				return fmt.Errorf("spec.ports[%d] %d/%s on the Ingress address %s is the Ingress proxy's of cluster %s (80 and 443/TCP are): pick another port: %w",
+					i, p.Port, p.Protocol, ip, a.cluster, api.ErrConflict)
+			}
+		}
+		if o, ok := a.t.inv.allocs.ingressPortOwner(a.cluster, p.Port, p.Protocol); ok && o.service != a.path {
+			return fmt.Errorf("spec.ports[%d] %d/%s on the Ingress address %s is taken by Service %s (%s): pick another port: %w",
+				i, p.Port, p.Protocol, ip, o.service, o.port, api.ErrConflict)
+		}
+	}
+	var cst api.ClusterStatus
+	if c, err := a.t.Get(a.cluster); err == nil {
+		_ = c.DecodeStatus(&cst)
+	}
+	spec.LoadBalancerIP = ip.String()
+	st.LoadBalancer.Ingress = []api.LoadBalancerIngress{{IP: ip.String(), Host: cst.Ingress.Host, Shared: true}}
 	return nil
 }
 

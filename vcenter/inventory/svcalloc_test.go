@@ -177,8 +177,6 @@ func TestServiceAllocation(t *testing.T) {
 	// TCP 30000-30002 are all taken now (30001 np, two by lb).
 	_, _, err = svc(t, inv, "full", api.ServiceSpec{Type: api.ServiceNodePort, Ports: port80})
 	wantErr(t, err, api.ErrInsufficientResources, "no free TCP port")
-	_, _, err = svc(t, inv, "lb2", api.ServiceSpec{Type: api.ServiceLoadBalancer, LoadBalancerIP: "10.99.0.200", Ports: []api.ServicePort{{Port: 80, Protocol: "UDP"}}})
-	wantErr(t, err, api.ErrConflict, "spec.loadBalancerIP 10.99.0.200", "Ingress address of cluster /dc1/host/c1")
 	_, _, err = svc(t, inv, "lb2", api.ServiceSpec{Type: api.ServiceLoadBalancer, LoadBalancerIP: "10.99.0.250", Ports: []api.ServicePort{{Port: 80, Protocol: "UDP"}}})
 	wantErr(t, err, api.ErrInvalid, "spec.loadBalancerIP 10.99.0.250", "10.99.0.200-10.99.0.202")
 

@@ -31,6 +31,10 @@ type clusterAllocs struct {
 	clusterIPs map[netip.Addr]string
 	nodePorts  map[nodePortKey]portOwner
 	lbIPs      map[netip.Addr]string // a Service's path, or the cluster's own (its Ingress)
+	// ingressPorts are the ports of the Services sharing the cluster's
+	// Ingress address (it stays the cluster's in lbIPs), by port and
+	// protocol: one Service per port, as on any address.
+	ingressPorts map[nodePortKey]portOwner
 	// Where the next search for a free cluster IP or node port starts:
 	// only a hint, so large ranges are not rescanned from their start.
 	nextIP   netip.Addr
@@ -51,6 +55,9 @@ type holding struct {
 	clusterIP netip.Addr
 	nodePorts map[nodePortKey]portOwner
 	lbIP      netip.Addr
+	// shared: lbIP is the cluster's Ingress address, on these ports.
+	shared      bool
+	sharedPorts []nodePortKey
 }
 
 func newAllocs() *allocs {
@@ -60,7 +67,7 @@ func newAllocs() *allocs {
 func (a *allocs) cluster(p string) *clusterAllocs {
 	c := a.clusters[p]
 	if c == nil {
-		c = &clusterAllocs{clusterIPs: map[netip.Addr]string{}, nodePorts: map[nodePortKey]portOwner{}, lbIPs: map[netip.Addr]string{}}
+		c = &clusterAllocs{clusterIPs: map[netip.Addr]string{}, nodePorts: map[nodePortKey]portOwner{}, lbIPs: map[netip.Addr]string{}, ingressPorts: map[nodePortKey]portOwner{}}
 		a.clusters[p] = c
 	}
 	return c
@@ -90,6 +97,11 @@ func (a *allocs) apply(old, new *api.Object) {
 		if h.lbIP.IsValid() && c.lbIPs[h.lbIP] == o.Path {
 			delete(c.lbIPs, h.lbIP)
 		}
+		for _, k := range h.sharedPorts {
+			if c.ingressPorts[k].service == o.Path {
+				delete(c.ingressPorts, k)
+			}
+		}
 		delete(a.held, o.Path)
 	}
 	if new == nil {
@@ -109,7 +121,12 @@ func (a *allocs) apply(old, new *api.Object) {
 	for k, v := range h.nodePorts {
 		c.nodePorts[k] = v
 	}
-	if h.lbIP.IsValid() {
+	switch {
+	case h.shared:
+		for _, k := range h.sharedPorts {
+			c.ingressPorts[k] = portOwner{new.Path, portNameOf(new, k)}
+		}
+	case h.lbIP.IsValid():
 		c.lbIPs[h.lbIP] = new.Path
 	}
 	a.held[new.Path] = h
@@ -138,9 +155,27 @@ func holdingOf(o *api.Object) holding {
 		h.nodePorts[nodePortKey{s.HealthCheckNodePort, "TCP"}] = portOwner{o.Path, "healthCheckNodePort"}
 	}
 	if len(st.LoadBalancer.Ingress) > 0 {
-		h.lbIP, _ = netip.ParseAddr(st.LoadBalancer.Ingress[0].IP)
+		in := st.LoadBalancer.Ingress[0]
+		h.lbIP, _ = netip.ParseAddr(in.IP)
+		if h.shared = in.Shared && h.lbIP.IsValid(); h.shared {
+			for _, p := range s.Ports {
+				h.sharedPorts = append(h.sharedPorts, nodePortKey{p.Port, p.Protocol})
+			}
+		}
 	}
 	return h
+}
+
+// portNameOf names the port k of the Service o, for conflict messages.
+func portNameOf(o *api.Object, k nodePortKey) string {
+	var s api.ServiceSpec
+	_ = json.Unmarshal(o.Spec, &s)
+	for _, p := range s.Ports {
+		if p.Port == k.port && p.Protocol == k.protocol {
+			return portName(p)
+		}
+	}
+	return fmt.Sprintf("port %d/%s", k.port, k.protocol)
 }
 
 func portName(p api.ServicePort) string {
@@ -178,6 +213,18 @@ func (a *allocs) lbOwner(cluster string, ip netip.Addr) string {
 	return ""
 }
 
+// ingressPortOwner is the Service sharing cluster's Ingress address on
+// port/protocol, if any.
+func (a *allocs) ingressPortOwner(cluster string, port int, protocol string) (portOwner, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c := a.clusters[cluster]; c != nil {
+		o, ok := c.ingressPorts[nodePortKey{port, protocol}]
+		return o, ok
+	}
+	return portOwner{}, false
+}
+
 // withCluster runs fn on cluster's allocations under the lock.
 func (a *allocs) withCluster(cluster string, fn func(c *clusterAllocs)) {
 	a.mu.Lock()
@@ -194,6 +241,25 @@ func (a *allocs) holders(cluster string) []string {
 	for p, h := range a.held {
 		if h.cluster == cluster && (h.clusterIP.IsValid() || len(h.nodePorts) > 0 || h.lbIP.IsValid()) && p != cluster {
 			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// IngressSharers lists the Services sharing cluster's Ingress address,
+// sorted: their status follows the address's holder.
+func (inv *Inventory) IngressSharers(cluster string) []string {
+	inv.allocs.mu.Lock()
+	defer inv.allocs.mu.Unlock()
+	c := inv.allocs.clusters[cluster]
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for _, o := range c.ingressPorts {
+		if !slices.Contains(out, o.service) {
+			out = append(out, o.service)
 		}
 	}
 	slices.Sort(out)

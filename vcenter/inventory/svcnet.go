@@ -141,6 +141,19 @@ func keepsAllocations(t *Txn, cluster string, spec api.ClusterSpec) error {
 			if holder != cluster && !lb.InRanges(lbs, ip) && err == nil {
 				err = fmt.Errorf("spec.loadBalancerAddresses would leave out address %s of Service %s: %w", ip, holder, api.ErrConflict)
 			}
+			if holder == cluster && !lb.InRanges(lbs, ip) && err == nil {
+				// The Ingress address would move, and the Services sharing
+				// it asked for it by address.
+				first := ""
+				for _, o := range c.ingressPorts {
+					if first == "" || o.service < first {
+						first = o.service
+					}
+				}
+				if first != "" {
+					err = fmt.Errorf("spec.loadBalancerAddresses would leave out the Ingress address %s, which Service %s shares (spec.loadBalancerIP): change or delete it first: %w", ip, first, api.ErrConflict)
+				}
+			}
 		}
 	})
 	return err

@@ -344,6 +344,12 @@ func (inv *Inventory) Power(user, path, action string) (*api.Object, error) {
 	if taskName == "" {
 		return nil, fmt.Errorf("power action %q: want on, off, shutdown, reset, reboot or suspend: %w", action, api.ErrInvalid)
 	}
+	if action == "suspend" {
+		// A suspended vSphere VM keeps its memory and resumes where it was; a
+		// container has no such image, and calling a stop "suspended" would
+		// say what did not happen.
+		return nil, fmt.Errorf("%s: podsphere cannot suspend a VM (its containers have no memory image to save and resume): power it off (vm.power -off) or shut it down (vm.power -s) instead: %w", path, api.ErrInvalid)
+	}
 	if ref, err := api.ParsePath(path); err != nil {
 		return nil, err
 	} else if ref.Kind != api.KindVirtualMachine {

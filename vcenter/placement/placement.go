@@ -63,8 +63,9 @@ type Rule struct {
 	Name    string
 	Enabled bool
 	Kind    RuleKind
-	// Mandatory is for vm-host rules: must (true) vs should (false). VM-VM
-	// rules are always honoured in initial placement, as vSphere does.
+	// Mandatory: must (true) vs should (false), for every kind. A should
+	// rule is a preference: placement honours it when some host can, and
+	// never refuses a power-on for it (vSphere's non-mandatory rules).
 	Mandatory bool
 	Affine    bool     // for vm-host: run on (true) vs not run on (false)
 	VMs       []string // VM names in the rule (for vm-host: the VM group)

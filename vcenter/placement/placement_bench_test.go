@@ -58,10 +58,10 @@ func benchCluster() (*State, []VM) {
 		r := Rule{Name: fmt.Sprintf("rule-%02d", j), Enabled: true, VMs: []string{vms[j].Name}}
 		switch {
 		case j < 8:
-			r.Kind = RuleAntiAffinity
+			r.Kind, r.Mandatory = RuleAntiAffinity, true
 			r.VMs = append(r.VMs, member(), member(), member())
 		case j < 14:
-			r.Kind = RuleAffinity
+			r.Kind, r.Mandatory = RuleAffinity, true
 			r.VMs = append(r.VMs, member(), member())
 		default:
 			r.Kind = RuleVMHost

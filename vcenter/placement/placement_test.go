@@ -102,7 +102,7 @@ func TestPlace(t *testing.T) {
 			name: "anti-affinity keeps away from running member",
 			st: State{
 				Hosts:   threeHosts(),
-				Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"web-01", "db-01", "db-02"}}},
+				Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"web-01", "db-01", "db-02"}}},
 				Running: map[string]string{"db-01": "esx-01", "db-02": "esx-03", "other": "esx-02"},
 			},
 			vm: web, want: "esx-02",
@@ -115,7 +115,7 @@ func TestPlace(t *testing.T) {
 			name: "affinity follows running member even to a fuller host",
 			st: State{
 				Hosts:   []Host{host("esx-01"), with(host("esx-02"), func(h *Host) { h.CPUReserved = 8000; h.VMs = 4 }), host("esx-03")},
-				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, VMs: []string{"app-01", "web-01"}}},
+				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, Mandatory: true, VMs: []string{"app-01", "web-01"}}},
 				Running: map[string]string{"app-01": "esx-02"},
 			},
 			vm: web, want: "esx-02",
@@ -128,7 +128,7 @@ func TestPlace(t *testing.T) {
 			name: "affinity with members on two hosts accepts either",
 			st: State{
 				Hosts:   threeHosts(),
-				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, VMs: []string{"a", "b", "web-01"}}},
+				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, Mandatory: true, VMs: []string{"a", "b", "web-01"}}},
 				Running: map[string]string{"a": "esx-03", "b": "esx-02"},
 			},
 			vm: web, want: "esx-02",
@@ -138,7 +138,7 @@ func TestPlace(t *testing.T) {
 			name: "affinity with no member running places freely",
 			st: State{
 				Hosts:   threeHosts(),
-				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, VMs: []string{"app-01", "web-01"}}},
+				Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, Mandatory: true, VMs: []string{"app-01", "web-01"}}},
 				Running: map[string]string{"web-01": "esx-03"}, // itself does not count
 			},
 			vm: web, want: "esx-01",
@@ -215,7 +215,7 @@ func TestPlace(t *testing.T) {
 				Hosts: threeHosts(),
 				Rules: []Rule{
 					{Name: "pin", Kind: RuleVMHost, Mandatory: true, Affine: true, VMs: []string{"web-01"}, Hosts: []string{"esx-03"}},
-					{Name: "sep", Kind: RuleAntiAffinity, VMs: []string{"web-01", "db-01"}},
+					{Name: "sep", Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"web-01", "db-01"}},
 					{Name: "broken", Kind: "nonsense"}, // disabled: not even validated
 				},
 				Running: map[string]string{"db-01": "esx-01"},
@@ -228,7 +228,7 @@ func TestPlace(t *testing.T) {
 				Hosts: threeHosts(),
 				Rules: []Rule{
 					{Name: "pin", Enabled: true, Kind: RuleVMHost, Mandatory: true, Affine: true, VMs: []string{"web-02"}, Hosts: []string{"esx-03"}},
-					{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"web-02", "db-01"}},
+					{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"web-02", "db-01"}},
 				},
 				Running: map[string]string{"db-01": "esx-01", "web-02": "esx-01"},
 			},
@@ -270,7 +270,7 @@ func TestPlaceNothingFits(t *testing.T) {
 			with(host("esx-03"), func(h *Host) { h.Connected = false }),
 			host("esx-04"),
 		},
-		Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"db-01", "web-01"}}},
+		Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"db-01", "web-01"}}},
 		Running: map[string]string{"db-01": "esx-04"},
 	}
 	d, err := Place(&st, web)
@@ -309,7 +309,7 @@ func TestPlaceInvalid(t *testing.T) {
 		{"negative reservation", &State{}, VM{Name: "x", MemReservation: -1}, "placing x: reservations must not be negative (cpu 0 MHz, mem -1 MB): invalid"},
 		{
 			"invalid enabled rule naming the VM",
-			&State{Hosts: threeHosts(), Rules: []Rule{{Name: "solo", Enabled: true, Kind: RuleAffinity, VMs: []string{"web-01"}}}},
+			&State{Hosts: threeHosts(), Rules: []Rule{{Name: "solo", Enabled: true, Kind: RuleAffinity, Mandatory: true, VMs: []string{"web-01"}}}},
 			web, `placing web-01: rule "solo": vms: affinity rule needs at least 2 VMs, has 1: invalid`,
 		},
 	}
@@ -467,7 +467,7 @@ func TestPeers(t *testing.T) {
 func TestAntiAffinitySequential(t *testing.T) {
 	st := &State{
 		Hosts: threeHosts(),
-		Rules: []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"db-01", "db-02", "db-03", "db-04"}}},
+		Rules: []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"db-01", "db-02", "db-03", "db-04"}}},
 	}
 	// Make the spread rule, not load, decide: esx-01 is always the freest.
 	st.Hosts[1].CPUReserved, st.Hosts[2].CPUReserved = 3000, 6000
@@ -484,6 +484,33 @@ func TestAntiAffinitySequential(t *testing.T) {
 	}
 }
 
+// TestShouldVMRules: VM-VM rules that are not mandatory are vSphere's
+// "should": honoured while a host can, never a reason to refuse a power-on.
+func TestShouldVMRules(t *testing.T) {
+	st := &State{
+		Hosts: threeHosts(),
+		Rules: []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"db-01", "db-02", "db-03", "db-04"}}},
+	}
+	st.Hosts[1].CPUReserved, st.Hosts[2].CPUReserved = 3000, 6000
+	for i, want := range []string{"esx-01", "esx-02", "esx-03"} {
+		if got := place(t, st, VM{Name: fmt.Sprintf("db-%02d", i+1), CPUReservation: 100}); got != want {
+			t.Errorf("db-%02d on %s, want %s (the rule spreads them while it can)", i+1, got, want)
+		}
+	}
+	if got := place(t, st, VM{Name: "db-04"}); got == "" {
+		t.Error("a should anti-affinity rule refused db-04's power-on")
+	}
+	together := &State{
+		Hosts:   threeHosts(),
+		Rules:   []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, VMs: []string{"app-01", "web-01"}}},
+		Running: map[string]string{"app-01": "esx-03"},
+	}
+	together.Hosts[2].Maintenance = true
+	if got := place(t, together, web); got == "" || got == "esx-03" {
+		t.Errorf("should affinity with its partner's host in maintenance: placed on %q, want another host", got)
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	st := State{
 		Hosts: []Host{
@@ -493,7 +520,7 @@ func TestDeterministic(t *testing.T) {
 			with(host("esx-01"), func(h *Host) { h.CPUReserved = 2000; h.VMs = 1 }),
 			with(host("esx-03"), func(h *Host) { h.Maintenance = true }),
 		},
-		Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: []string{"web-01", "web-02"}}},
+		Rules:   []Rule{{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: []string{"web-01", "web-02"}}},
 		Running: map[string]string{"web-02": "esx-04"},
 	}
 	before := clone(st)
@@ -571,7 +598,7 @@ func TestLargeGroups(t *testing.T) {
 		Hosts: hosts,
 		Rules: []Rule{
 			{Name: "odd", Enabled: true, Kind: RuleVMHost, Mandatory: true, Affine: true, VMs: []string{"web-01"}, Hosts: group},
-			{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, VMs: append([]string{"web-01"}, members...)},
+			{Name: "sep", Enabled: true, Kind: RuleAntiAffinity, Mandatory: true, VMs: append([]string{"web-01"}, members...)},
 		},
 		Running: running,
 	}
@@ -594,7 +621,7 @@ func TestLargeGroups(t *testing.T) {
 		}
 	}
 
-	st.Rules = []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, VMs: append([]string{"web-01"}, members...)}}
+	st.Rules = []Rule{{Name: "together", Enabled: true, Kind: RuleAffinity, Mandatory: true, VMs: append([]string{"web-01"}, members...)}}
 	d, err = Place(&st, web)
 	if err != nil {
 		t.Fatal(err)

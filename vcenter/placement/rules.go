@@ -50,9 +50,18 @@ func constraintsFor(st *State, vm string) ([]constraint, error) {
 		c := constraint{rule: r}
 		switch r.Kind {
 		case RuleAffinity, RuleAntiAffinity:
-			c.kind = mustRunOn
-			if r.Kind == RuleAntiAffinity {
+			// A mandatory VM-VM rule is a must; one that is not is vSphere's
+			// "should": a preference DRS honours when it can, which never
+			// blocks a power-on.
+			switch {
+			case r.Kind == RuleAffinity && r.Mandatory:
+				c.kind = mustRunOn
+			case r.Kind == RuleAffinity:
+				c.kind = shouldRunOn
+			case r.Mandatory:
 				c.kind = mustNotRunOn
+			default:
+				c.kind = shouldNotRunOn
 			}
 			for _, m := range r.VMs {
 				if m == vm {
@@ -197,6 +206,8 @@ func (c *constraint) reason() string {
 		}
 		b.WriteString(")")
 		c.text = b.String()
+	case c.rule.Kind == RuleAntiAffinity:
+		c.text = "anti-affinity rule " + name + " (" + strings.Join(c.members, ", ") + " run on " + strings.Join(c.hosts, ", ") + ")"
 	case c.kind == mustRunOn:
 		c.text = "vm-host rule " + name + " (must run on hosts in its group)"
 	case c.kind == mustNotRunOn:

@@ -101,7 +101,7 @@ func TestPlacementAntiAffinity(t *testing.T) {
 	e := startVCenter(t, Config{})
 	// esx-01 is much bigger, so without the rule both VMs would go there.
 	e.inventory(t, &api.ClusterSpec{Rules: []api.ClusterRule{
-		{Name: "db-apart", Enabled: true, Kind: "anti-affinity", VMs: []string{"db1", "db2", "db3"}},
+		{Name: "db-apart", Enabled: true, Mandatory: true, Kind: "anti-affinity", VMs: []string{"db1", "db2", "db3"}},
 	}})
 	e.joinHost(t, "esx-01", 100000, 262144)
 	e.joinHost(t, "esx-02", 10000, 32768)
