@@ -391,7 +391,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"ls"}, map[string]string{"PSC_TOKEN": ""}, api.ExitUnauthorized, "DIR/admin.token"},
 		{[]string{"ls"}, map[string]string{"PSC_TOKEN": "not-the-admin-token-0123456789"}, api.ExitUnauthorized, "bearer token"},
 		{[]string{"ls"}, map[string]string{"PSC_URL": "http://127.0.0.1:1"}, api.ExitUnavailable, "cannot reach vcenter"},
-		{[]string{"nosuchverb"}, nil, api.ExitUsage, `unknown command "nosuchverb"`},
+		{[]string{"nosuchverb"}, nil, api.ExitUsage, `unknown verb "nosuchverb" (psc has no such verb; nearest: `},
 		{[]string{"ls", "-bogus"}, nil, api.ExitUsage, "unknown flag: --bogus"},
 		{[]string{"pool.info"}, nil, api.ExitUsage, "at least one POOL"},
 		{[]string{"pool.info", "nope"}, nil, api.ExitNotFound, `"/dc1/host/c1/Resources/nope"`},

@@ -16,11 +16,12 @@ import (
 	"github.com/podsphere/podsphere/api/client"
 )
 
-// eventsOptions runs `psc events [-n 25] [-f] [PATH]`.
+// eventsOptions runs `psc events [-n 25] [-f] [-type T]... [PATH]`.
 type eventsOptions struct {
 	env    *Env
 	n      int
 	follow bool
+	types  []string // govc's -type: only these event types
 	target string
 }
 
@@ -31,13 +32,20 @@ func newEventsCommand(env *Env) *cobra.Command {
 		Short: "Show recent events, optionally only those about PATH and below; -f follows",
 		Example: `  psc events
   psc events -n 100 /dc1/host/c1/Resources/dev
-  psc events -f web-01`,
+  psc events -f web-01
+  psc events -type VmPoweredOffEvent -type VmPoweredOnEvent`,
 		Args: maxArgs(1, "one PATH"),
 		RunE: runE(o),
 	}
 	cmd.Flags().IntVarP(&o.n, "n", "n", 25, "number of recent events to show")
 	cmd.Flags().BoolVarP(&o.follow, "f", "f", false, "follow: keep printing new events")
+	cmd.Flags().StringArrayVar(&o.types, "type", nil, "only events of this type (VmPoweredOnEvent, ...; repeat for more)")
 	return cmd
+}
+
+// wants says whether e is of a type -type asks for (any, without -type).
+func (o *eventsOptions) wants(e api.EventSpec) bool {
+	return len(o.types) == 0 || slices.Contains(o.types, e.Type)
 }
 
 func (o *eventsOptions) Complete(_ *cobra.Command, args []string) error {
@@ -71,7 +79,7 @@ func (o *eventsOptions) Run(ctx context.Context) error {
 	}
 	var evs []api.EventSpec
 	for _, obj := range l.Items {
-		if e, ok := eventOf(obj, prefix); ok {
+		if e, ok := eventOf(obj, prefix); ok && o.wants(e) {
 			evs = append(evs, e)
 		}
 	}
@@ -97,7 +105,7 @@ func (o *eventsOptions) Run(ctx context.Context) error {
 	}
 	return follow(ctx, r.API, api.KindEvent, l.Revision, func(obj *api.Object, typ string) error {
 		e, ok := eventOf(obj, prefix)
-		if !ok || typ != api.Added || e.Key <= last {
+		if !ok || !o.wants(e) || typ != api.Added || e.Key <= last {
 			return nil
 		}
 		last = e.Key
@@ -219,29 +227,51 @@ func follow(ctx context.Context, c API, kind string, revision uint64, fn func(*a
 	}
 }
 
-// tasksOptions runs `psc tasks [-n 25] [-f]`.
+// tasksOptions runs `psc tasks [-n 25] [-f] [-r] [PATH]`.
 type tasksOptions struct {
-	env    *Env
-	n      int
-	follow bool
+	env      *Env
+	n        int
+	follow   bool
+	children bool   // govc's -r: PATH's children's tasks too
+	target   string // govc's PATH: only tasks of this object
 }
 
 func newTasksCommand(env *Env) *cobra.Command {
 	o := &tasksOptions{env: env}
 	cmd := &cobra.Command{
-		Use:   "tasks [-n 25] [-f]",
-		Short: "Show recent tasks; -f follows",
+		Use:   "tasks [-n 25] [-f] [-r] [PATH]",
+		Short: "Show recent tasks, optionally only PATH's (-r: and its children's); -f follows",
 		Example: `  psc tasks
+  psc tasks web-01
+  psc tasks -r /dc1/host/c1
   psc tasks -f`,
-		Args: exactArgs(0, "no arguments"),
+		Args: maxArgs(1, "one PATH"),
 		RunE: runE(o),
 	}
 	cmd.Flags().IntVarP(&o.n, "n", "n", 25, "number of recent tasks to show")
 	cmd.Flags().BoolVarP(&o.follow, "f", "f", false, "follow: keep printing tasks as they change")
+	cmd.Flags().BoolVarP(&o.children, "r", "r", false, "with PATH: include tasks of the objects below PATH")
 	return cmd
 }
 
-func (o *tasksOptions) Complete(*cobra.Command, []string) error { return nil }
+func (o *tasksOptions) Complete(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.target = args[0]
+	}
+	return nil
+}
+
+// wants says whether a task is about the object -r/PATH ask for: PATH
+// itself, or with -r PATH and below, as govc's tasks PATH.
+func (o *tasksOptions) wants(t api.TaskSpec, target string) bool {
+	switch {
+	case target == "":
+		return true
+	case o.children:
+		return within(t.Target, target)
+	}
+	return t.Target == target
+}
 
 func (o *tasksOptions) Validate() error {
 	if o.n < 0 {
@@ -254,9 +284,18 @@ func (o *tasksOptions) Validate() error {
 var taskHeader = []string{"Task", "Target", "Initiator", "Queued", "Started", "Completed", "Result"}
 
 func (o *tasksOptions) Run(ctx context.Context) error {
-	c, err := o.env.Client()
+	r, err := o.env.Resolver()
 	if err != nil {
 		return err
+	}
+	c := r.API
+	target := ""
+	if o.target != "" {
+		if target, err = r.targetPath(ctx, o.target); err != nil {
+			return err
+		}
+	} else if o.children {
+		return usagef("tasks: -r wants a PATH")
 	}
 	l, err := c.List(ctx, client.ListOptions{Kind: api.KindTask})
 	if err != nil {
@@ -265,7 +304,7 @@ func (o *tasksOptions) Run(ctx context.Context) error {
 	var tasks []api.TaskSpec
 	for _, obj := range l.Items {
 		var t api.TaskSpec
-		if obj.DecodeSpec(&t) == nil {
+		if obj.DecodeSpec(&t) == nil && o.wants(t, target) {
 			tasks = append(tasks, t)
 		}
 	}
@@ -289,7 +328,7 @@ func (o *tasksOptions) Run(ctx context.Context) error {
 	}
 	return follow(ctx, c, api.KindTask, l.Revision, func(obj *api.Object, typ string) error {
 		var t api.TaskSpec
-		if obj == nil || typ == api.Deleted || obj.DecodeSpec(&t) != nil {
+		if obj == nil || typ == api.Deleted || obj.DecodeSpec(&t) != nil || !o.wants(t, target) {
 			return nil
 		}
 		if o.env.JSON {

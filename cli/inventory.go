@@ -37,7 +37,10 @@ var dcFolders = func() []string {
 // workloads go by kubectl's short names and their folders' names.
 var typeAliases = map[string]string{
 	"d": api.KindDatacenter, "datacenter": api.KindDatacenter,
-	"c": api.KindCluster, "cluster": api.KindCluster,
+	"c": api.KindCluster, "cluster": api.KindCluster, "clustercomputeresource": api.KindCluster,
+	// govc's r (ComputeResource) also matches clusters, the only compute
+	// resources podsphere has (no standalone hosts).
+	"r": api.KindCluster, "computeresource": api.KindCluster,
 	"h": api.KindHost, "host": api.KindHost, "hostsystem": api.KindHost,
 	"p": api.KindResourcePool, "pool": api.KindResourcePool, "resourcepool": api.KindResourcePool,
 	"m": api.KindVirtualMachine, "vm": api.KindVirtualMachine, "virtualmachine": api.KindVirtualMachine,
@@ -51,7 +54,19 @@ var typeAliases = map[string]string{
 	"ing": api.KindIngress, "ingress": api.KindIngress,
 }
 
-// parseType reads a -t / -type value.
+// govcTypesWithout are govc's types podsphere has no objects of, so that
+// `ls -t s` says so instead of calling the letter unknown.
+var govcTypesWithout = map[string]string{
+	"a": "VirtualApp", "virtualapp": "VirtualApp",
+	"g": "DistributedVirtualPortgroup", "distributedvirtualportgroup": "DistributedVirtualPortgroup",
+	"n": "Network", "network": "Network",
+	"o": "OpaqueNetwork", "opaquenetwork": "OpaqueNetwork",
+	"s": "Datastore", "datastore": "Datastore",
+	"w": "DistributedVirtualSwitch", "distributedvirtualswitch": "DistributedVirtualSwitch",
+}
+
+// parseType reads a -t / -type value: govc's letters and type names
+// (ClusterComputeResource, HostSystem, ...) or the words users type.
 func parseType(t string) (string, error) {
 	if t == "" {
 		return "", nil
@@ -59,7 +74,34 @@ func parseType(t string) (string, error) {
 	if k, ok := typeAliases[strings.ToLower(t)]; ok {
 		return k, nil
 	}
-	return "", usagef("unknown type %q (want d, c, h, p, m, f, rs, deploy, ds, job, hpa, svc or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset, service)", t)
+	if name, ok := govcTypesWithout[strings.ToLower(t)]; ok {
+		return "", usagef("type %q: podsphere has no %s objects", t, name)
+	}
+	return "", usagef("unknown type %q (want d, c, r, h, p, m, f, rs, deploy, ds, job, hpa, svc or govc's type names (Datacenter, ClusterComputeResource, HostSystem, ResourcePool, VirtualMachine, Folder) or datacenter, cluster, host, pool, vm, folder, replicaset, deployment, daemonset, service)", t)
+}
+
+// parseTypes reads repeated -t / -type values into the kinds they name;
+// nil when none is given (every kind).
+func parseTypes(types []string) (map[string]bool, error) {
+	if len(types) == 0 {
+		return nil, nil
+	}
+	kinds := map[string]bool{}
+	for _, t := range types {
+		for _, one := range strings.Split(t, ",") {
+			k, err := parseType(one)
+			if err != nil {
+				return nil, err
+			}
+			if k != "" {
+				kinds[k] = true
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	return kinds, nil
 }
 
 // inventory is a snapshot of the inventory objects under one prefix, with

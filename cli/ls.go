@@ -16,8 +16,8 @@ import (
 type lsOptions struct {
 	env   *Env
 	long  bool
-	typ   string
-	kind  string
+	types []string        // -t, repeatable as govc's
+	kinds map[string]bool // what -t names; nil: every kind
 	sel   selectorFlag
 	paths []string
 }
@@ -35,7 +35,7 @@ func newLsCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.long, "l", "l", false, "long listing: kind and key figures")
-	cmd.Flags().StringVarP(&o.typ, "t", "t", "", "only objects of this type (d c h p m f rs deploy ds job hpa, or datacenter cluster host pool vm folder replicaset deployment daemonset)")
+	cmd.Flags().StringArrayVarP(&o.types, "t", "t", nil, "only objects of this type, repeatable (d c h p m f rs deploy ds job hpa, govc's type names such as ClusterComputeResource, or datacenter cluster host pool vm folder replicaset deployment daemonset)")
 	o.sel.register(cmd)
 	return cmd
 }
@@ -46,7 +46,7 @@ func (o *lsOptions) Complete(_ *cobra.Command, args []string) error {
 }
 
 func (o *lsOptions) Validate() (err error) {
-	if o.kind, err = parseType(o.typ); err != nil {
+	if o.kinds, err = parseTypes(o.types); err != nil {
 		return err
 	}
 	return o.sel.parse()
@@ -95,10 +95,10 @@ func (o *lsOptions) Run(ctx context.Context) error {
 			listed = append(listed, kids...)
 		}
 	}
-	if o.kind != "" {
+	if o.kinds != nil {
 		var keep []*api.Object
 		for _, l := range listed {
-			if l.Kind == o.kind {
+			if o.kinds[l.Kind] {
 				keep = append(keep, l)
 			}
 		}
@@ -217,14 +217,21 @@ func hostState(o *api.Object) string {
 	return st.State
 }
 
-// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN] [-selector SEL]`.
+// findOptions runs `psc find [ROOT] [-type T] [-name PATTERN] [-selector SEL]
+// [-PROPERTY VALUE]...` with govc's property filters for the common
+// properties.
 type findOptions struct {
-	env  *Env
-	typ  string
-	kind string
-	name string
-	sel  selectorFlag
-	root string
+	env   *Env
+	types []string        // -type, repeatable as govc's
+	kinds map[string]bool // what -type names; nil: every kind
+	name  string
+	sel   selectorFlag
+	root  string
+
+	powerState string // -runtime.powerState: VMs in this power state
+	onHost     string // -runtime.host: VMs running on this host
+	inPool     string // -resourcePool: VMs of this pool
+	hostState  string // -runtime.connectionState: hosts in this state
 }
 
 func newFindCommand(env *Env) *cobra.Command {
@@ -234,31 +241,82 @@ func newFindCommand(env *Env) *cobra.Command {
 		Short: "Find inventory objects below ROOT (default /) by type, name and labels",
 		Example: `  psc find -type m -name 'web-*'
   psc find /dc1/host/c1 -type p
-  psc find -type m -selector 'env in (prod,qa),tier!=db'`,
+  psc find -type m -selector 'env in (prod,qa),tier!=db'
+  psc find . -type m -runtime.powerState poweredOn
+  psc find -type m -runtime.host esx-01 -resourcePool dev`,
 		Args: maxArgs(1, "one ROOT"),
 		RunE: runE(o),
 	}
-	cmd.Flags().StringVar(&o.typ, "type", "", "object type (d c h p m f rs deploy ds job hpa)")
-	cmd.Flags().StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
+	f := cmd.Flags()
+	f.StringArrayVar(&o.types, "type", nil, "object type, repeatable: govc's letter or type name (m, VirtualMachine, ...) or d c h p m f rs deploy ds job hpa svc")
+	f.StringVar(&o.name, "name", "*", "name pattern (path.Match syntax)")
+	f.StringVar(&o.powerState, "runtime.powerState", "", "only VMs in this power state (poweredOn, poweredOff, suspended; a pattern)")
+	f.StringVar(&o.onHost, "runtime.host", "", "only VMs running on this host (name or path)")
+	f.StringVar(&o.inPool, "resourcePool", "", "only VMs of this resource pool (name or path)")
+	f.StringVar(&o.hostState, "runtime.connectionState", "", "only hosts in this state (connected, notResponding, failed, isolated; a pattern)")
 	o.sel.register(cmd)
 	return cmd
 }
 
 func (o *findOptions) Complete(_ *cobra.Command, args []string) error {
-	if len(args) == 1 {
+	if len(args) == 1 && args[0] != "." { // govc's "." is the root (or the datacenter)
 		o.root = args[0]
 	}
 	return nil
 }
 
 func (o *findOptions) Validate() (err error) {
-	if _, err := path.Match(o.name, ""); err != nil {
-		return usagef("bad -name pattern %q: %v", o.name, err)
+	for _, p := range []struct{ flag, pattern string }{
+		{"name", o.name}, {"runtime.powerState", o.powerState}, {"runtime.connectionState", o.hostState},
+	} {
+		if _, err := path.Match(p.pattern, ""); err != nil {
+			return usagef("bad -%s pattern %q: %v", p.flag, p.pattern, err)
+		}
 	}
-	if o.kind, err = parseType(o.typ); err != nil {
+	if o.kinds, err = parseTypes(o.types); err != nil {
 		return err
 	}
+	only := func(kind string) bool { return o.kinds == nil || len(o.kinds) == 1 && o.kinds[kind] }
+	vmOnly := o.powerState != "" || o.onHost != "" || o.inPool != ""
+	if vmOnly && !only(api.KindVirtualMachine) {
+		return usagef("find: -runtime.powerState, -runtime.host and -resourcePool are VM properties; -type %s has none", strings.Join(o.types, ","))
+	}
+	if o.hostState != "" && (vmOnly || !only(api.KindHost)) {
+		return usagef("find: -runtime.connectionState is a host property; it does not go with -type %s or VM properties", orDash(strings.Join(o.types, ",")))
+	}
 	return o.sel.parse()
+}
+
+// propertyFilter keeps the objects whose properties match find's
+// -runtime.* / -resourcePool flags; objects without the property do not
+// match, as in govc.
+func (o *findOptions) propertyFilter(ctx context.Context, r *Resolver) (func(*api.Object) bool, error) {
+	var host, pool string
+	var err error
+	if o.onHost != "" {
+		if host, err = r.Path(ctx, api.KindHost, o.onHost); err != nil {
+			return nil, err
+		}
+	}
+	if o.inPool != "" {
+		if pool, err = r.Path(ctx, api.KindResourcePool, o.inPool); err != nil {
+			return nil, err
+		}
+	}
+	match := func(pattern, v string) bool {
+		ok, _ := path.Match(pattern, v)
+		return pattern == "" || ok
+	}
+	return func(obj *api.Object) bool {
+		switch {
+		case o.powerState != "" || host != "" || pool != "":
+			return obj.Kind == api.KindVirtualMachine && match(o.powerState, vmPowerState(obj)) &&
+				(host == "" || vmHost(obj) == host) && (pool == "" || vmSpec(obj).Pool == pool)
+		case o.hostState != "":
+			return obj.Kind == api.KindHost && match(o.hostState, hostState(obj))
+		}
+		return true
+	}, nil
 }
 
 func (o *findOptions) Run(ctx context.Context) error {
@@ -277,9 +335,16 @@ func (o *findOptions) Run(ctx context.Context) error {
 	if _, err := inv.lookup(root); err != nil {
 		return err
 	}
+	props, err := o.propertyFilter(ctx, r)
+	if err != nil {
+		return err
+	}
 	var found []*api.Object
-	for _, obj := range inv.objects(o.kind, root) {
-		if ok, _ := path.Match(o.name, obj.Name()); ok {
+	for _, obj := range inv.objects("", root) {
+		if o.kinds != nil && !o.kinds[obj.Kind] {
+			continue
+		}
+		if ok, _ := path.Match(o.name, obj.Name()); ok && props(obj) {
 			found = append(found, obj)
 		}
 	}

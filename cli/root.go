@@ -129,8 +129,12 @@ var DefaultInjector func(ctx context.Context) (Injector, error)
 // errors are printed as "psc: message".
 func Run(ctx context.Context, env *Env, getenv func(string) string, args []string) int {
 	root := NewRootCommand(env, getenv)
-	root.SetArgs(NormalizeArgs(args))
-	err := root.ExecuteContext(ctx)
+	args = NormalizeArgs(args)
+	root.SetArgs(args)
+	err := unknownVerb(root, args)
+	if err == nil {
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return 0
 	}
@@ -240,7 +244,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q (psc help lists the commands)", args[0])
+				return usagef("unknown verb %q (psc help lists the verbs)", args[0])
 			}
 			return nil
 		},
@@ -283,6 +287,7 @@ func NewRootCommand(env *Env, getenv func(string) string) *cobra.Command {
 	addWorkloadCommands(env, root)
 	addLBCommands(env, root)
 	addDataPlaneCommands(env, root)
+	installGovcFlags(root)
 	return root
 }
 

@@ -12,22 +12,29 @@ import (
 	"github.com/podsphere/podsphere/api"
 )
 
-// treeOptions runs `psc tree [PATH]`.
+// treeOptions runs `psc tree [-L DEPTH] [PATH]`.
 type treeOptions struct {
-	env  *Env
-	root string
+	env   *Env
+	depth int // govc's -L: levels shown below the top; 0 for all
+	types bool
+	root  string
 }
 
 func newTreeCommand(env *Env) *cobra.Command {
 	o := &treeOptions{env: env}
-	return &cobra.Command{
-		Use:   "tree [PATH]",
+	cmd := &cobra.Command{
+		Use:   "tree [-L DEPTH] [PATH]",
 		Short: "Show the inventory as a tree: datacenters, clusters, hosts, pools, their workloads and VMs",
 		Example: `  psc tree
+  psc tree -L 2 /dc1
   psc tree /dc1/host/c1/Resources/dev`,
 		Args: maxArgs(1, "one PATH"),
 		RunE: runE(o),
 	}
+	cmd.Flags().IntVarP(&o.depth, "L", "L", 0, "show only this many levels below the top (0: all), as govc's -L")
+	// govc's -p prints each object's type; psc's tree always does.
+	cmd.Flags().BoolVarP(&o.types, "p", "p", false, "print the object type (always printed; accepted for govc)")
+	return cmd
 }
 
 func (o *treeOptions) Complete(_ *cobra.Command, args []string) error {
@@ -37,7 +44,24 @@ func (o *treeOptions) Complete(_ *cobra.Command, args []string) error {
 	return nil
 }
 
-func (o *treeOptions) Validate() error { return nil }
+func (o *treeOptions) Validate() error {
+	if o.depth < 0 {
+		return usagef("-L %d is negative", o.depth)
+	}
+	return nil
+}
+
+// prune keeps levels levels below n: tree -L 1 shows the top and what is
+// directly in it.
+func prune(n *treeNode, levels int) {
+	if levels == 0 {
+		n.Children = nil
+		return
+	}
+	for _, c := range n.Children {
+		prune(c, levels-1)
+	}
+}
 
 // treeNode is one line of the tree, and the -json form of it.
 type treeNode struct {
@@ -69,6 +93,11 @@ func (o *treeOptions) Run(ctx context.Context) error {
 		return err
 	}
 	nodes := buildTree(inv, root)
+	if o.depth > 0 {
+		for _, n := range nodes {
+			prune(n, o.depth)
+		}
+	}
 	if o.env.JSON {
 		if nodes == nil {
 			nodes = []*treeNode{}

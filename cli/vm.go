@@ -239,6 +239,8 @@ type vmPowerOptions struct {
 	env                     *Env
 	on, off, reset, suspend bool
 	shutdown, reboot        bool
+	force                   bool
+	wait                    bool
 	action                  string
 	vms                     []string
 }
@@ -249,7 +251,8 @@ func newVMPowerCommand(env *Env) *cobra.Command {
 		Use:   "vm.power -on|-off|-reset|-suspend|-s|-r VM...",
 		Short: "Change VMs' power state; a refused power-on says why",
 		Example: `  psc vm.power -on web-01 web-02
-  psc vm.power -s 'web-*'`,
+  psc vm.power -s 'web-*'
+  psc vm.power -off -force web-01`,
 		Args: minArgs(1, "at least one VM"),
 		RunE: runE(o),
 	}
@@ -260,6 +263,8 @@ func newVMPowerCommand(env *Env) *cobra.Command {
 	f.BoolVar(&o.suspend, "suspend", false, "refused: podsphere cannot suspend a VM (power it off instead)")
 	f.BoolVarP(&o.shutdown, "s", "s", false, "shut down the guest")
 	f.BoolVarP(&o.reboot, "r", "r", false, "reboot the guest")
+	f.BoolVar(&o.wait, "wait", true, "wait for the operation to complete (govc's; psc always waits, -wait=false is refused)")
+	f.BoolVar(&o.force, "force", false, "as govc: -s and -r become a hard power-off and reset, and a VM in the wrong state for the action is skipped, not an error")
 	return cmd
 }
 
@@ -281,7 +286,21 @@ func (o *vmPowerOptions) Validate() error {
 	if len(set) != 1 {
 		return usagef("vm.power: give exactly one of -on, -off, -reset, -suspend, -s, -r")
 	}
+	if !o.wait {
+		return usagef("vm.power: -wait=false is not supported: psc returns once vcenter has recorded the change and placed the VM")
+	}
 	o.action = set[0]
+	if o.force {
+		// govc -force: hard shutdown / reboot instead of the guest's own.
+		// A podsphere guest has no tools to ask, so the difference is
+		// only in the verb vcenter records (PowerOffVM_Task, ResetVM_Task).
+		switch o.action {
+		case "shutdown":
+			o.action = "off"
+		case "reboot":
+			o.action = "reset"
+		}
+	}
 	return nil
 }
 
@@ -291,7 +310,14 @@ func (o *vmPowerOptions) Run(ctx context.Context) error {
 		return err
 	}
 	for _, p := range paths {
-		if err := powerVM(ctx, r.API, o.env.Out, p, o.action); err != nil {
+		err := powerVM(ctx, r.API, o.env.Out, p, o.action)
+		if err != nil && o.force && errors.Is(err, api.ErrConflict) {
+			// govc -force ignores a state error (resetting a powered-off
+			// VM) and goes on with the next VM; say so all the same.
+			fmt.Fprintf(o.env.Err, "psc: %s: ignored (-force): %v\n", p, err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -302,6 +328,7 @@ func (o *vmPowerOptions) Run(ctx context.Context) error {
 type vmInfoOptions struct {
 	env       *Env
 	resources bool
+	waitIP    bool
 	vms       []string
 }
 
@@ -316,6 +343,7 @@ func newVMInfoCommand(env *Env) *cobra.Command {
 		RunE: runE(o),
 	}
 	cmd.Flags().BoolVarP(&o.resources, "r", "r", false, "also show resource allocation (reservation, limit, shares)")
+	cmd.Flags().BoolVar(&o.waitIP, "waitip", false, "wait until each VM has an IP address (up to "+waitIPTimeout.String()+", as govc's vm.ip)")
 	return cmd
 }
 
@@ -333,7 +361,15 @@ func (o *vmInfoOptions) Run(ctx context.Context) error {
 	}
 	objs := make([]*api.Object, 0, len(paths))
 	for _, p := range paths {
-		vm, err := r.API.Get(ctx, p)
+		var vm *api.Object
+		if o.waitIP {
+			vm, err = waitFor(ctx, r.API, p, waitIPTimeout, func(vm *api.Object) bool { return vmStatus(vm).IP != "" })
+			if err != nil {
+				err = fmt.Errorf("IP address of %s: %w", p, err)
+			}
+		} else {
+			vm, err = r.API.Get(ctx, p)
+		}
 		if err != nil {
 			return err
 		}
@@ -501,6 +537,9 @@ func (o *vmIPOptions) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// waitIPTimeout bounds vm.info -waitip; govc's vm.ip waits an hour too.
+const waitIPTimeout = time.Hour
 
 // errTimeout is a wait that ran out of time.
 var errTimeout = errors.New("timed out")

@@ -110,10 +110,12 @@ func (o *vmLogsOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// guestRunOptions runs `psc guest.run VM [-c CONTAINER] -- CMD ARGS...`.
+// guestRunOptions runs `psc guest.run VM [-c CONTAINER] -- CMD ARGS...`
+// or, as govc, `psc guest.run -vm VM CMD ARGS...`.
 type guestRunOptions struct {
 	env       *Env
 	container string
+	vmFlag    string // govc's -vm: then every argument is the command
 	vm        string
 	command   []string
 }
@@ -124,15 +126,31 @@ func newGuestRunCommand(env *Env) *cobra.Command {
 		Use:   "guest.run VM [-c CONTAINER] -- CMD [ARGS...]",
 		Short: "Run a command in a VM's container; print its output and exit with its status",
 		Example: `  psc guest.run web-01 -- wget -q -O- http://10.244.1.3/
-  psc guest.run web-01 -c sidecar -- sh -c 'echo $HOSTNAME'`,
-		Args: minArgs(2, "a VM and a command (psc guest.run VM -- CMD ARGS...)"),
+  psc guest.run web-01 -c sidecar -- sh -c 'echo $HOSTNAME'
+  psc guest.run -vm web-01 hostname`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.vmFlag != "" {
+				return minArgs(1, "a command (psc guest.run -vm VM CMD ARGS...)")(cmd, args)
+			}
+			return minArgs(2, "a VM and a command (psc guest.run VM -- CMD ARGS...)")(cmd, args)
+		},
 		RunE: runE(o),
 	}
 	cmd.Flags().StringVarP(&o.container, "container", "c", "", "container name (default: the VM's first)")
+	cmd.Flags().StringVar(&o.vmFlag, "vm", "", "the VM (govc's form: every argument is then the command; put -- before the command's own flags)")
+	cmd.Flags().StringVar(&o.vmFlag, "vm.ipath", "", "the VM by inventory path (govc's form)")
+	_ = cmd.Flags().MarkHidden("vm.ipath")
 	return cmd
 }
 
 func (o *guestRunOptions) Complete(cmd *cobra.Command, args []string) error {
+	if o.vmFlag != "" {
+		if dash := cmd.ArgsLenAtDash(); dash > 0 {
+			return usagef("guest.run: with -vm the command comes first; -- may only precede it")
+		}
+		o.vm, o.command = o.vmFlag, args
+		return nil
+	}
 	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 		if dash != 1 {
 			return usagef("guest.run: want one VM before --, got %d", dash)

@@ -164,6 +164,10 @@ func TestDatacenter(t *testing.T) {
 		if out := l.psc("guest.run", "web2", "--", "hostname"); strings.TrimSpace(out) != "web2" {
 			t.Fatalf("hostname %q", out)
 		}
+		// govc's form: the VM as -vm, every argument the command.
+		if out := l.psc("guest.run", "-vm", "web2", "hostname"); strings.TrimSpace(out) != "web2" {
+			t.Fatalf("guest.run -vm web2 hostname: %q", out)
+		}
 		if _, errOut, code := l.pscCode("guest.run", "web1", "-c", "nope", "--", "true"); code != 3 || !strings.Contains(errOut, "web1") {
 			t.Fatalf("unknown container: exit %d, %s", code, errOut)
 		}
