@@ -225,3 +225,40 @@ func TestNftDiffFollowsIngressAddress(t *testing.T) {
 		t.Errorf("the Ingress address gone: writes %d chains, want the services chain without redirects", len(c.Write))
 	}
 }
+
+// A Service deleted and another taking its cluster IP and port in the
+// same sync, with the count of Services unchanged: the newcomer gets the map element (the one gone gives it up
+// first), as a fresh generator would give it.
+func TestNftGeneratorHandsOverAnAddress(t *testing.T) {
+	st := testState()
+	gn := NewNftGenerator()
+	gn.Rules(st)
+	// web (10.96.0.10) goes; sticky, before it in path order (so remade
+	// before the generator meets the path gone), takes its address.
+	var gone, other string
+	for p, s := range st.Services {
+		switch s.Spec.ClusterIP {
+		case "10.96.0.10":
+			gone = p
+		case "10.96.0.11":
+			other = p
+		}
+	}
+	if gone == "" || other == "" {
+		t.Fatal("testState has no Service on 10.96.0.10, or no other")
+	}
+	// other changes to gone's address and port while gone is deleted.
+	s := st.Services[other].Clone()
+	s.Spec.ClusterIP, s.Spec.Ports = "10.96.0.10", slices.Clone(st.Services[gone].Spec.Ports)
+	st.Services[other] = s
+	delete(st.Services, gone)
+	// And one more, so the count of Services stays (the path gone is
+	// found only by looking each up).
+	added := st.Services[other].Clone()
+	added.Path, added.Name, added.Spec.ClusterIP = added.Path+"-2", added.Name+"-2", "10.96.0.99"
+	st.Services[added.Path] = added
+	got, want := NftText(gn.Rules(st)), NftText(NftRules(st))
+	if string(got) != string(want) {
+		t.Errorf("the reused generator's rules differ from a fresh one's:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -305,3 +305,22 @@ func BenchmarkNftSync(b *testing.B) {
 		b.ReportMetric(float64(worst.Microseconds())/1000, "worst-ms")
 	})
 }
+
+// The CPU a one-endpoint change costs on the nftables backend before the
+// netlink batch: the rules of the changed Service, the shards and the
+// diff (no root).
+func BenchmarkNftRulesOneChange10k(b *testing.B) {
+	st := bigState(10000, 5)
+	gn := lb.NewNftGenerator()
+	shardOf := map[string]uint32{}
+	was := split(gn.Rules(st), shardOf)
+	b.ResetTimer()
+	for i := range b.N {
+		moveOneEndpoint(st, i)
+		rs := split(gn.Rules(st), shardOf)
+		for k := range rs {
+			lb.NftDiff(was[k], rs[k])
+		}
+		was = rs
+	}
+}
