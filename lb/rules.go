@@ -242,6 +242,9 @@ func (gn *Generator) services(st *State, podSubnet string) *Ruleset {
 // Generator.host). Comparing them in place, rather than building a key,
 // keeps a pass over ten thousand unchanged Services near a millisecond.
 func sameRules(a, b *Service) bool {
+	if a.Version != 0 && a.Version == b.Version {
+		return a.Path == b.Path
+	}
 	as, bs := &a.Spec, &b.Spec
 	if a.Path != b.Path || as.Type != bs.Type || as.ClusterIP != bs.ClusterIP || as.ExternalTrafficPolicy != bs.ExternalTrafficPolicy ||
 		len(as.Ports) != len(bs.Ports) || len(a.Status.Subsets) != len(b.Status.Subsets) ||

@@ -46,12 +46,17 @@ type Service struct {
 	Name      string
 	Spec      api.ServiceSpec
 	Status    api.ServiceStatus
+	// Version is the object's resourceVersion (0 when unknown): two
+	// Services of one path and version are the same, so the rule
+	// generators skip comparing them field by field, which at 10,000
+	// Services was half of one change's CPU.
+	Version uint64
 }
 
 // ServiceOf decodes a Service object; a Service whose spec does not decode
 // is nil (vcenter validated it, so that is a newer vcenter's shape).
 func ServiceOf(o *api.Object) *Service {
-	s := &Service{Path: o.Path}
+	s := &Service{Path: o.Path, Version: o.ResourceVersion}
 	if err := o.DecodeSpec(&s.Spec); err != nil {
 		return nil
 	}

@@ -29,7 +29,7 @@ func bigState(nServices, nEndpoints int) *lb.State {
 		if i%10 == 0 {
 			typ, np = api.ServiceNodePort, 30000+i/10
 		}
-		s := lb.Service{Path: fmt.Sprintf("/dc1/service/team%d/svc%d", i%50, i), Namespace: fmt.Sprintf("team%d", i%50), Name: fmt.Sprintf("svc%d", i),
+		s := lb.Service{Version: uint64(i + 1), Path: fmt.Sprintf("/dc1/service/team%d/svc%d", i%50, i), Namespace: fmt.Sprintf("team%d", i%50), Name: fmt.Sprintf("svc%d", i),
 			Spec: api.ServiceSpec{Type: typ, ClusterIP: fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
 				Ports: []api.ServicePort{{Port: 80, TargetPort: api.IntOrString{IntVal: 8080}, NodePort: np}}}}
 		sub := api.EndpointSubset{Ports: []api.EndpointPort{{Port: 8080, Protocol: "TCP"}}}
@@ -49,6 +49,7 @@ func moveOneEndpoint(st *lb.State, n int) {
 	p := fmt.Sprintf("/dc1/service/team%d/svc%d", 7%50, 7)
 	s := st.Services[p].Clone()
 	s.Status.Subsets[0].Addresses[0].IP = fmt.Sprintf("10.244.9.%d", n%250+2)
+	s.Version = uint64(1_000_000 + n) // the store gives every write a new version
 	st.Services[p] = s
 }
 
