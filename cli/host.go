@@ -49,20 +49,8 @@ func (o *hostInfoOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var paths []string
-	if len(o.hosts) == 0 {
-		scope := "/"
-		if cp, err := r.clusterPath(ctx); err == nil {
-			scope = cp + "/"
-		}
-		l, err := r.API.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: scope})
-		if err != nil {
-			return err
-		}
-		for _, h := range l.Items {
-			paths = append(paths, h.Path)
-		}
-	} else if paths, err = r.Paths(ctx, api.KindHost, o.hosts); err != nil {
+	paths, err := r.hostPaths(ctx, o.hosts)
+	if err != nil {
 		return err
 	}
 	inv, err := loadInventory(ctx, r.API, "/")
@@ -122,4 +110,26 @@ func writeHostInfo(w io.Writer, infos []hostInfo, now time.Time, loc *time.Locat
 		}
 	}
 	return nil
+}
+
+// hostPaths resolves the hosts named, or with none named every host of the
+// current cluster (of the whole inventory when there is none), as govc's
+// host verbs do.
+func (r *Resolver) hostPaths(ctx context.Context, names []string) ([]string, error) {
+	if len(names) > 0 {
+		return r.Paths(ctx, api.KindHost, names)
+	}
+	scope := "/"
+	if cp, err := r.clusterPath(ctx); err == nil {
+		scope = cp + "/"
+	}
+	l, err := r.API.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: scope})
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, h := range l.Items {
+		paths = append(paths, h.Path)
+	}
+	return paths, nil
 }

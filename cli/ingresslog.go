@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/podsphere/podsphere/api"
-	"github.com/podsphere/podsphere/api/client"
 )
 
 // ingress.log prints the Ingress proxies' access logs. Each host keeps the
@@ -63,20 +62,8 @@ func (o *ingressLogOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var paths []string
-	if len(o.hosts) == 0 {
-		scope := "/"
-		if cp, err := r.clusterPath(ctx); err == nil {
-			scope = cp + "/"
-		}
-		l, err := r.API.List(ctx, client.ListOptions{Kind: api.KindHost, Prefix: scope})
-		if err != nil {
-			return err
-		}
-		for _, h := range l.Items {
-			paths = append(paths, h.Path)
-		}
-	} else if paths, err = r.Paths(ctx, api.KindHost, o.hosts); err != nil {
+	paths, err := r.hostPaths(ctx, o.hosts)
+	if err != nil {
 		return err
 	}
 	c, err := o.env.streamClient()
